@@ -1,0 +1,120 @@
+// kernels.h: the loops that the op files share (internal to autograd/, not installed).
+//
+// Tensors are contiguous and row-major, so element (i0, ..., i_{n-1}) of a tensor of shape
+// [s0, ..., s_{n-1}] sits at offset sum_d i_d * stride_d with stride_d = s_{d+1} * ... * s_{n-1}.
+// Broadcasting and reductions are both "the same walk over an output shape, with a stride of 0 along
+// the dimensions where an operand does not move"; for_each_row is that walk.
+#pragma once
+
+#include <array>
+#include <vector>
+
+#include "tensor.h"
+
+namespace ng::kernel {
+
+// Contiguous strides of `shape`.
+std::vector<int64_t> strides_of(const Shape& shape);
+
+// Strides for reading a tensor of `shape` while walking `target` (shapes right-aligned):
+// 0 along dimensions that `shape` lacks or has as size 1 (where it is broadcast).
+std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& target);
+
+// Walks `shape` one row (the last dimension) at a time. For each row, f(offsets, length) gets the
+// offset of the row's first element in each of the K operands, computed from their strides; the
+// operands' strides along the last dimension are strides[k][ndim - 1].
+template <std::size_t K, class F>
+void for_each_row(const Shape& shape, const std::array<const int64_t*, K>& strides, F&& f) {
+  const auto ndim = static_cast<int64_t>(shape.size());
+  std::array<int64_t, K> offset{};
+  if (ndim == 0) {
+    f(offset, int64_t{1});
+    return;
+  }
+  const int64_t length = shape[ndim - 1];
+  if (length == 0) return;
+  int64_t rows = 1;
+  for (int64_t d = 0; d + 1 < ndim; ++d) rows *= shape[d];
+  std::vector<int64_t> index(static_cast<std::size_t>(ndim), 0);
+  for (int64_t row = 0; row < rows; ++row) {
+    f(offset, length);
+    for (int64_t d = ndim - 2; d >= 0; --d) {  // odometer: advance the row index
+      ++index[d];
+      for (std::size_t k = 0; k < K; ++k) offset[k] += strides[k][d];
+      if (index[d] < shape[d]) break;
+      for (std::size_t k = 0; k < K; ++k) offset[k] -= strides[k][d] * shape[d];
+      index[d] = 0;
+    }
+  }
+}
+
+// out = f(a, b) elementwise, a and b broadcast to out's shape (same dtype T).
+template <class T, class F> void binary(const Tensor& a, const Tensor& b, Tensor& out, F f) {
+  const T* pa = a.data<T>();
+  const T* pb = b.data<T>();
+  T* po = out.data<T>();
+  const int64_t n = out.numel();
+  if (a.numel() == n && b.numel() == n) {  // same shape: one flat loop
+    for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
+    return;
+  }
+  if (b.numel() == 1) {
+    const T vb = pb[0];
+    if (a.numel() == n) {
+      for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], vb);
+      return;
+    }
+  }
+  if (a.numel() == 1 && b.numel() == n) {
+    const T va = pa[0];
+    for (int64_t i = 0; i < n; ++i) po[i] = f(va, pb[i]);
+    return;
+  }
+  const auto sa = broadcast_strides(a.shape(), out.shape());
+  const auto sb = broadcast_strides(b.shape(), out.shape());
+  const int64_t last = out.dim() - 1;
+  const int64_t ia = sa[last], ib = sb[last];
+  int64_t row_start = 0;
+  for_each_row<2>(out.shape(), {sa.data(), sb.data()}, [&](const std::array<int64_t, 2>& off, int64_t len) {
+    const T* ra = pa + off[0];
+    const T* rb = pb + off[1];
+    T* ro = po + row_start;
+    if (ia == 1 && ib == 1)
+      for (int64_t j = 0; j < len; ++j) ro[j] = f(ra[j], rb[j]);
+    else if (ia == 1)
+      for (int64_t j = 0; j < len; ++j) ro[j] = f(ra[j], rb[0]);
+    else if (ib == 1)
+      for (int64_t j = 0; j < len; ++j) ro[j] = f(ra[0], rb[j]);
+    else
+      for (int64_t j = 0; j < len; ++j) ro[j] = f(ra[0], rb[0]);
+    row_start += len;
+  });
+}
+
+// out = f(x) elementwise.
+template <class T, class F> void unary(const Tensor& x, Tensor& out, F f) {
+  const T* px = x.data<T>();
+  T* po = out.data<T>();
+  for (int64_t i = 0, n = out.numel(); i < n; ++i) po[i] = f(px[i]);
+}
+
+// A new tensor f(a, b) for two tensors of the same shape and dtype (backward formulas).
+template <class F> Tensor zip(const Tensor& a, const Tensor& b, F f) {
+  Tensor out = empty(a.shape(), a.dtype());
+  dispatch_float("backward", a.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* pa = a.data<T>();
+    const T* pb = b.data<T>();
+    T* po = out.data<T>();
+    for (int64_t i = 0, n = out.numel(); i < n; ++i) po[i] = f(pa[i], pb[i]);
+  });
+  return out;
+}
+
+// Splits a shape around `dim` into (outer, size, inner): element (o, k, i) is at (o * size + k) * inner + i.
+struct AroundDim {
+  int64_t outer = 1, size = 1, inner = 1;
+};
+AroundDim around_dim(const Shape& shape, int64_t dim);
+
+}  // namespace ng::kernel

@@ -1,0 +1,90 @@
+// ops.h: the primitive operations on tensors, each differentiable.
+//
+// Every op here computes its forward with a plain loop (kernels in the .cpp files) and, when an input
+// requires grad, records a node whose backward is written beside the forward with its derivative as
+// a formula. Everything in nn/ (BatchNorm included) is composed from these.
+//
+//   elementwise (ops_elementwise.cpp): add sub mul div neg pow sqrt exp log abs relu sigmoid tanh
+//   reductions  (ops_reduce.cpp):      sum mean max log_softmax
+//   shape       (ops_shape.cpp):       reshape permute transpose unsqueeze squeeze cat slice index_select broadcast_to
+//   matmul      (ops_matmul.cpp)
+//
+// Binary elementwise ops broadcast by NumPy's rules: shapes are aligned at the right, and a size-1 (or
+// missing) dimension stretches to the other's size. Their backward sums each gradient back down to
+// its input's shape (sum_to).
+#pragma once
+
+#include "tensor.h"
+
+namespace ng {
+
+// ---- elementwise ----------------------------------------------------------------------------------
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor neg(const Tensor& x);
+Tensor pow(const Tensor& x, double exponent);
+Tensor pow(const Tensor& base, const Tensor& exponent);
+Tensor sqrt(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& x);
+// A scalar on either side becomes a 0-dim tensor of the other operand's dtype.
+Tensor operator+(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(const Tensor& a, double b);
+Tensor operator/(double a, const Tensor& b);
+
+// The shape two shapes broadcast to, or an Error naming `op` and both shapes.
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
+
+// ---- reductions -----------------------------------------------------------------------------------
+Tensor sum(const Tensor& x);  // all elements -> 0-dim
+Tensor sum(const Tensor& x, std::vector<int64_t> dims, bool keepdim = false);
+Tensor mean(const Tensor& x);
+Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim = false);
+// Sums a (broadcast) gradient down to `shape`: the backward of broadcasting.
+Tensor sum_to(const Tensor& x, const Shape& shape);
+
+struct MaxResult {
+  Tensor values;   // differentiable; the gradient flows to the first maximal element
+  Tensor indices;  // int64, where the maxima were
+};
+MaxResult max(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);
+// log(softmax(x)) along dim, computed as x - max - log(sum(exp(x - max))) so it never overflows.
+Tensor log_softmax(const Tensor& x, int64_t dim);
+
+// ---- shape ----------------------------------------------------------------------------------------
+Tensor reshape(const Tensor& x, Shape shape);  // one size may be -1; shares the buffer
+Tensor view(const Tensor& x, Shape shape);     // same as reshape (storage is always contiguous)
+Tensor permute(const Tensor& x, std::vector<int64_t> dims);  // copies into the new order
+Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1);
+Tensor unsqueeze(const Tensor& x, int64_t dim);
+Tensor squeeze(const Tensor& x, int64_t dim);
+Tensor squeeze(const Tensor& x);  // all size-1 dimensions
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
+Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end);  // [start, end), step 1
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);  // index: 1-D int64
+Tensor broadcast_to(const Tensor& x, const Shape& shape);
+
+// ---- matmul ---------------------------------------------------------------------------------------
+// [n,k]@[k,m] -> [n,m];  [b,n,k]@[b,k,m] -> [b,n,m] (one side may be 2-D: it is shared by the batch);
+// [k]@[k] -> [] (dot);  [n,k]@[k] -> [n];  [k]@[k,m] -> [m].
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+}  // namespace ng

@@ -1,0 +1,230 @@
+// ops_reduce.cpp: reductions (sum, mean, max) and log_softmax, each with its backward.
+//
+// Sums accumulate in double whatever the dtype, so that float32 batch statistics (BatchNorm's mean
+// and variance) lose as little as possible.
+#include <cmath>
+#include <limits>
+
+#include "graph.h"
+#include "kernels.h"
+#include "ops.h"
+
+namespace ng {
+
+using Grads = std::vector<Tensor>;
+
+namespace {
+
+// Which dims are reduced (all of them when `dims` is empty), checked and normalized.
+std::vector<bool> reduced_dims(const char* op, const Tensor& x, const std::vector<int64_t>& dims) {
+  std::vector<bool> reduced(static_cast<std::size_t>(x.dim()), dims.empty());
+  for (int64_t d : dims) {
+    int64_t nd = normalize_dim(op, d, x.dim());
+    if (reduced[nd]) throw Error(std::string(op) + ": dim " + std::to_string(d) + " appears twice in the list of dims");
+    reduced[nd] = true;
+  }
+  return reduced;
+}
+
+// The output shape with reduced dims kept as 1 (keepdim) or dropped.
+Shape reduced_shape(const Shape& shape, const std::vector<bool>& reduced, bool keepdim) {
+  Shape out;
+  for (std::size_t d = 0; d < shape.size(); ++d)
+    if (!reduced[d])
+      out.push_back(shape[d]);
+    else if (keepdim)
+      out.push_back(1);
+  return out;
+}
+
+// x: any shape -> out: reduced_shape(x, reduced, keepdim), out = scale * (sum over the reduced dims).
+Tensor sum_kernel(const char* op, const Tensor& x, const std::vector<bool>& reduced, bool keepdim, double scale) {
+  const Shape kept = reduced_shape(x.shape(), reduced, true);
+  Tensor out = empty(reduced_shape(x.shape(), reduced, keepdim), x.dtype());
+  std::vector<double> acc(static_cast<std::size_t>(out.numel()), 0.0);
+  dispatch_float(op, x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data<T>();
+    if (x.dim() == 0) {
+      acc[0] = px[0];
+    } else {
+      const auto out_strides = kernel::broadcast_strides(kept, x.shape());
+      const bool row_reduced = reduced.back();
+      int64_t row_start = 0;
+      kernel::for_each_row<1>(x.shape(), {out_strides.data()}, [&](const std::array<int64_t, 1>& off, int64_t len) {
+        const T* row = px + row_start;
+        double* dst = acc.data() + off[0];
+        if (row_reduced) {
+          double s = 0;
+          for (int64_t j = 0; j < len; ++j) s += row[j];
+          *dst += s;
+        } else {
+          for (int64_t j = 0; j < len; ++j) dst[j] += row[j];
+        }
+        row_start += len;
+      });
+    }
+    T* po = out.data<T>();
+    for (int64_t i = 0; i < out.numel(); ++i) po[i] = static_cast<T>(acc[i] * scale);
+  });
+  return out;
+}
+
+int64_t reduced_count(const Shape& shape, const std::vector<bool>& reduced) {
+  int64_t count = 1;
+  for (std::size_t d = 0; d < shape.size(); ++d)
+    if (reduced[d]) count *= shape[d];
+  return count;
+}
+
+// Spreads g (the gradient of a reduction) back over the input's shape: every input element that was
+// summed receives the gradient of the sum it went into.
+Tensor expand_back(const Tensor& g, const Shape& input_shape, const std::vector<bool>& reduced) {
+  return broadcast_to(reshape(g, reduced_shape(input_shape, reduced, true)), input_shape);
+}
+
+}  // namespace
+
+// out = sum_i x_i over the reduced dims      d out / d x_i = 1
+Tensor sum(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  auto reduced = reduced_dims("sum", x, dims);
+  Tensor out = sum_kernel("sum", x, reduced, keepdim, 1.0);
+  if (any_requires_grad({&x}))
+    record(out, "sum", {&x}, [shape = x.shape(), reduced](const Tensor& g, const Node&) {
+      return Grads{expand_back(g, shape, reduced)};
+    });
+  return out;
+}
+Tensor sum(const Tensor& x) { return sum(x, {}, false); }
+
+// out = (1/m) sum_i x_i over the m reduced elements      d out / d x_i = 1/m
+Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  auto reduced = reduced_dims("mean", x, dims);
+  const int64_t m = reduced_count(x.shape(), reduced);
+  if (m == 0) throw Error("mean: reducing " + shape_str(x.shape()) + " over zero elements; expected a non-empty tensor");
+  Tensor out = sum_kernel("mean", x, reduced, keepdim, 1.0 / static_cast<double>(m));
+  if (any_requires_grad({&x}))
+    record(out, "mean", {&x}, [shape = x.shape(), reduced, m](const Tensor& g, const Node&) {
+      return Grads{expand_back(g / static_cast<double>(m), shape, reduced)};
+    });
+  return out;
+}
+Tensor mean(const Tensor& x) { return mean(x, {}, false); }
+
+Tensor sum_to(const Tensor& x, const Shape& shape) {
+  if (x.shape() == shape) return x;
+  const auto lead = static_cast<int64_t>(x.shape().size()) - static_cast<int64_t>(shape.size());
+  if (lead < 0) throw Error("sum_to: cannot sum " + shape_str(x.shape()) + " to the larger rank of " + shape_str(shape));
+  std::vector<int64_t> dims;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    if (d < lead) {
+      dims.push_back(d);
+    } else if (shape[d - lead] != x.shape()[d]) {
+      if (shape[d - lead] != 1)
+        throw Error("sum_to: " + shape_str(x.shape()) + " does not broadcast from " + shape_str(shape));
+      dims.push_back(d);
+    }
+  }
+  if (dims.empty()) return reshape(x, shape);
+  return reshape(sum(x, dims, true), shape);
+}
+
+// values = max_k x[.., k, ..]; d values / d x = 1 at the (first) argmax, 0 elsewhere.
+MaxResult max(const Tensor& x, int64_t dim, bool keepdim) {
+  if (x.dim() == 0) throw Error("max: needs a tensor with at least one dimension; got a 0-dim tensor");
+  const int64_t d = normalize_dim("max", dim, x.dim());
+  const auto [outer, size, inner] = kernel::around_dim(x.shape(), d);
+  if (size == 0) throw Error("max: dim " + std::to_string(dim) + " of shape " + shape_str(x.shape()) + " is empty");
+  std::vector<bool> reduced(static_cast<std::size_t>(x.dim()), false);
+  reduced[d] = true;
+  const Shape out_shape = reduced_shape(x.shape(), reduced, keepdim);
+  Tensor values = empty(out_shape, x.dtype()), indices = empty(out_shape, int64);
+  int64_t* pi = indices.data<int64_t>();
+  dispatch_float("max", x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data<T>();
+    T* pv = values.data<T>();
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < inner; ++i) {
+        const T* column = px + o * size * inner + i;
+        int64_t best = 0;
+        for (int64_t k = 1; k < size; ++k)
+          if (column[k * inner] > column[best * inner] || std::isnan(column[k * inner])) best = k;
+        pv[o * inner + i] = column[best * inner];
+        pi[o * inner + i] = best;
+      }
+  });
+  if (any_requires_grad({&x}))
+    record(values, "max", {&x}, [shape = x.shape(), indices = indices.detach(), outer, size, inner](const Tensor& g, const Node&) {
+      Tensor dx = zeros(shape, g.dtype());
+      dispatch_float("max", g.dtype(), [&](auto zero) {
+        using T = decltype(zero);
+        const T* pg = g.data<T>();
+        const int64_t* idx = indices.data<int64_t>();
+        T* pd = dx.data<T>();
+        for (int64_t o = 0; o < outer; ++o)
+          for (int64_t i = 0; i < inner; ++i) pd[(o * size + idx[o * inner + i]) * inner + i] += pg[o * inner + i];
+      });
+      return Grads{dx};
+    });
+  return {values, indices};
+}
+
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
+  NoGradGuard no_grad;
+  return max(x, dim, keepdim).indices;
+}
+
+// y_k = x_k - m - ln(sum_j e^(x_j - m)), with m = max_j x_j so no exponent is positive.
+// dy_k/dx_j = [k = j] - softmax_j, so dx_j = g_j - softmax_j * sum_k g_k, with softmax = e^y.
+Tensor log_softmax(const Tensor& x, int64_t dim) {
+  if (x.dim() == 0) throw Error("log_softmax: needs a tensor with at least one dimension; got a 0-dim tensor");
+  const int64_t d = normalize_dim("log_softmax", dim, x.dim());
+  const auto [outer, size, inner] = kernel::around_dim(x.shape(), d);
+  Tensor out = empty(x.shape(), x.dtype());
+  dispatch_float("log_softmax", x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data<T>();
+    T* py = out.data<T>();
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < inner; ++i) {
+        const T* xs = px + o * size * inner + i;
+        T* ys = py + o * size * inner + i;
+        T m = -std::numeric_limits<T>::infinity();
+        for (int64_t k = 0; k < size; ++k) m = std::max(m, xs[k * inner]);
+        double s = 0;
+        for (int64_t k = 0; k < size; ++k) s += std::exp(static_cast<double>(xs[k * inner] - m));
+        const T log_sum = static_cast<T>(std::log(s));
+        for (int64_t k = 0; k < size; ++k) ys[k * inner] = xs[k * inner] - m - log_sum;
+      }
+  });
+  if (any_requires_grad({&x}))
+    record(out, "log_softmax", {&x}, [out = out.detach(), outer, size, inner](const Tensor& g, const Node&) {
+      Tensor dx = empty(out.shape(), out.dtype());
+      dispatch_float("log_softmax", out.dtype(), [&](auto zero) {
+        using T = decltype(zero);
+        const T* pg = g.data<T>();
+        const T* py = out.data<T>();
+        T* pd = dx.data<T>();
+        for (int64_t o = 0; o < outer; ++o)
+          for (int64_t i = 0; i < inner; ++i) {
+            const int64_t base = o * size * inner + i;
+            double g_sum = 0;
+            for (int64_t k = 0; k < size; ++k) g_sum += pg[base + k * inner];
+            for (int64_t k = 0; k < size; ++k) {
+              const int64_t at = base + k * inner;
+              pd[at] = static_cast<T>(pg[at] - std::exp(py[at]) * g_sum);
+            }
+          }
+      });
+      return Grads{dx};
+    });
+  return out;
+}
+
+Tensor Tensor::sum() const { return ng::sum(*this); }
+Tensor Tensor::sum(std::vector<int64_t> dims, bool keepdim) const { return ng::sum(*this, std::move(dims), keepdim); }
+Tensor Tensor::mean() const { return ng::mean(*this); }
+Tensor Tensor::mean(std::vector<int64_t> dims, bool keepdim) const { return ng::mean(*this, std::move(dims), keepdim); }
+
+}  // namespace ng

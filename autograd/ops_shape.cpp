@@ -1,0 +1,253 @@
+// ops_shape.cpp: ops that move elements without arithmetic, each with its backward.
+//
+// Storage is always contiguous, so reshape (and view, squeeze, unsqueeze) share the input's buffer,
+// while permute, cat, slice and index_select copy. Every backward here routes the gradient back to
+// where each element came from.
+#include <algorithm>
+#include <cstring>
+
+#include "graph.h"
+#include "kernels.h"
+#include "ops.h"
+
+namespace ng {
+
+using Grads = std::vector<Tensor>;
+
+// Same numbers, new shape (one size may be -1 and is inferred).   d reshape(x)/dx: reshape g back.
+Tensor reshape(const Tensor& x, Shape shape) {
+  int64_t known = 1, infer_at = -1;
+  for (std::size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == -1) {
+      if (infer_at >= 0) throw Error("reshape: more than one -1 in " + shape_str(shape));
+      infer_at = static_cast<int64_t>(d);
+    } else if (shape[d] < 0) {
+      throw Error("reshape: negative size in " + shape_str(shape));
+    } else {
+      known *= shape[d];
+    }
+  }
+  if (infer_at >= 0 && known != 0 && x.numel() % known == 0) shape[infer_at] = x.numel() / known;
+  if (shape_numel(shape) != x.numel() || (infer_at >= 0 && shape[infer_at] < 0))
+    throw Error("reshape: cannot view " + shape_str(x.shape()) + " (" + std::to_string(x.numel()) + " elements) as " +
+                shape_str(shape));
+  if (shape == x.shape() && !any_requires_grad({&x})) return x;
+  Tensor out = x.detach();
+  out.impl()->shape = shape;
+  if (any_requires_grad({&x}))
+    record(out, "reshape", {&x}, [in_shape = x.shape()](const Tensor& g, const Node&) {
+      return Grads{reshape(g, in_shape)};
+    });
+  return out;
+}
+Tensor view(const Tensor& x, Shape shape) { return reshape(x, std::move(shape)); }
+
+// out[i_dims[0], ..., i_dims[n-1]] = x[i_0, ..., i_{n-1}]   backward: permute g by the inverse order.
+Tensor permute(const Tensor& x, std::vector<int64_t> dims) {
+  const int64_t n = x.dim();
+  if (static_cast<int64_t>(dims.size()) != n)
+    throw Error("permute: " + std::to_string(dims.size()) + " dims given for a tensor of shape " + shape_str(x.shape()));
+  std::vector<bool> seen(static_cast<std::size_t>(n), false);
+  Shape out_shape(static_cast<std::size_t>(n));
+  const auto in_strides = kernel::strides_of(x.shape());
+  std::vector<int64_t> read_strides(static_cast<std::size_t>(n));  // input stride along each output dim
+  for (int64_t d = 0; d < n; ++d) {
+    dims[d] = normalize_dim("permute", dims[d], n);
+    if (seen[dims[d]]) throw Error("permute: dim " + std::to_string(dims[d]) + " repeated; expected a permutation");
+    seen[dims[d]] = true;
+    out_shape[d] = x.shape()[dims[d]];
+    read_strides[d] = in_strides[dims[d]];
+  }
+  Tensor out = empty(out_shape, x.dtype());
+  const std::size_t elem = dtype_size(x.dtype());
+  const auto* src = static_cast<const unsigned char*>(x.raw_data());
+  auto* dst = static_cast<unsigned char*>(out.raw_data());
+  if (n > 0) {
+    const int64_t step = read_strides[n - 1];
+    int64_t written = 0;
+    kernel::for_each_row<1>(out_shape, {read_strides.data()}, [&](const std::array<int64_t, 1>& off, int64_t len) {
+      for (int64_t j = 0; j < len; ++j, ++written)
+        std::memcpy(dst + written * elem, src + (off[0] + j * step) * elem, elem);
+    });
+  } else {
+    std::memcpy(dst, src, elem);
+  }
+  if (any_requires_grad({&x})) {
+    std::vector<int64_t> inverse(static_cast<std::size_t>(n));
+    for (int64_t d = 0; d < n; ++d) inverse[dims[d]] = d;
+    record(out, "permute", {&x}, [inverse](const Tensor& g, const Node&) { return Grads{permute(g, inverse)}; });
+  }
+  return out;
+}
+
+Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
+  std::vector<int64_t> dims(static_cast<std::size_t>(x.dim()));
+  for (int64_t d = 0; d < x.dim(); ++d) dims[d] = d;
+  std::swap(dims[normalize_dim("transpose", dim0, x.dim())], dims[normalize_dim("transpose", dim1, x.dim())]);
+  return permute(x, dims);
+}
+
+Tensor unsqueeze(const Tensor& x, int64_t dim) {
+  Shape shape = x.shape();
+  shape.insert(shape.begin() + normalize_dim("unsqueeze", dim, x.dim() + 1), 1);
+  return reshape(x, shape);
+}
+
+Tensor squeeze(const Tensor& x, int64_t dim) {
+  Shape shape = x.shape();
+  const int64_t d = normalize_dim("squeeze", dim, x.dim());
+  if (shape[d] != 1) return x;  // as PyTorch: squeezing a dim that is not 1 leaves the tensor alone
+  shape.erase(shape.begin() + d);
+  return reshape(x, shape);
+}
+
+Tensor squeeze(const Tensor& x) {
+  Shape shape;
+  for (int64_t s : x.shape())
+    if (s != 1) shape.push_back(s);
+  return reshape(x, shape);
+}
+
+// Copies a block [outer, size, inner] of `src` into `dst` at position `at` along the middle dim of
+// `dst`, whose middle size is dst_size.  Used by cat (forward) and slice (backward), and in reverse
+// (dst -> src) by slice (forward) and cat (backward).
+static void copy_block(const Tensor& from, int64_t from_size, int64_t from_at, Tensor& to, int64_t to_size, int64_t to_at,
+                       int64_t outer, int64_t count, int64_t inner) {
+  const std::size_t elem = dtype_size(from.dtype());
+  const auto* src = static_cast<const unsigned char*>(from.raw_data());
+  auto* dst = static_cast<unsigned char*>(to.raw_data());
+  for (int64_t o = 0; o < outer; ++o)
+    std::memcpy(dst + ((o * to_size + to_at) * inner) * elem, src + ((o * from_size + from_at) * inner) * elem,
+                static_cast<std::size_t>(count * inner) * elem);
+}
+
+// out = [x_0, x_1, ...] along dim.   The gradient of x_i is the slice of g where x_i was placed.
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
+  if (tensors.empty()) throw Error("cat: expected at least one tensor, got none");
+  const Tensor& first = tensors[0];
+  const int64_t d = normalize_dim("cat", dim, first.dim());
+  Shape out_shape = first.shape();
+  out_shape[d] = 0;
+  for (const Tensor& t : tensors) {
+    Shape a = t.shape(), b = first.shape();
+    if (t.dtype() != first.dtype() || t.dim() != first.dim() || (a[d] = 0, b[d] = 0, a != b))
+      throw Error("cat: tensor of shape " + shape_str(t.shape()) + " " + dtype_name(t.dtype()) +
+                  " does not match the first, " + shape_str(first.shape()) + " " + dtype_name(first.dtype()) +
+                  ", outside dim " + std::to_string(d));
+    out_shape[d] += t.shape()[d];
+  }
+  Tensor out = empty(out_shape, first.dtype());
+  const auto [outer, total, inner] = kernel::around_dim(out_shape, d);
+  std::vector<int64_t> starts;
+  int64_t at = 0;
+  for (const Tensor& t : tensors) {
+    starts.push_back(at);
+    copy_block(t, t.shape()[d], 0, out, total, at, outer, t.shape()[d], inner);
+    at += t.shape()[d];
+  }
+  std::vector<const Tensor*> inputs;
+  bool needs = false;
+  for (const Tensor& t : tensors) {
+    inputs.push_back(&t);
+    needs = needs || any_requires_grad({&t});
+  }
+  if (needs) {
+    std::vector<int64_t> sizes;
+    for (const Tensor& t : tensors) sizes.push_back(t.shape()[d]);
+    record(out, "cat", inputs, [d, starts, sizes](const Tensor& g, const Node& n) {
+      Grads grads(sizes.size());
+      for (std::size_t i = 0; i < sizes.size(); ++i)
+        if (n.needs_grad(i)) grads[i] = slice(g, d, starts[i], starts[i] + sizes[i]);
+      return grads;
+    });
+  }
+  return out;
+}
+
+// out = x[..., start:end, ...] along dim.   The gradient is g placed back at [start, end), zero elsewhere.
+Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end) {
+  const int64_t d = normalize_dim("slice", dim, x.dim());
+  const int64_t n = x.shape()[d];
+  if (start < 0) start += n;
+  if (end < 0) end += n;
+  if (start < 0 || end > n || start > end)
+    throw Error("slice: range [" + std::to_string(start) + ", " + std::to_string(end) + ") is outside dim " +
+                std::to_string(d) + " of shape " + shape_str(x.shape()) + " (size " + std::to_string(n) + ")");
+  Shape out_shape = x.shape();
+  out_shape[d] = end - start;
+  Tensor out = empty(out_shape, x.dtype());
+  const auto [outer, size, inner] = kernel::around_dim(x.shape(), d);
+  copy_block(x, size, start, out, end - start, 0, outer, end - start, inner);
+  if (any_requires_grad({&x}))
+    record(out, "slice", {&x}, [shape = x.shape(), start, outer, size, inner](const Tensor& g, const Node&) {
+      Tensor dx = zeros(shape, g.dtype());
+      const int64_t count = g.numel() / (outer * inner);
+      copy_block(g, count, 0, dx, size, start, outer, count, inner);
+      return Grads{dx};
+    });
+  return out;
+}
+
+// out[.., i, ..] = x[.., index[i], ..] along dim.   backward: dx[.., index[i], ..] += g[.., i, ..]
+// (an index that repeats receives the sum of its gradients).
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
+  const int64_t d = normalize_dim("index_select", dim, x.dim());
+  if (index.dtype() != int64 || index.dim() != 1)
+    throw Error("index_select: index must be a 1-D int64 tensor; got " + shape_str(index.shape()) + " " +
+                dtype_name(index.dtype()));
+  const auto [outer, size, inner] = kernel::around_dim(x.shape(), d);
+  const int64_t count = index.numel();
+  const int64_t* idx = index.data<int64_t>();
+  for (int64_t i = 0; i < count; ++i)
+    if (idx[i] < 0 || idx[i] >= size)
+      throw Error("index_select: index " + std::to_string(idx[i]) + " is out of range for dim " + std::to_string(d) +
+                  " of shape " + shape_str(x.shape()) + " (size " + std::to_string(size) + ")");
+  Shape out_shape = x.shape();
+  out_shape[d] = count;
+  Tensor out = empty(out_shape, x.dtype());
+  for (int64_t i = 0; i < count; ++i) copy_block(x, size, idx[i], out, count, i, outer, 1, inner);
+  if (any_requires_grad({&x}))
+    record(out, "index_select", {&x}, [shape = x.shape(), index = index.detach(), outer, size, inner](const Tensor& g, const Node&) {
+      Tensor dx = zeros(shape, g.dtype());
+      dispatch_float("index_select", g.dtype(), [&](auto zero) {
+        using T = decltype(zero);
+        const T* pg = g.data<T>();
+        const int64_t* ids = index.data<int64_t>();
+        T* pd = dx.data<T>();
+        const int64_t count = index.numel();
+        for (int64_t o = 0; o < outer; ++o)
+          for (int64_t i = 0; i < count; ++i)
+            for (int64_t j = 0; j < inner; ++j) pd[(o * size + ids[i]) * inner + j] += pg[(o * count + i) * inner + j];
+      });
+      return Grads{dx};
+    });
+  return out;
+}
+
+// Copies x into the larger `shape` it broadcasts to.   backward: sum_to(g, x.shape).
+Tensor broadcast_to(const Tensor& x, const Shape& shape) {
+  if (broadcast_shapes("broadcast_to", x.shape(), shape) != shape)
+    throw Error("broadcast_to: " + shape_str(x.shape()) + " cannot be broadcast to " + shape_str(shape));
+  if (x.shape() == shape) return x;
+  Tensor out = empty(shape, x.dtype());
+  dispatch_float("broadcast_to", x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    kernel::binary<T>(x, scalar(0, x.dtype()), out, [](T v, T) { return v; });
+  });
+  if (any_requires_grad({&x}))
+    record(out, "broadcast_to", {&x}, [in_shape = x.shape()](const Tensor& g, const Node&) { return Grads{sum_to(g, in_shape)}; });
+  return out;
+}
+
+Tensor Tensor::reshape(Shape shape) const { return ng::reshape(*this, std::move(shape)); }
+Tensor Tensor::view(Shape shape) const { return ng::view(*this, std::move(shape)); }
+Tensor Tensor::transpose(int64_t dim0, int64_t dim1) const { return ng::transpose(*this, dim0, dim1); }
+Tensor Tensor::t() const {
+  if (dim() != 2) throw Error("t: expected a 2-D tensor, got shape " + shape_str(shape()));
+  return ng::transpose(*this, 0, 1);
+}
+Tensor Tensor::permute(std::vector<int64_t> dims) const { return ng::permute(*this, std::move(dims)); }
+Tensor Tensor::unsqueeze(int64_t dim) const { return ng::unsqueeze(*this, dim); }
+Tensor Tensor::squeeze(int64_t dim) const { return ng::squeeze(*this, dim); }
+
+}  // namespace ng

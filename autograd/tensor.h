@@ -1,0 +1,214 @@
+// tensor.h: the Tensor, normgrad's one data type.
+//
+// A Tensor is a handle (a shared pointer) to a TensorImpl: a shape, a dtype and a contiguous row-major
+// buffer (Storage). Copying a Tensor copies the handle, not the numbers, as in PyTorch. A tensor that
+// requires grad and was produced by an op remembers the op in `grad_fn` (a Node of the graph, graph.h);
+// a leaf that requires grad collects its gradient in `grad()`.
+//
+// This file is the bottom of the stack: it knows shapes, dtypes and memory, nothing about ops.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <iosfwd>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ng {
+
+// Every error normgrad raises on bad input: the message names the operation, what it got and what it expected.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// float32 is the default, as in PyTorch; float64 is there for gradient checks; int64 holds indices
+// and class labels (no gradients flow through it).
+enum class Dtype { float32, float64, int64 };
+inline constexpr Dtype float32 = Dtype::float32;
+inline constexpr Dtype float64 = Dtype::float64;
+inline constexpr Dtype int64 = Dtype::int64;
+
+const char* dtype_name(Dtype dtype);
+std::size_t dtype_size(Dtype dtype);
+
+using Shape = std::vector<int64_t>;
+
+// "[60, 784]"
+std::string shape_str(const Shape& shape);
+// Product of the sizes; 1 for a 0-dim (scalar) shape.
+int64_t shape_numel(const Shape& shape);
+// Turns a possibly negative dim (-1 = last) into 0..ndim-1, or throws naming `op`.
+int64_t normalize_dim(const char* op, int64_t dim, int64_t ndim);
+
+// The bytes behind one or more tensors, 64-byte aligned so that loops over them vectorize.
+struct Storage {
+  explicit Storage(std::size_t bytes);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  void* data;
+  std::size_t bytes;
+};
+// How many Storage buffers are alive: tests use it to prove a training step leaves nothing behind.
+int64_t live_storages();
+
+struct Node;
+struct TensorImpl;
+
+struct BackwardOptions {
+  bool retain_graph = false;  // keep the graph's saved buffers so backward can run through it again
+};
+
+class Tensor {
+ public:
+  Tensor() = default;  // an undefined tensor (like a null pointer); defined() is false
+  explicit Tensor(std::shared_ptr<TensorImpl> impl);
+
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const;
+  int64_t dim() const;
+  int64_t numel() const;
+  int64_t size(int64_t dim) const;  // dim may be negative
+  Dtype dtype() const;
+
+  // Raw access to the buffer; T must match dtype() (float, double or int64_t).
+  template <class T> T* data();
+  template <class T> const T* data() const;
+  void* raw_data() const;
+
+  // The value of a one-element tensor, as a double.
+  double item() const;
+  // Element access for tests and small programs (slow: one bounds check per call).
+  double at(std::initializer_list<int64_t> index) const;
+  void set(std::initializer_list<int64_t> index, double value);
+  // All elements in row-major order, converted to double.
+  std::vector<double> to_vector() const;
+
+  Tensor to(Dtype dtype) const;  // a copy in another dtype (records a node so gradients flow back)
+  Tensor clone() const;          // a copy of the numbers (records a node)
+  Tensor detach() const;         // the same numbers, cut from the graph
+
+  bool requires_grad() const;
+  Tensor& requires_grad_(bool enabled = true);  // only on leaves
+  bool is_leaf() const;
+  const std::shared_ptr<Node>& grad_fn() const;
+
+  // The accumulated gradient of a leaf (undefined until a backward reaches it).
+  Tensor grad() const;
+  void set_grad(const Tensor& grad);
+  void zero_grad();  // drops the gradient, as PyTorch's zero_grad(set_to_none=True)
+
+  // Reverse mode from this tensor: it must hold one element, or an upstream gradient of its shape is given.
+  void backward(BackwardOptions options = {}) const;
+  void backward(const Tensor& upstream, BackwardOptions options = {}) const;
+
+  // A name shown by printing and by to_dot (parameters get theirs from nn::Module).
+  Tensor& set_name(std::string name);
+  const std::string& name() const;
+
+  // Method forms of common ops (defined in ops.cpp files), so model code reads like PyTorch.
+  Tensor sum() const;
+  Tensor sum(std::vector<int64_t> dims, bool keepdim = false) const;
+  Tensor mean() const;
+  Tensor mean(std::vector<int64_t> dims, bool keepdim = false) const;
+  Tensor pow(double exponent) const;
+  Tensor sqrt() const;
+  Tensor exp() const;
+  Tensor log() const;
+  Tensor abs() const;
+  Tensor relu() const;
+  Tensor sigmoid() const;
+  Tensor tanh() const;
+  Tensor reshape(Shape shape) const;
+  Tensor view(Shape shape) const;
+  Tensor transpose(int64_t dim0, int64_t dim1) const;
+  Tensor t() const;  // transpose of a 2-D tensor
+  Tensor permute(std::vector<int64_t> dims) const;
+  Tensor unsqueeze(int64_t dim) const;
+  Tensor squeeze(int64_t dim) const;
+  Tensor matmul(const Tensor& other) const;
+
+  TensorImpl* impl() const { return impl_.get(); }
+  const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
+
+ private:
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+struct TensorImpl {
+  Shape shape;
+  Dtype dtype = float32;
+  int64_t numel = 0;
+  std::shared_ptr<Storage> storage;
+  bool requires_grad = false;
+  std::shared_ptr<Node> grad_fn;          // set on results of ops that need gradients
+  std::weak_ptr<Node> grad_accumulator;   // leaves: the graph node that adds into `grad` (graph.cpp)
+  Tensor grad;                            // leaves: the accumulated gradient
+  std::string name;
+};
+
+// ---- factories ------------------------------------------------------------------------------------
+// A new tensor with uninitialized contents (kernels fill it).
+Tensor empty(const Shape& shape, Dtype dtype = float32);
+Tensor zeros(const Shape& shape, Dtype dtype = float32);
+Tensor ones(const Shape& shape, Dtype dtype = float32);
+Tensor full(const Shape& shape, double value, Dtype dtype = float32);
+Tensor scalar(double value, Dtype dtype = float32);  // 0-dim
+// 0, 1, ..., n-1 (or start, start+step, ... below end)
+Tensor arange(int64_t n, Dtype dtype = float32);
+Tensor arange(double start, double end, double step = 1, Dtype dtype = float32);
+// Uniform in [0, 1) and standard normal, from the generator seeded by manual_seed.
+Tensor rand(const Shape& shape, Dtype dtype = float32);
+Tensor randn(const Shape& shape, Dtype dtype = float32);
+// From values in row-major order; the shape defaults to 1-D.
+Tensor tensor(const std::vector<double>& values, Dtype dtype = float32);
+Tensor tensor(const std::vector<double>& values, const Shape& shape, Dtype dtype = float32);
+template <class T> Tensor from_vector(const std::vector<T>& values, const Shape& shape);
+
+// The global random generator (splitmix64-seeded xoshiro256**; the same seed gives the same numbers everywhere).
+void manual_seed(uint64_t seed);
+uint64_t random_u64();
+double random_uniform();  // [0, 1)
+double random_normal();   // N(0, 1)
+
+// PyTorch-like printing: values (summarized when large), shape, dtype and grad_fn or requires_grad.
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+template <class T> constexpr Dtype dtype_of();
+template <> constexpr Dtype dtype_of<float>() { return float32; }
+template <> constexpr Dtype dtype_of<double>() { return float64; }
+template <> constexpr Dtype dtype_of<int64_t>() { return int64; }
+
+template <class T> T* Tensor::data() { return const_cast<T*>(static_cast<const Tensor&>(*this).data<T>()); }
+
+void check_dtype_access(const Tensor& t, Dtype wanted);
+template <class T> const T* Tensor::data() const {
+  check_dtype_access(*this, dtype_of<T>());
+  return static_cast<const T*>(impl_->storage->data);
+}
+
+template <class T> Tensor from_vector(const std::vector<T>& values, const Shape& shape) {
+  Tensor out = empty(shape, dtype_of<T>());
+  if (static_cast<int64_t>(values.size()) != out.numel())
+    throw Error("from_vector: " + std::to_string(values.size()) + " values do not fill shape " + shape_str(shape) +
+                " (" + std::to_string(out.numel()) + " elements)");
+  T* dst = out.data<T>();
+  for (std::size_t i = 0; i < values.size(); ++i) dst[i] = values[i];
+  return out;
+}
+
+// Calls f with a value of the C++ type behind a floating dtype (float or double), so that a kernel
+// written once as a template runs for both. int64 is refused, naming `op`.
+template <class F> decltype(auto) dispatch_float(const char* op, Dtype dtype, F&& f) {
+  switch (dtype) {
+    case float32: return f(float{});
+    case float64: return f(double{});
+    default: throw Error(std::string(op) + ": dtype " + dtype_name(dtype) + " is not supported; expected float32 or float64");
+  }
+}
+
+}  // namespace ng
