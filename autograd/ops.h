@@ -86,5 +86,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape);
 // [n,k]@[k,m] -> [n,m];  [b,n,k]@[b,k,m] -> [b,n,m] (one side may be 2-D: it is shared by the batch);
 // [k]@[k] -> [] (dot);  [n,k]@[k] -> [n];  [k]@[k,m] -> [m].
 Tensor matmul(const Tensor& a, const Tensor& b);
+// x @ weight^T + bias (bias may be undefined): x [N,in], weight [out,in] -> [N,out]. One node, no transpose copy.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
 }  // namespace ng

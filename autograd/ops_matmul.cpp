@@ -9,6 +9,7 @@
 // reshapes around the matrix case, so their gradients come from the graph.
 #include <vector>
 
+#include "gemm.h"
 #include "graph.h"
 #include "ops.h"
 
@@ -16,50 +17,16 @@ namespace ng {
 
 namespace {
 
-// C[M,N] += A[M,K] @ B[K,N]. Loop order i, k, j: the inner loop runs along rows of B and C, which
-// are contiguous, so the compiler vectorizes it.
-template <class T> void gemm_accumulate(const T* A, const T* B, T* C, int64_t M, int64_t K, int64_t N) {
-  for (int64_t i = 0; i < M; ++i) {
-    T* c_row = C + i * N;
-    for (int64_t k = 0; k < K; ++k) {
-      const T a_ik = A[i * K + k];
-      const T* b_row = B + k * N;
-      for (int64_t j = 0; j < N; ++j) c_row[j] += a_ik * b_row[j];
-    }
-  }
-}
-
-// C[K,N] += A^T @ G with A: [M,K], G: [M,N] (the weight gradient), rows of G and C contiguous.
-template <class T> void gemm_tn_accumulate(const T* A, const T* G, T* C, int64_t M, int64_t K, int64_t N) {
-  for (int64_t i = 0; i < M; ++i) {
-    const T* g_row = G + i * N;
-    for (int64_t k = 0; k < K; ++k) {
-      const T a_ik = A[i * K + k];
-      T* c_row = C + k * N;
-      for (int64_t j = 0; j < N; ++j) c_row[j] += a_ik * g_row[j];
-    }
-  }
-}
-
-// out[N,K] = in[K,N]^T
-template <class T> void transpose_into(const T* in, T* out, int64_t K, int64_t N) {
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t j = 0; j < N; ++j) out[j * K + k] = in[k * N + j];
-}
-
 struct Batched {
   int64_t batch, M, K, N;
   bool a_shared, b_shared;  // a 2-D operand (or a batch of 1) used for every batch element
 };
 
-// [b?,M,K] @ [b?,K,N]: both 2-D or 3-D.
+// [b?,M,K] @ [b?,K,N]: both 2-D or 3-D, inner dimensions already checked by matmul().
 Tensor matmul_matrices(const Tensor& a, const Tensor& b) {
   const Shape &sa = a.shape(), &sb = b.shape();
   const int64_t a_batch = a.dim() == 3 ? sa[0] : 1, b_batch = b.dim() == 3 ? sb[0] : 1;
   const int64_t M = sa[a.dim() - 2], K = sa[a.dim() - 1], N = sb[b.dim() - 1];
-  if (sb[b.dim() - 2] != K)
-    throw Error("matmul: " + shape_str(sa) + " @ " + shape_str(sb) + ": inner dimensions " + std::to_string(K) +
-                " and " + std::to_string(sb[b.dim() - 2]) + " differ");
   if (a_batch != b_batch && a_batch != 1 && b_batch != 1)
     throw Error("matmul: " + shape_str(sa) + " @ " + shape_str(sb) + ": batch sizes " + std::to_string(a_batch) +
                 " and " + std::to_string(b_batch) + " differ (expected equal, or one of them 1)");
@@ -71,8 +38,8 @@ Tensor matmul_matrices(const Tensor& a, const Tensor& b) {
   dispatch_float("matmul", a.dtype(), [&](auto zero) {
     using T = decltype(zero);
     for (int64_t i = 0; i < p.batch; ++i)
-      gemm_accumulate(a.data<T>() + (p.a_shared ? 0 : i * M * K), b.data<T>() + (p.b_shared ? 0 : i * K * N),
-                      out.data<T>() + i * M * N, M, K, N);
+      kernel::gemm(M, N, K, a.data<T>() + (p.a_shared ? 0 : i * M * K), K, int64_t{1},
+                   b.data<T>() + (p.b_shared ? 0 : i * K * N), N, int64_t{1}, out.data<T>() + i * M * N);
   });
 
   if (any_requires_grad({&a, &b}))
@@ -81,19 +48,17 @@ Tensor matmul_matrices(const Tensor& a, const Tensor& b) {
       dispatch_float("matmul", g.dtype(), [&](auto zero) {
         using T = decltype(zero);
         const T* pg = g.data<T>();
-        if (n.needs_grad(0)) {  // dA = G @ B^T
+        if (n.needs_grad(0)) {  // dA = G @ B^T: B [K,N] read transposed as [N,K] (row stride 1, column stride N)
           da = zeros(a.shape(), a.dtype());
-          std::vector<T> b_t(static_cast<std::size_t>(p.K * p.N));
-          for (int64_t i = 0; i < p.batch; ++i) {
-            if (i == 0 || !p.b_shared) transpose_into(b.data<T>() + (p.b_shared ? 0 : i * p.K * p.N), b_t.data(), p.K, p.N);
-            gemm_accumulate(pg + i * p.M * p.N, b_t.data(), da.data<T>() + (p.a_shared ? 0 : i * p.M * p.K), p.M, p.N, p.K);
-          }
+          for (int64_t i = 0; i < p.batch; ++i)
+            kernel::gemm(p.M, p.K, p.N, pg + i * p.M * p.N, p.N, int64_t{1}, b.data<T>() + (p.b_shared ? 0 : i * p.K * p.N),
+                         int64_t{1}, p.N, da.data<T>() + (p.a_shared ? 0 : i * p.M * p.K));
         }
-        if (n.needs_grad(1)) {  // dB = A^T @ G
+        if (n.needs_grad(1)) {  // dB = A^T @ G: A [M,K] read transposed as [K,M]
           db = zeros(b.shape(), b.dtype());
           for (int64_t i = 0; i < p.batch; ++i)
-            gemm_tn_accumulate(a.data<T>() + (p.a_shared ? 0 : i * p.M * p.K), pg + i * p.M * p.N,
-                               db.data<T>() + (p.b_shared ? 0 : i * p.K * p.N), p.M, p.K, p.N);
+            kernel::gemm(p.K, p.N, p.M, a.data<T>() + (p.a_shared ? 0 : i * p.M * p.K), int64_t{1}, p.K,
+                         pg + i * p.M * p.N, p.N, int64_t{1}, db.data<T>() + (p.b_shared ? 0 : i * p.K * p.N));
         }
       });
       return std::vector<Tensor>{da, db};
@@ -111,17 +76,64 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   if (da < 1 || da > 3 || db < 1 || db > 3)
     throw Error("matmul: " + shape_str(a.shape()) + " @ " + shape_str(b.shape()) +
                 ": expected 1-D, 2-D or 3-D operands");
+  // Checked here, before the vector cases reshape, so that the message shows the shapes as given.
+  const int64_t k_a = a.shape()[da - 1], k_b = b.shape()[db == 1 ? 0 : db - 2];
+  if (k_a != k_b)
+    throw Error("matmul: " + shape_str(a.shape()) + " @ " + shape_str(b.shape()) + ": inner dimensions " +
+                std::to_string(k_a) + " and " + std::to_string(k_b) + " differ");
   // Vector cases, as PyTorch: a 1-D left operand is a row [1,K], a 1-D right operand a column [K,1],
   // and the added dimension is removed from the result.
-  if (da == 1 && db == 1) {
-    if (a.shape()[0] != b.shape()[0])
-      throw Error("matmul: " + shape_str(a.shape()) + " @ " + shape_str(b.shape()) + ": inner dimensions " +
-                  std::to_string(a.shape()[0]) + " and " + std::to_string(b.shape()[0]) + " differ");
-    return reshape(matmul_matrices(unsqueeze(a, 0), unsqueeze(b, 1)), {});
-  }
+  if (da == 1 && db == 1) return reshape(matmul_matrices(unsqueeze(a, 0), unsqueeze(b, 1)), {});
   if (da == 1) return squeeze(matmul_matrices(unsqueeze(a, 0), b), -2);
   if (db == 1) return squeeze(matmul_matrices(a, unsqueeze(b, 1)), -1);
   return matmul_matrices(a, b);
+}
+
+// y = x @ W^T + b, PyTorch's F.linear: x [N,in], W [out,in], b [out] or undefined -> y [N,out].
+// The same as matmul(x, W.t()) + b, in one node and without copying W into its transpose:
+//   dL/dx = G @ W     ([N,out] @ [out,in])
+//   dL/dW = G^T @ x   ([out,N] @ [N,in])
+//   dL/db = sum over rows of G
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (x.dim() != 2 || weight.dim() != 2 || x.shape()[1] != weight.shape()[1] ||
+      (bias.defined() && (bias.dim() != 1 || bias.shape()[0] != weight.shape()[0])))
+    throw Error("linear: input " + shape_str(x.shape()) + ", weight " + shape_str(weight.shape()) + ", bias " +
+                (bias.defined() ? shape_str(bias.shape()) : std::string("none")) +
+                "; expected [N, in], [out, in] and [out] with matching sizes");
+  if (x.dtype() != weight.dtype() || (bias.defined() && bias.dtype() != x.dtype()))
+    throw Error("linear: dtypes of input " + std::string(dtype_name(x.dtype())) + " and weight " +
+                dtype_name(weight.dtype()) + " differ; convert one with .to()");
+  const int64_t N = x.shape()[0], in = x.shape()[1], out_features = weight.shape()[0];
+  Tensor out = empty({N, out_features}, x.dtype());
+  dispatch_float("linear", x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    T* y = out.data<T>();
+    for (int64_t i = 0; i < N; ++i)  // start from the bias (or 0), then add x @ W^T
+      for (int64_t j = 0; j < out_features; ++j) y[i * out_features + j] = bias.defined() ? bias.data<T>()[j] : T(0);
+    kernel::gemm(N, out_features, in, x.data<T>(), in, int64_t{1}, weight.data<T>(), int64_t{1}, in, y);
+  });
+  if (any_requires_grad({&x, &weight, &bias}))
+    record(out, "linear", {&x, &weight, &bias},
+           [x = x.detach(), weight = weight.detach(), N, in, out_features](const Tensor& g, const Node& n) {
+             std::vector<Tensor> grads(3);
+             dispatch_float("linear", g.dtype(), [&](auto zero) {
+               using T = decltype(zero);
+               const T* pg = g.data<T>();
+               if (n.needs_grad(0)) {  // dx = G @ W
+                 grads[0] = zeros(x.shape(), x.dtype());
+                 kernel::gemm(N, in, out_features, pg, out_features, int64_t{1}, weight.data<T>(), in, int64_t{1},
+                              grads[0].data<T>());
+               }
+               if (n.needs_grad(1)) {  // dW = G^T @ x
+                 grads[1] = zeros(weight.shape(), weight.dtype());
+                 kernel::gemm(out_features, in, N, pg, int64_t{1}, out_features, x.data<T>(), in, int64_t{1},
+                              grads[1].data<T>());
+               }
+               if (n.needs_grad(2)) grads[2] = sum(g, {0});  // db = sum_i G[i, :]
+             });
+             return grads;
+           });
+  return out;
 }
 
 Tensor Tensor::matmul(const Tensor& other) const { return ng::matmul(*this, other); }

@@ -1,0 +1,117 @@
+// gemm.cpp: C += A @ B, a plain reference loop and a register-tiled fast version (see gemm.h).
+#include "gemm.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace ng::kernel {
+
+// C[i,j] += sum_k A[i,k] B[k,j]; loop order i, k, j so the inner loop walks rows of B and C.
+template <class T>
+void gemm_reference(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t b_row,
+                    int64_t b_col, T* C) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t k = 0; k < K; ++k) {
+      const T a_ik = A[i * a_row + k * a_col];
+      for (int64_t j = 0; j < N; ++j) C[i * N + j] += a_ik * B[k * b_row + j * b_col];
+    }
+}
+
+namespace {
+
+constexpr int64_t kRows = 6;      // rows of the C tile held in registers (6 x 2 accumulators + 2 for B: 14 of 16 AVX registers)
+constexpr int64_t kCols = 16;     // columns of the C tile (two 8-float AVX registers per row)
+constexpr int64_t kDepth = 256;   // k-slice: kDepth x N of B is reused across all row tiles
+
+// A short vector of T that the compiler maps to one SIMD register (GCC/Clang vector extension;
+// 32 bytes = 8 floats or 4 doubles, one AVX register, or two SSE registers without AVX).
+template <class T> using Vec [[gnu::vector_size(32)]] = T;
+
+// One full tile: C[0:6, 0:16] += A[0:6, 0:depth] @ B[0:depth, 0:16]. The 6x16 accumulators live in
+// vector registers for the whole k loop; each step broadcasts one element of A per row and
+// multiplies it with the 16 elements of B's row k.
+template <class T>
+inline void tile(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t ldb, T* C, int64_t ldc) {
+  constexpr int64_t lanes = sizeof(Vec<T>) / sizeof(T);
+  constexpr int64_t vecs = kCols / lanes;  // vectors per tile row
+  Vec<T> acc[kRows][vecs] = {};
+  for (int64_t k = 0; k < depth; ++k) {
+    Vec<T> b[vecs];
+    for (int64_t v = 0; v < vecs; ++v) __builtin_memcpy(&b[v], B + k * ldb + v * lanes, sizeof(Vec<T>));
+    for (int64_t r = 0; r < kRows; ++r) {
+      const T a = A[r * a_row + k * a_col];
+      for (int64_t v = 0; v < vecs; ++v) acc[r][v] += a * b[v];
+    }
+  }
+  for (int64_t r = 0; r < kRows; ++r)
+    for (int64_t v = 0; v < vecs; ++v) {
+      Vec<T> c;
+      __builtin_memcpy(&c, C + r * ldc + v * lanes, sizeof(Vec<T>));
+      c += acc[r][v];
+      __builtin_memcpy(C + r * ldc + v * lanes, &c, sizeof(Vec<T>));
+    }
+}
+
+}  // namespace
+
+template <class T>
+void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t b_row,
+          int64_t b_col, T* C) {
+  // A panel of B (depth x 16) is used as it is when its rows are contiguous, and otherwise copied
+  // ("packed") into a contiguous buffer: for a transposed B, or zero-padded at the ragged right edge.
+  // The ragged bottom edge (fewer than kRows rows left) likewise runs through the same tile on a
+  // zero-padded copy of A, so there is only one inner loop to get right and fast.
+  std::vector<T> b_packed(static_cast<std::size_t>(std::min(kDepth, K) * kCols));
+  std::vector<T> a_padded(static_cast<std::size_t>(kRows * std::min(kDepth, K)));
+  T c_padded[kRows * kCols];
+  for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
+    const int64_t depth = std::min(kDepth, K - k0);
+    const T* A_slice = A + k0 * a_col;
+    for (int64_t j0 = 0; j0 < N; j0 += kCols) {
+      const int64_t cols = std::min(kCols, N - j0);
+      const T* b = B + k0 * b_row + j0 * b_col;
+      int64_t ldb = b_row;
+      if (cols < kCols || b_col != 1) {
+        if (cols < kCols) std::fill(b_packed.begin(), b_packed.end(), T(0));
+        for (int64_t j = 0; j < cols; ++j)
+          for (int64_t k = 0; k < depth; ++k) b_packed[k * kCols + j] = b[k * b_row + j * b_col];
+        b = b_packed.data();
+        ldb = kCols;
+      }
+      int64_t i0 = 0;
+      for (; i0 + kRows <= M; i0 += kRows) {
+        T* c = C + i0 * N + j0;
+        if (cols == kCols) {
+          tile(depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c, N);
+          continue;
+        }
+        std::fill_n(c_padded, kRows * kCols, T(0));
+        tile(depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c_padded, kCols);
+        for (int64_t r = 0; r < kRows; ++r)
+          for (int64_t j = 0; j < cols; ++j) c[r * N + j] += c_padded[r * kCols + j];
+      }
+      if (i0 < M) {
+        const int64_t rows = M - i0;
+        std::fill(a_padded.begin(), a_padded.end(), T(0));
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t k = 0; k < depth; ++k) a_padded[r * depth + k] = A_slice[(i0 + r) * a_row + k * a_col];
+        std::fill_n(c_padded, kRows * kCols, T(0));
+        tile(depth, a_padded.data(), depth, int64_t{1}, b, ldb, c_padded, kCols);
+        T* c = C + i0 * N + j0;
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t j = 0; j < cols; ++j) c[r * N + j] += c_padded[r * kCols + j];
+      }
+    }
+  }
+}
+
+template void gemm_reference<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t,
+                                    int64_t, float*);
+template void gemm_reference<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t,
+                                     int64_t, double*);
+template void gemm<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t, int64_t,
+                          float*);
+template void gemm<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t, int64_t,
+                           double*);
+
+}  // namespace ng::kernel

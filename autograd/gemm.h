@@ -1,0 +1,28 @@
+// gemm.h: the matrix-multiply kernels behind matmul (internal to autograd/, declared here so tests
+// can compare the fast kernel with the plain one).
+//
+//   C[M,N] += A[M,K] @ B[K,N]
+//
+// A and B are read through strides (element (i,k) of A at A[i*a_row + k*a_col], element (k,j) of B
+// at B[k*b_row + j*b_col]), so a transposed operand needs no copy: A^T of a row-major [K,M] matrix is
+// a_row = 1, a_col = M. C is row-major with rows of length N.
+//
+// gemm_reference is the textbook triple loop. gemm is the same sum, computed in tiles: a 6x16 block
+// of C stays in registers while k runs (so each loaded element of A and B is used 16 resp. 6 times),
+// and k is cut into slices so the touched part of B stays in cache. Same results up to rounding
+// (the order of the additions differs).
+#pragma once
+
+#include <cstdint>
+
+namespace ng::kernel {
+
+template <class T>
+void gemm_reference(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t b_row,
+                    int64_t b_col, T* C);
+
+template <class T>
+void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t b_row,
+          int64_t b_col, T* C);
+
+}  // namespace ng::kernel
