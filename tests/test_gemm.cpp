@@ -1,0 +1,83 @@
+// test_gemm.cpp: the register-tiled matmul kernel against the plain triple loop, and the `linear` op
+// against its composed definition matmul(x, W^T) + b.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "autograd/gemm.h"
+#include "normgrad.h"
+
+namespace {
+
+// Largest |fast - reference| over C = A @ B for one shape, with A and/or B read transposed.
+template <class T> double gemm_difference(int64_t M, int64_t N, int64_t K, bool a_transposed, bool b_transposed) {
+  std::vector<T> A(static_cast<std::size_t>(M * K)), B(static_cast<std::size_t>(K * N));
+  for (auto& v : A) v = static_cast<T>(ng::random_normal());
+  for (auto& v : B) v = static_cast<T>(ng::random_normal());
+  // C starts non-zero: both kernels accumulate into it.
+  std::vector<T> fast(static_cast<std::size_t>(M * N), T(1)), reference = fast;
+  const int64_t a_row = a_transposed ? 1 : K, a_col = a_transposed ? M : 1;
+  const int64_t b_row = b_transposed ? 1 : N, b_col = b_transposed ? K : 1;
+  ng::kernel::gemm(M, N, K, A.data(), a_row, a_col, B.data(), b_row, b_col, fast.data());
+  ng::kernel::gemm_reference(M, N, K, A.data(), a_row, a_col, B.data(), b_row, b_col, reference.data());
+  double worst = 0;
+  for (std::size_t i = 0; i < fast.size(); ++i) worst = std::max(worst, std::abs(double(fast[i]) - double(reference[i])));
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("the tiled gemm equals the reference loop on every edge case of its tiling") {
+  ng::manual_seed(11);
+  // Shapes around the tile (6 x 16) and the k-slice (256): exact multiples, ragged rows, ragged
+  // columns, fewer than one tile, and K spanning several slices.
+  const int64_t shapes[][3] = {{6, 16, 8},  {12, 32, 256}, {7, 17, 3},   {1, 1, 1},   {5, 15, 257},
+                               {60, 100, 784}, {60, 10, 100}, {13, 40, 513}, {100, 784, 60}};
+  for (const auto& s : shapes)
+    for (bool at : {false, true})
+      for (bool bt : {false, true}) {
+        CAPTURE(s[0]);
+        CAPTURE(s[1]);
+        CAPTURE(s[2]);
+        CAPTURE(at);
+        CAPTURE(bt);
+        // Sums of K products of N(0,1) numbers: rounding differences grow like sqrt(K) * epsilon.
+        CHECK(gemm_difference<double>(s[0], s[1], s[2], at, bt) < 1e-12 * std::sqrt(double(s[2])) * 10);
+        CHECK(gemm_difference<float>(s[0], s[1], s[2], at, bt) < 1e-5 * std::sqrt(double(s[2])) * 10);
+      }
+}
+
+TEST_CASE("linear(x, W, b) equals matmul(x, W^T) + b, forward and gradients") {
+  ng::manual_seed(3);
+  ng::Tensor x = ng::randn({7, 19}, ng::float64).requires_grad_();
+  ng::Tensor w = ng::randn({5, 19}, ng::float64).requires_grad_();
+  ng::Tensor b = ng::randn({5}, ng::float64).requires_grad_();
+  ng::Tensor g = ng::randn({7, 5}, ng::float64);
+  auto fused = ng::grad({ng::linear(x, w, b)}, {x, w, b}, {g});
+  auto composed = ng::grad({ng::matmul(x, w.t()) + b}, {x, w, b}, {g});
+  ng::Tensor y_fused = ng::linear(x, w, b), y_composed = ng::matmul(x, w.t()) + b;
+  for (int64_t i = 0; i < y_fused.numel(); ++i)
+    CHECK(y_fused.to_vector()[i] == doctest::Approx(y_composed.to_vector()[i]).epsilon(1e-12));
+  for (int k = 0; k < 3; ++k) {
+    auto a = fused[k].to_vector(), c = composed[k].to_vector();
+    REQUIRE(a.size() == c.size());
+    for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i] == doctest::Approx(c[i]).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("linear passes gradcheck with and without bias") {
+  ng::manual_seed(4);
+  ng::Tensor x = ng::randn({4, 3}, ng::float64).requires_grad_();
+  ng::Tensor w = ng::randn({2, 3}, ng::float64).requires_grad_();
+  ng::Tensor b = ng::randn({2}, ng::float64).requires_grad_();
+  auto with_bias = ng::gradcheck([](const std::vector<ng::Tensor>& in) { return ng::linear(in[0], in[1], in[2]); }, {x, w, b});
+  CHECK_MESSAGE(with_bias.ok, with_bias.message);
+  auto without = ng::gradcheck([](const std::vector<ng::Tensor>& in) { return ng::linear(in[0], in[1]); }, {x, w});
+  CHECK_MESSAGE(without.ok, without.message);
+}
+
+TEST_CASE("linear names the shapes when they do not fit") {
+  ng::Tensor x = ng::zeros({60, 784}), w = ng::zeros({10, 100});
+  CHECK_THROWS_WITH_AS(ng::linear(x, w), doctest::Contains("linear: input [60, 784], weight [10, 100]"), ng::Error);
+}
