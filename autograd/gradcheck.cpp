@@ -19,30 +19,28 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
   Tensor output = f(inputs);
   const int64_t n_out = output.numel();
   std::vector<std::vector<std::vector<double>>> analytic(inputs.size());  // [input][out j][in i]
-  std::vector<Tensor> differentiable;
   std::vector<std::size_t> which;
   for (std::size_t k = 0; k < inputs.size(); ++k)
-    if (inputs[k].requires_grad()) {
-      differentiable.push_back(inputs[k]);
-      which.push_back(k);
-    }
-  if (differentiable.empty()) throw Error("gradcheck: no input requires grad; nothing to check");
+    if (inputs[k].requires_grad()) which.push_back(k);
+  if (which.empty()) throw Error("gradcheck: no input requires grad; nothing to check");
+  if (output.dtype() != float64)
+    throw Error(std::string("gradcheck: f returned a ") + dtype_name(output.dtype()) + " tensor; expected float64");
   for (int64_t j = 0; j < n_out; ++j) {
-    if (!output.requires_grad()) {  // f does not depend on the inputs: every analytic entry is 0
-      for (std::size_t k : which) analytic[k].emplace_back(static_cast<std::size_t>(inputs[k].numel()), 0.0);
-      continue;
-    }
     Tensor one_hot = zeros(output.shape(), output.dtype());
     one_hot.data<double>()[j] = 1;
-    std::vector<Tensor> grads;
-    try {
-      grads = grad({output}, differentiable, {one_hot}, /*retain_graph=*/true);
-    } catch (const Error& e) {
-      if (std::string(e.what()).find("is not used") == std::string::npos) throw;
-      grads.clear();
-      for (const Tensor& t : differentiable) grads.push_back(zeros(t.shape(), float64));
+    // One input at a time: an input that f does not use has a zero row (ng::grad refuses it), and
+    // that must not zero the rows of the inputs that f does use.
+    for (std::size_t k : which) {
+      std::vector<double> row(static_cast<std::size_t>(inputs[k].numel()), 0.0);
+      if (output.requires_grad()) {  // otherwise f depends on no input at all
+        try {
+          row = grad({output}, {inputs[k]}, {one_hot}, /*retain_graph=*/true)[0].to_vector();
+        } catch (const Error& e) {
+          if (std::string(e.what()).find("is not used") == std::string::npos) throw;
+        }
+      }
+      analytic[k].push_back(std::move(row));
     }
-    for (std::size_t m = 0; m < which.size(); ++m) analytic[which[m]].push_back(grads[m].to_vector());
   }
 
   // Numeric: perturb each input element by +-eps and difference the outputs.

@@ -74,6 +74,7 @@ void AccumulateGrad::accumulate_into(Tensor& total, const Tensor& g) {
 
 std::shared_ptr<Node> gradient_edge(const Tensor& t) {
   TensorImpl* impl = t.impl();
+  if (!impl) return nullptr;
   if (impl->grad_fn) return impl->grad_fn;
   if (!impl->requires_grad) return nullptr;
   if (auto existing = impl->grad_accumulator.lock()) return existing;
@@ -91,7 +92,7 @@ void attach_node(Tensor& output, std::shared_ptr<Node> node) {
 // ---- the backward pass ----------------------------------------------------------------------------
 namespace {
 
-uint64_t g_visit_mark = 0;
+std::atomic<uint64_t> g_visit_mark{0};  // atomic: threads may each run backward on their own graphs
 
 // Adds g into node.pending_grad: gradients of a tensor used several times are summed.
 void add_pending(Node& node, Tensor g) {
@@ -120,11 +121,14 @@ void run_backward(const std::vector<std::pair<std::shared_ptr<Node>, Tensor>>& r
 
   // 1. Find every node reachable from the roots and count, for each, the edges that lead into it:
   //    a node may run only once all of its consumers have sent their gradient (Kahn's algorithm).
+  //    Its pending gradient is cleared on the first visit: a backward that threw halfway may have left
+  //    one behind, which must not leak into this pass.
   std::vector<Node*> stack;
   for (const auto& [node, g] : roots)
     if (node->visit_mark != mark) {
       node->visit_mark = mark;
       node->dependencies = 0;
+      node->pending_grad = Tensor();
       stack.push_back(node.get());
     }
   while (!stack.empty()) {
@@ -135,6 +139,7 @@ void run_backward(const std::vector<std::pair<std::shared_ptr<Node>, Tensor>>& r
       if (edge->visit_mark != mark) {
         edge->visit_mark = mark;
         edge->dependencies = 0;
+        edge->pending_grad = Tensor();
         stack.push_back(edge.get());
       }
       ++edge->dependencies;
@@ -158,8 +163,8 @@ void run_backward(const std::vector<std::pair<std::shared_ptr<Node>, Tensor>>& r
       auto it = captured->find(node);
       if (it != captured->end()) it->second = g;
     }
-    std::vector<Tensor> input_grads;
-    if (!captured || !node->leaf()) input_grads = node->apply(g);
+    std::vector<Tensor> input_grads;  // stays empty when no consumer sent a gradient (all undefined)
+    if (g.defined() && (!captured || !node->leaf())) input_grads = node->apply(g);
     g = Tensor();
     for (std::size_t i = 0; i < node->next.size(); ++i) {
       Node* edge = node->next[i].get();

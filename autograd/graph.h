@@ -85,14 +85,14 @@ class NoGradGuard {
 
 // ---- recording ------------------------------------------------------------------------------------
 // The edge a gradient for `t` should follow: its grad_fn, its AccumulateGrad if it is a leaf that
-// requires grad, or null.
+// requires grad, or null (also for an undefined tensor standing for an absent optional input).
 std::shared_ptr<Node> gradient_edge(const Tensor& t);
 
 // True when an op on these inputs must record a node.
 inline bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
   if (!is_grad_enabled()) return false;
   for (const Tensor* t : inputs)
-    if (t->requires_grad()) return true;
+    if (t->defined() && t->requires_grad()) return true;  // an undefined tensor is an absent optional input
   return false;
 }
 

@@ -148,8 +148,10 @@ MaxResult max(const Tensor& x, int64_t dim, bool keepdim) {
       for (int64_t i = 0; i < inner; ++i) {
         const T* column = px + o * size * inner + i;
         int64_t best = 0;
-        for (int64_t k = 1; k < size; ++k)
-          if (column[k * inner] > column[best * inner] || std::isnan(column[k * inner])) best = k;
+        for (int64_t k = 1; k < size; ++k) {
+          const T candidate = column[k * inner], top = column[best * inner];
+          if (candidate > top || (std::isnan(candidate) && !std::isnan(top))) best = k;  // the first NaN wins, as PyTorch
+        }
         pv[o * inner + i] = column[best * inner];
         pi[o * inner + i] = best;
       }

@@ -59,19 +59,40 @@ Tensor permute(const Tensor& x, std::vector<int64_t> dims) {
     read_strides[d] = in_strides[dims[d]];
   }
   Tensor out = empty(out_shape, x.dtype());
-  const std::size_t elem = dtype_size(x.dtype());
-  const auto* src = static_cast<const unsigned char*>(x.raw_data());
-  auto* dst = static_cast<unsigned char*>(out.raw_data());
-  if (n > 0) {
+  // Elements are moved as 4- or 8-byte words whatever their dtype (a copy needs no arithmetic).
+  auto copy = [&](auto word) {
+    using W = decltype(word);
+    const W* src = static_cast<const W*>(x.raw_data());
+    W* dst = static_cast<W*>(out.raw_data());
+    if (n == 0) {
+      dst[0] = src[0];
+      return;
+    }
+    if (n >= 2 && dims[n - 1] == n - 2 && dims[n - 2] == n - 1 && out.numel() > 0) {
+      bool batch_in_order = true;
+      for (int64_t d = 0; d + 2 < n; ++d) batch_in_order = batch_in_order && dims[d] == d;
+      if (batch_in_order) {  // a batch of matrix transposes: out[b] = x[b]^T, done in cache-sized tiles
+        const int64_t rows = x.shape()[n - 2], cols = x.shape()[n - 1], batch = out.numel() / (rows * cols);
+        constexpr int64_t kTile = 32;
+        for (int64_t b = 0; b < batch; ++b, src += rows * cols, dst += rows * cols)
+          for (int64_t i0 = 0; i0 < rows; i0 += kTile)
+            for (int64_t j0 = 0; j0 < cols; j0 += kTile)
+              for (int64_t i = i0; i < std::min(rows, i0 + kTile); ++i)
+                for (int64_t j = j0; j < std::min(cols, j0 + kTile); ++j) dst[j * rows + i] = src[i * cols + j];
+        return;
+      }
+    }
     const int64_t step = read_strides[n - 1];
-    int64_t written = 0;
     kernel::for_each_row<1>(out_shape, {read_strides.data()}, [&](const std::array<int64_t, 1>& off, int64_t len) {
-      for (int64_t j = 0; j < len; ++j, ++written)
-        std::memcpy(dst + written * elem, src + (off[0] + j * step) * elem, elem);
+      const W* from = src + off[0];
+      for (int64_t j = 0; j < len; ++j) dst[j] = from[j * step];
+      dst += len;
     });
-  } else {
-    std::memcpy(dst, src, elem);
-  }
+  };
+  if (dtype_size(x.dtype()) == 4)
+    copy(uint32_t{});
+  else
+    copy(uint64_t{});
   if (any_requires_grad({&x})) {
     std::vector<int64_t> inverse(static_cast<std::size_t>(n));
     for (int64_t d = 0; d < n; ++d) inverse[dims[d]] = d;
@@ -179,9 +200,8 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end) {
   const auto [outer, size, inner] = kernel::around_dim(x.shape(), d);
   copy_block(x, size, start, out, end - start, 0, outer, end - start, inner);
   if (any_requires_grad({&x}))
-    record(out, "slice", {&x}, [shape = x.shape(), start, outer, size, inner](const Tensor& g, const Node&) {
+    record(out, "slice", {&x}, [shape = x.shape(), start, count = end - start, outer, size, inner](const Tensor& g, const Node&) {
       Tensor dx = zeros(shape, g.dtype());
-      const int64_t count = g.numel() / (outer * inner);
       copy_block(g, count, 0, dx, size, start, outer, count, inner);
       return Grads{dx};
     });

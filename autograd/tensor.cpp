@@ -127,22 +127,24 @@ std::vector<double> Tensor::to_vector() const {
   return v;
 }
 
-// d(to(x))/dx = 1: the gradient is converted back to x's dtype.
-Tensor Tensor::to(Dtype target) const {
-  Tensor out = empty(shape(), target);
-  if (dtype() == target) {
-    std::memcpy(out.raw_data(), raw_data(), numel() * dtype_size(target));
+// A copy of x in dtype `target`, recorded as `op` ("to" or "clone").
+// d(copy(x))/dx = 1: the gradient is converted back to x's dtype.
+static Tensor copy_as(const Tensor& x, Dtype target, const char* op) {
+  Tensor out = empty(x.shape(), target);
+  if (x.dtype() == target) {
+    std::memcpy(out.raw_data(), x.raw_data(), x.numel() * dtype_size(target));
   } else {
-    for (int64_t i = 0; i < numel(); ++i) store(out, i, load(*this, i));
+    for (int64_t i = 0; i < x.numel(); ++i) store(out, i, load(x, i));
   }
-  if (target != int64 && dtype() != int64 && any_requires_grad({this})) {
-    Dtype source = dtype();
-    record(out, "to", {this}, [source](const Tensor& g, const Node&) { return std::vector<Tensor>{g.to(source)}; });
+  if (target != int64 && x.dtype() != int64 && any_requires_grad({&x})) {
+    Dtype source = x.dtype();
+    record(out, op, {&x}, [source](const Tensor& g, const Node&) { return std::vector<Tensor>{g.to(source)}; });
   }
   return out;
 }
 
-Tensor Tensor::clone() const { return to(dtype()); }
+Tensor Tensor::to(Dtype target) const { return copy_as(*this, target, "to"); }
+Tensor Tensor::clone() const { return copy_as(*this, dtype(), "clone"); }
 
 Tensor Tensor::detach() const {
   auto impl = std::make_shared<TensorImpl>();
@@ -168,12 +170,16 @@ Tensor& Tensor::requires_grad_(bool enabled) {
 
 Tensor Tensor::grad() const { return checked(impl_).grad; }
 void Tensor::set_grad(const Tensor& g) {
+  checked(impl_);
   if (g.defined() && (g.shape() != shape() || g.dtype() != dtype()))
     throw Error("set_grad: gradient of shape " + shape_str(g.shape()) + " " + dtype_name(g.dtype()) +
                 " for a tensor of shape " + shape_str(shape()) + " " + dtype_name(dtype()));
   impl_->grad = g;
 }
-void Tensor::zero_grad() { impl_->grad = Tensor(); }
+void Tensor::zero_grad() {
+  checked(impl_);
+  impl_->grad = Tensor();
+}
 
 Tensor& Tensor::set_name(std::string n) {
   checked(impl_);
@@ -276,9 +282,11 @@ double random_normal() {
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }
 
+// float32 draws 24 random bits, k / 2^24: a 53-bit double close to 1 would round up to 1.0f.
 Tensor rand(const Shape& shape, Dtype dtype) {
   Tensor t = empty(shape, dtype);
-  for (int64_t i = 0; i < t.numel(); ++i) store(t, i, random_uniform());
+  for (int64_t i = 0; i < t.numel(); ++i)
+    store(t, i, dtype == float32 ? static_cast<double>(random_u64() >> 40) * 0x1.0p-24 : random_uniform());
   return t;
 }
 Tensor randn(const Shape& shape, Dtype dtype) {

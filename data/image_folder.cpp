@@ -1,0 +1,104 @@
+// image_folder.cpp: walking the class folders and decoding, converting and resizing each image.
+#include "data/image_folder.h"
+
+#include <stb_image.h>
+#include <stb_image_resize.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <memory>
+
+namespace ng::data {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_image_file(const fs::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
+}
+
+// The entries of `dir` that pass `keep`, sorted by name.
+template <class Keep>
+std::vector<fs::path> sorted_entries(const fs::path& dir, Keep keep) {
+  std::vector<fs::path> entries;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir))
+    if (entry.path().filename().string()[0] != '.' && keep(entry)) entries.push_back(entry.path());
+  std::sort(entries.begin(), entries.end());
+  return entries;
+}
+
+// One image file -> channels x height x width bytes, appended to `out`.
+void load_image(const std::string& path, const ImageFolderOptions& options, std::vector<uint8_t>& out) {
+  int width = 0, height = 0, channels_in_file = 0;
+  // stb_image converts to the number of channels asked for (gray <-> RGB) as it decodes.
+  std::unique_ptr<stbi_uc, void (*)(void*)> decoded(
+      stbi_load(path.c_str(), &width, &height, &channels_in_file, options.channels), stbi_image_free);
+  if (!decoded) throw Error("ImageFolder: cannot read image '" + path + "': " + stbi_failure_reason());
+
+  // Resize to the fixed size; pixels are interleaved: [height, width, channels].
+  const int out_height = static_cast<int>(options.height), out_width = static_cast<int>(options.width);
+  std::vector<uint8_t> resized(static_cast<std::size_t>(out_height) * out_width * options.channels);
+  if (width == out_width && height == out_height) {
+    std::copy_n(decoded.get(), resized.size(), resized.begin());
+  } else if (!stbir_resize_uint8(decoded.get(), width, height, 0, resized.data(), out_width, out_height, 0,
+                                 options.channels)) {
+    throw Error("ImageFolder: resizing '" + path + "' from " + std::to_string(width) + "x" + std::to_string(height) +
+                " to " + std::to_string(out_width) + "x" + std::to_string(out_height) + " failed");
+  }
+
+  // [H, W, C] (interleaved, as files store them) -> [C, H, W] (planes, as convolutions and PyTorch expect).
+  std::size_t base = out.size();
+  out.resize(base + resized.size());
+  const int64_t plane = static_cast<int64_t>(out_height) * out_width;
+  for (int64_t c = 0; c < options.channels; ++c)
+    for (int64_t i = 0; i < plane; ++i) out[base + c * plane + i] = resized[i * options.channels + c];
+}
+
+}  // namespace
+
+ImageFolder::ImageFolder(const std::string& root, ImageFolderOptions options) : options_(options) {
+  if (options_.channels != 1 && options_.channels != 3)
+    throw Error("ImageFolder: channels = " + std::to_string(options_.channels) + "; expected 1 (grayscale) or 3 (RGB)");
+  if (options_.height < 1 || options_.width < 1 || options_.height > 65536 || options_.width > 65536)
+    throw Error("ImageFolder: size " + std::to_string(options_.height) + "x" + std::to_string(options_.width) +
+                " is not between 1x1 and 65536x65536");
+  byte_to_float_table(options_.normalize);  // refuse a bad std now rather than at the first batch
+  std::error_code error;
+  if (!fs::is_directory(root, error)) throw Error("ImageFolder: the folder '" + root + "' does not exist");
+
+  auto is_folder = [](const fs::directory_entry& e) { return e.is_directory(); };
+  auto is_image = [](const fs::directory_entry& e) { return e.is_regular_file() && is_image_file(e.path()); };
+  for (const fs::path& class_dir : sorted_entries(root, is_folder)) {
+    std::vector<fs::path> images = sorted_entries(class_dir, is_image);
+    if (images.empty())
+      throw Error("ImageFolder: the class folder '" + class_dir.string() + "' holds no PNG, JPEG or BMP images");
+    for (const fs::path& image : images) {
+      load_image(image.string(), options_, pixels_);
+      paths_.push_back(image.string());
+      labels_.push_back(static_cast<int64_t>(classes_.size()));
+    }
+    classes_.push_back(class_dir.filename().string());
+  }
+  if (classes_.empty())
+    throw Error("ImageFolder: the folder '" + root + "' has no sub-folders; expected one folder of images per class");
+}
+
+const std::string& ImageFolder::path(int64_t index) const {
+  check_index("ImageFolder", index);
+  return paths_[static_cast<std::size_t>(index)];
+}
+
+Example ImageFolder::get(int64_t index) const {
+  check_index("ImageFolder", index);
+  const int64_t image_size = options_.channels * options_.height * options_.width;
+  const uint8_t* image = pixels_.data() + index * image_size;
+  return {bytes_to_tensor(image, {options_.channels, options_.height, options_.width}, options_.normalize),
+          labels_[static_cast<std::size_t>(index)]};
+}
+
+}  // namespace ng::data

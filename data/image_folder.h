@@ -1,0 +1,49 @@
+// image_folder.h: a dataset of image files sorted into one folder per class (torchvision's
+// ImageFolder):
+//
+//   root/cat/001.png  root/cat/002.jpg  ...  root/dog/001.bmp  ...   -> classes() = {"cat", "dog"}
+//
+// Class names are the sub-folder names in sorted order; a class's label is its position. PNG, JPEG and
+// BMP files are read with stb_image, converted to grayscale (channels = 1) or RGB (3), resized to
+// height x width with stb_image_resize, and kept as bytes; other files are ignored.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/transforms.h"
+
+namespace ng::data {
+
+struct ImageFolderOptions {
+  int64_t height = 28;
+  int64_t width = 28;
+  int channels = 1;  // 1 (grayscale) or 3 (RGB)
+  Normalize normalize = {};
+};
+
+class ImageFolder : public Dataset {
+ public:
+  // Reads every image now, so that a bad file is found at once: a missing root, a root without
+  // class folders, a class folder without images, or an image stb_image cannot read is an Error
+  // naming the folder or file.
+  explicit ImageFolder(const std::string& root, ImageFolderOptions options = {});
+
+  const std::vector<std::string>& classes() const { return classes_; }
+  int64_t size() const override { return static_cast<int64_t>(labels_.size()); }
+  // The file example `index` came from.
+  const std::string& path(int64_t index) const;
+
+  // input: float32 [C, H, W]
+  Example get(int64_t index) const override;
+
+ private:
+  ImageFolderOptions options_;
+  std::vector<std::string> classes_;
+  std::vector<std::string> paths_;
+  std::vector<int64_t> labels_;
+  std::vector<uint8_t> pixels_;  // [N, C, H, W]
+};
+
+}  // namespace ng::data

@@ -1,0 +1,170 @@
+// safetensors.cpp: saving (temporary file, then rename) and loading (every offset checked) of
+// safetensors files. The JSON header is written and parsed by safetensors_json.cpp.
+#include "data/safetensors.h"
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "data/safetensors_json.h"
+
+// The format stores little-endian numbers, and normgrad writes its tensors' bytes as they are in memory.
+static_assert(std::endian::native == std::endian::little, "safetensors I/O assumes a little-endian machine");
+
+namespace ng::data {
+
+namespace {
+
+const char* safetensors_dtype(Dtype dtype) {
+  switch (dtype) {
+    case float32: return "F32";
+    case float64: return "F64";
+    case int64: return "I64";
+  }
+  return "?";
+}
+
+Dtype dtype_from_code(const std::string& code, const std::string& context, const std::string& name) {
+  if (code == "F32") return float32;
+  if (code == "F64") return float64;
+  if (code == "I64") return int64;
+  throw Error(context + ": tensor '" + name + "' has dtype '" + code + "'; normgrad reads F32, F64 and I64");
+}
+
+// Bytes of a tensor of this shape and dtype, or an Error if that does not fit in 64 bits.
+uint64_t byte_size(const Shape& shape, Dtype dtype, const std::string& context, const std::string& name) {
+  uint64_t bytes = dtype_size(dtype);
+  for (int64_t size : shape) {
+    auto n = static_cast<uint64_t>(size);
+    if (n != 0 && bytes > UINT64_MAX / n)
+      throw Error(context + ": tensor '" + name + "' has an impossibly large shape");
+    bytes *= n;
+  }
+  return bytes;
+}
+
+void write_bytes(std::FILE* file, const void* data, std::size_t bytes, const std::string& context,
+                 const std::string& tmp) {
+  if (bytes != 0 && std::fwrite(data, 1, bytes, file) != bytes)
+    throw Error(context + ": writing the temporary file '" + tmp + "' failed: " + std::strerror(errno));
+}
+
+}  // namespace
+
+void save_safetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata) {
+  const std::string context = "save_safetensors: '" + path + "'";
+  SafetensorsHeader header;
+  header.metadata = metadata;
+  std::set<std::string> names;
+  uint64_t offset = 0;
+  for (const auto& [name, tensor] : tensors) {
+    if (name.empty() || name == "__metadata__") throw Error(context + ": '" + name + "' cannot be a tensor name");
+    if (!names.insert(name).second) throw Error(context + ": the name '" + name + "' appears twice");
+    if (!tensor.defined()) throw Error(context + ": tensor '" + name + "' is undefined; there is nothing to save");
+    uint64_t bytes = static_cast<uint64_t>(tensor.numel()) * dtype_size(tensor.dtype());
+    header.tensors.push_back({name, safetensors_dtype(tensor.dtype()), tensor.shape(), offset, offset + bytes});
+    offset += bytes;
+  }
+  std::string json = write_header_json(header);
+  json.append((8 - json.size() % 8) % 8, ' ');  // pad so that the data starts 8-byte aligned
+
+  // Write everything to a temporary file next to `path`, then rename it: rename within one folder
+  // replaces the old file in one step, so readers see the old checkpoint or the new one, never half.
+  const std::string tmp = path + ".tmp";
+  std::FILE* file = std::fopen(tmp.c_str(), "wb");
+  if (!file) throw Error(context + ": cannot create the temporary file '" + tmp + "': " + std::strerror(errno));
+  try {
+    unsigned char length[8];
+    for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(json.size() >> (8 * i));  // little-endian
+    write_bytes(file, length, 8, context, tmp);
+    write_bytes(file, json.data(), json.size(), context, tmp);
+    for (const auto& [name, tensor] : tensors)
+      write_bytes(file, tensor.raw_data(), static_cast<std::size_t>(tensor.numel()) * dtype_size(tensor.dtype()),
+                  context, tmp);
+    if (std::fflush(file) != 0) throw Error(context + ": writing '" + tmp + "' failed: " + std::strerror(errno));
+  } catch (...) {
+    std::fclose(file);
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (std::fclose(file) != 0) {
+    std::remove(tmp.c_str());
+    throw Error(context + ": closing the temporary file '" + tmp + "' failed: " + std::strerror(errno));
+  }
+  std::error_code error;
+  std::filesystem::rename(tmp, path, error);
+  if (error) {
+    std::remove(tmp.c_str());
+    throw Error(context + ": cannot rename '" + tmp + "' to it: " + error.message());
+  }
+}
+
+SafetensorsFile read_safetensors(const std::string& path) {
+  const std::string context = "load_safetensors: '" + path + "'";
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) throw Error(context + ": is a folder, not a safetensors file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(context + ": cannot open: " + std::strerror(errno));
+  in.seekg(0, std::ios::end);
+  auto file_size = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
+
+  // 8 bytes: N, the header length, little-endian.
+  if (file_size < 8)
+    throw Error(context + ": truncated: " + std::to_string(file_size) +
+                " bytes, fewer than the 8 of the header length");
+  unsigned char length[8];
+  in.read(reinterpret_cast<char*>(length), 8);
+  uint64_t header_size = 0;
+  for (int i = 0; i < 8; ++i) header_size |= static_cast<uint64_t>(length[i]) << (8 * i);
+  if (header_size > file_size - 8)
+    throw Error(context + ": the header length " + std::to_string(header_size) + " exceeds the " +
+                std::to_string(file_size - 8) + " bytes after it (a truncated file, or not safetensors)");
+
+  // N bytes of JSON.
+  std::string json(header_size, '\0');
+  in.read(json.data(), static_cast<std::streamsize>(header_size));
+  SafetensorsHeader header = parse_header_json(json, context);
+
+  // The data: the tensors' byte ranges must tile it exactly, in offset order.
+  const uint64_t data_size = file_size - 8 - header_size;
+  std::stable_sort(header.tensors.begin(), header.tensors.end(),
+                   [](const TensorEntry& a, const TensorEntry& b) { return a.begin < b.begin; });
+  SafetensorsFile file;
+  file.metadata = std::move(header.metadata);
+  uint64_t data_end = 0;
+  for (const TensorEntry& entry : header.tensors) {
+    const std::string which = context + ": tensor '" + entry.name + "'";
+    Dtype dtype = dtype_from_code(entry.dtype, context, entry.name);
+    uint64_t bytes = byte_size(entry.shape, dtype, context, entry.name);
+    if (entry.end - entry.begin != bytes)
+      throw Error(which + " of shape " + shape_str(entry.shape) + " " + entry.dtype + " needs " +
+                  std::to_string(bytes) + " bytes, but its data_offsets [" + std::to_string(entry.begin) + ", " +
+                  std::to_string(entry.end) + "] hold " + std::to_string(entry.end - entry.begin));
+    if (entry.begin != data_end)
+      throw Error(which + " starts at data byte " + std::to_string(entry.begin) +
+                  ", but the tensor before it ends at " + std::to_string(data_end) +
+                  " (data_offsets must tile the data without gaps or overlaps)");
+    if (entry.end > data_size)
+      throw Error(context + ": truncated: tensor '" + entry.name + "' ends at data byte " + std::to_string(entry.end) +
+                  ", but the file holds " + std::to_string(data_size) + " data bytes");
+    Tensor tensor = empty(entry.shape, dtype);
+    in.read(static_cast<char*>(tensor.raw_data()), static_cast<std::streamsize>(bytes));
+    if (!in) throw Error(which + ": reading its data failed");
+    data_end = entry.end;
+    file.tensors.emplace_back(entry.name, std::move(tensor));
+  }
+  if (data_end != data_size)
+    throw Error(context + ": " + std::to_string(data_size - data_end) +
+                " bytes follow the last tensor's data; expected the file to end there");
+  return file;
+}
+
+NamedTensors load_safetensors(const std::string& path) { return read_safetensors(path).tensors; }
+
+}  // namespace ng::data

@@ -1,0 +1,56 @@
+// batchnorm_shapes.h: the argument checks the BatchNorm functions share (internal to nn/, not installed).
+//
+// A BatchNorm input is seen as [N, C, S]: N samples, C channels, S = H*W positions per channel (S = 1
+// for [N, C]). Channel c's values sit at (n * C + c) * S + s, and its statistics run over the
+// m = N * S values of the mini-batch.
+#pragma once
+
+#include <string>
+
+#include "autograd/tensor.h"
+
+namespace ng::nn::detail {
+
+struct ChannelLayout {
+  int64_t N = 0, C = 0, S = 1;
+  int64_t m() const { return N * S; }  // values per channel
+};
+
+// The shape [C] of gamma, beta, and the statistics, checked against x's channels; an undefined
+// tensor (no gamma, no beta) passes.
+inline void check_per_channel(const char* op, const char* what, const Tensor& t, const Tensor& x) {
+  if (!t.defined()) return;
+  if (t.dim() != 1 || t.size(0) != x.size(1))
+    throw Error(std::string(op) + ": " + what + " of shape " + shape_str(t.shape()) + " for input " +
+                shape_str(x.shape()) + "; expected [" + std::to_string(x.size(1)) + "], one value per channel");
+  if (t.dtype() != x.dtype())
+    throw Error(std::string(op) + ": " + what + " has dtype " + dtype_name(t.dtype()) + " but the input is " +
+                dtype_name(x.dtype()) + "; expected the same dtype");
+}
+
+// Checks x ([N, C] or [N, C, H, W], floating point) and gamma, beta; returns x's layout.
+inline ChannelLayout check_batch_norm_args(const char* op, const Tensor& x, const Tensor& gamma, const Tensor& beta) {
+  if (x.dim() != 2 && x.dim() != 4)
+    throw Error(std::string(op) + ": input of shape " + shape_str(x.shape()) +
+                "; expected [N, C] or [N, C, H, W] (statistics per channel, dim 1)");
+  if (x.dtype() == int64) throw Error(std::string(op) + ": input is int64; expected float32 or float64");
+  check_per_channel(op, "gamma", gamma, x);
+  check_per_channel(op, "beta", beta, x);
+  ChannelLayout layout{x.size(0), x.size(1), x.dim() == 4 ? x.size(2) * x.size(3) : 1};
+  if (layout.C == 0) throw Error(std::string(op) + ": input of shape " + shape_str(x.shape()) + " has no channels");
+  return layout;
+}
+
+inline void check_eps(const char* op, double eps) {
+  if (!(eps >= 0)) throw Error(std::string(op) + ": eps = " + std::to_string(eps) + "; expected eps >= 0");
+}
+
+// Batch statistics need at least two values per channel (with one, x - mean is 0 and the variance 0).
+// PyTorch refuses this in training mode with the same message.
+inline void check_batch_size(const char* op, const Tensor& x, const ChannelLayout& layout) {
+  if (layout.m() <= 1)
+    throw Error(std::string(op) + ": expected more than 1 value per channel when training, got input of shape " +
+                shape_str(x.shape()) + " (" + std::to_string(layout.m()) + " value(s) per channel)");
+}
+
+}  // namespace ng::nn::detail

@@ -1,0 +1,21 @@
+// linear.h: nn::Linear, the fully connected layer y = x W^T + b.
+#pragma once
+
+#include "module.h"
+
+namespace ng::nn {
+
+class Linear : public Module {
+ public:
+  // PyTorch's default initialization: W and b uniform in [-1/sqrt(in), 1/sqrt(in)].
+  Linear(int64_t in_features, int64_t out_features, bool bias = true, Dtype dtype = float32);
+
+  // x: [N, in] -> y: [N, out]
+  Tensor forward(const Tensor& x) override;
+
+  int64_t in_features, out_features;
+  Tensor weight;  // [out, in]
+  Tensor bias;    // [out]; undefined when constructed with bias = false
+};
+
+}  // namespace ng::nn

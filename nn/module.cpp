@@ -1,0 +1,80 @@
+// module.cpp: registration, the hierarchical names, and the tree-wide walks (parameters, train/eval).
+#include "module.h"
+
+namespace ng::nn {
+
+Module::~Module() = default;
+
+void Module::check_new_name(const std::string& name) const {
+  if (name.empty() || name.find('.') != std::string::npos)
+    throw Error("Module: name '" + name + "' is not allowed; expected a non-empty name without '.' (dots separate levels)");
+  auto taken = [&](const auto& list) {
+    for (const auto& entry : list)
+      if (entry.first == name) return true;
+    return false;
+  };
+  if (taken(parameters_) || taken(buffers_) || taken(children_))
+    throw Error("Module: name '" + name + "' is already registered in this module; expected a new name");
+}
+
+Tensor Module::register_parameter(const std::string& name, Tensor tensor) {
+  check_new_name(name);
+  if (!tensor.defined()) throw Error("Module: parameter '" + name + "' is undefined; expected a tensor");
+  tensor.requires_grad_(true).set_name(name);
+  parameters_.emplace_back(name, tensor);
+  return tensor;
+}
+
+Tensor Module::register_buffer(const std::string& name, Tensor tensor) {
+  check_new_name(name);
+  if (!tensor.defined()) throw Error("Module: buffer '" + name + "' is undefined; expected a tensor");
+  tensor.set_name(name);
+  buffers_.emplace_back(name, tensor);
+  return tensor;
+}
+
+void Module::add_child(const std::string& name, std::shared_ptr<Module> child) {
+  check_new_name(name);
+  if (!child) throw Error("Module: child module '" + name + "' is null; expected a module");
+  // The child's tensors now live one level deeper: "weight" becomes "name.weight".
+  for (auto& [child_name, tensor] : child->named_parameters()) tensor.set_name(name + "." + child_name);
+  for (auto& [child_name, tensor] : child->named_buffers()) tensor.set_name(name + "." + child_name);
+  children_.emplace_back(name, std::move(child));
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
+  std::vector<std::pair<std::string, Tensor>> all = parameters_;
+  for (const auto& [prefix, child] : children_)
+    for (auto& [name, tensor] : child->named_parameters()) all.emplace_back(prefix + "." + name, tensor);
+  return all;
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_buffers() const {
+  std::vector<std::pair<std::string, Tensor>> all = buffers_;
+  for (const auto& [prefix, child] : children_)
+    for (auto& [name, tensor] : child->named_buffers()) all.emplace_back(prefix + "." + name, tensor);
+  return all;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> all;
+  for (auto& [name, tensor] : named_parameters()) all.push_back(tensor);
+  return all;
+}
+
+std::vector<Tensor> Module::buffers() const {
+  std::vector<Tensor> all;
+  for (auto& [name, tensor] : named_buffers()) all.push_back(tensor);
+  return all;
+}
+
+void Module::zero_grad() {
+  for (Tensor& p : parameters()) p.zero_grad();
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+}  // namespace ng::nn

@@ -1,0 +1,64 @@
+// module.h: nn::Module, the base of every layer and model.
+//
+// A Module owns named tensors of two kinds, as in PyTorch: parameters (learned, requires_grad, what an
+// optimizer updates) and buffers (state that is not learned, such as BatchNorm's running averages).
+// Modules nest: a child registered as "layers" contributes its "0.weight" as "layers.0.weight", and
+// these hierarchical names are what checkpoints store and what to_dot shows on the graph's leaves.
+// train() / eval() switch the mode of the whole tree (BatchNorm and Dropout behave differently).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "autograd/tensor.h"
+
+namespace ng::nn {
+
+class Module {
+ public:
+  Module() = default;
+  virtual ~Module();
+  // A module's tensors are shared handles, so a copy would alias the original's parameters: forbidden.
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  virtual Tensor forward(const Tensor& x) = 0;
+  Tensor operator()(const Tensor& x) { return forward(x); }
+
+  // Own tensors first, then each child's, in registration order.
+  std::vector<Tensor> parameters() const;
+  std::vector<std::pair<std::string, Tensor>> named_parameters() const;
+  std::vector<Tensor> buffers() const;
+  std::vector<std::pair<std::string, Tensor>> named_buffers() const;
+
+  // Drops every parameter's gradient (PyTorch's zero_grad(set_to_none=True)).
+  void zero_grad();
+  // Sets training mode (on) or evaluation mode (!on) for this module and all its children.
+  virtual void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+
+ protected:
+  // Registers `tensor` as a parameter: it is made to require grad and named. Returns the same handle,
+  // so a layer writes `weight = register_parameter("weight", ...)`.
+  Tensor register_parameter(const std::string& name, Tensor tensor);
+  Tensor register_buffer(const std::string& name, Tensor tensor);
+  // Adds a child and prefixes the names of its tensors with "name.".
+  template <class M> std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> child) {
+    add_child(name, child);
+    return child;
+  }
+
+ private:
+  void add_child(const std::string& name, std::shared_ptr<Module> child);
+  void check_new_name(const std::string& name) const;
+
+  std::vector<std::pair<std::string, Tensor>> parameters_;
+  std::vector<std::pair<std::string, Tensor>> buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+}  // namespace ng::nn

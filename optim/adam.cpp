@@ -1,0 +1,123 @@
+// adam.cpp: the Adam and AdamW step, as PyTorch computes it. For parameter p at its step t:
+//
+//   p = p * (1 - lr * weight_decay)              AdamW only (decoupled decay)
+//   g = grad + weight_decay * p                  Adam only (L2 penalty)
+//   m = beta1 * m + (1 - beta1) * g              (m and v start at 0)
+//   v = beta2 * v + (1 - beta2) * g^2
+//   p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+//
+// The two factors 1 - beta^t are the bias correction: m and v start at 0, so early on they
+// underestimate E[g] and E[g^2] by exactly those factors.
+#include "optim/adam.h"
+
+#include <cmath>
+
+#include "autograd/graph.h"
+
+namespace ng::optim {
+
+Adam::Adam(std::vector<Tensor> params, AdamOptions options) : Adam("Adam", std::move(params), options, false) {}
+
+AdamW::AdamW(std::vector<Tensor> params, AdamWOptions o)
+    : Adam("AdamW", std::move(params), {o.lr, o.beta1, o.beta2, o.eps, o.weight_decay}, true) {}
+
+Adam::Adam(const char* name, std::vector<Tensor> params, AdamOptions options, bool decoupled_weight_decay)
+    : Optimizer(name, std::move(params), options.lr),
+      options_(options),
+      decoupled_weight_decay_(decoupled_weight_decay),
+      steps_(params_.size(), 0),
+      exp_avgs_(params_.size()),
+      exp_avg_sqs_(params_.size()) {
+  auto refuse = [&](const char* what, double value, const char* expected) {
+    return Error(std::string(name) + ": invalid " + what + " " + std::to_string(value) + "; expected " + expected);
+  };
+  if (!(options_.eps >= 0)) throw refuse("eps", options_.eps, ">= 0");
+  if (!(options_.beta1 >= 0 && options_.beta1 < 1)) throw refuse("beta1", options_.beta1, "0 <= beta1 < 1");
+  if (!(options_.beta2 >= 0 && options_.beta2 < 1)) throw refuse("beta2", options_.beta2, "0 <= beta2 < 1");
+  if (!(options_.weight_decay >= 0)) throw refuse("weight_decay", options_.weight_decay, ">= 0");
+}
+
+namespace {
+
+// The update of one parameter of n elements at its step t (t >= 1).
+template <class T>
+void adam_update(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n, const AdamOptions& o, double lr,
+                 int64_t t, bool decoupled_weight_decay) {
+  const double bias_correction1 = 1 - std::pow(o.beta1, static_cast<double>(t));
+  const double bias_correction2 = 1 - std::pow(o.beta2, static_cast<double>(t));
+  const T step_size = static_cast<T>(lr / bias_correction1);
+  const T bias_correction2_sqrt = static_cast<T>(std::sqrt(bias_correction2));
+  const T shrink = static_cast<T>(decoupled_weight_decay ? 1 - lr * o.weight_decay : 1);
+  const T l2 = static_cast<T>(decoupled_weight_decay ? 0 : o.weight_decay);
+  const T beta1 = static_cast<T>(o.beta1), beta2 = static_cast<T>(o.beta2), eps = static_cast<T>(o.eps);
+  for (int64_t i = 0; i < n; ++i) {
+    param[i] *= shrink;                                                // AdamW: p = p * (1 - lr * weight_decay)
+    T g = grad[i] + l2 * param[i];                                     // Adam:  g = grad + weight_decay * p
+    exp_avg[i] = beta1 * exp_avg[i] + (1 - beta1) * g;                 // m = beta1 m + (1 - beta1) g
+    exp_avg_sq[i] = beta2 * exp_avg_sq[i] + (1 - beta2) * g * g;       // v = beta2 v + (1 - beta2) g^2
+    T denom = std::sqrt(exp_avg_sq[i]) / bias_correction2_sqrt + eps;  // sqrt(v) / sqrt(1 - beta2^t) + eps
+    param[i] -= step_size * exp_avg[i] / denom;                        // p = p - lr / (1 - beta1^t) * m / denom
+  }
+}
+
+}  // namespace
+
+void Adam::step() {
+  NoGradGuard no_grad;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    Tensor& p = params_[i];
+    Tensor grad = p.grad();
+    if (!grad.defined()) continue;
+    if (!exp_avgs_[i].defined()) {
+      exp_avgs_[i] = zeros(p.shape(), p.dtype());
+      exp_avg_sqs_[i] = zeros(p.shape(), p.dtype());
+    }
+    int64_t t = ++steps_[i];
+    dispatch_float(name(), p.dtype(), [&](auto zero) {
+      using T = decltype(zero);
+      adam_update<T>(p.data<T>(), grad.data<T>(), exp_avgs_[i].data<T>(), exp_avg_sqs_[i].data<T>(), p.numel(),
+                     options_, lr(), t, decoupled_weight_decay_);
+    });
+  }
+}
+
+NamedTensors Adam::state_dict() const {
+  NamedTensors state;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    if (!exp_avgs_[i].defined()) continue;
+    std::string prefix = "state." + std::to_string(i) + ".";
+    state.emplace_back(prefix + "step", scalar(static_cast<double>(steps_[i]), int64));
+    state.emplace_back(prefix + "exp_avg", exp_avgs_[i]);
+    state.emplace_back(prefix + "exp_avg_sq", exp_avg_sqs_[i]);
+  }
+  return state;
+}
+
+void Adam::load_state_dict(const NamedTensors& state) {
+  std::vector<int64_t> steps(params_.size(), 0);
+  std::vector<Tensor> exp_avgs(params_.size()), exp_avg_sqs(params_.size());
+  for (const auto& [entry, value] : state) {
+    auto [index, state_name] = parse_state_name(entry, {"step", "exp_avg", "exp_avg_sq"});
+    if (state_name == "step") {
+      check_state_like(entry, value, {}, int64);
+      steps[index] = value.data<int64_t>()[0];
+      if (steps[index] < 1)
+        throw Error(std::string(name()) + ": state entry '" + entry + "' is " + std::to_string(steps[index]) +
+                    "; expected a step count >= 1");
+    } else {
+      check_state_like(entry, value, params_[index].shape(), params_[index].dtype());
+      (state_name == "exp_avg" ? exp_avgs : exp_avg_sqs)[index] = value.detach().clone();
+    }
+  }
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    int present = (steps[i] > 0) + exp_avgs[i].defined() + exp_avg_sqs[i].defined();
+    if (present != 0 && present != 3)
+      throw Error(std::string(name()) + ": the state of parameter " + std::to_string(i) +
+                  " is incomplete; expected all of state." + std::to_string(i) + ".step, .exp_avg and .exp_avg_sq");
+  }
+  steps_ = std::move(steps);
+  exp_avgs_ = std::move(exp_avgs);
+  exp_avg_sqs_ = std::move(exp_avg_sqs);
+}
+
+}  // namespace ng::optim

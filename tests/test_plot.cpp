@@ -1,0 +1,208 @@
+// test_plot.cpp: the helpers behind the examples' figures and options (examples/common/): percentiles,
+// axis ticks, the SVG writer, atomic file writes and command-line parsing.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string>
+
+#include <unistd.h>
+
+#include "examples/common/args.h"
+#include "examples/common/atomic_file.h"
+#include "examples/common/percentile.h"
+#include "examples/common/svg_plot.h"
+
+using namespace examples;
+
+namespace {
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int count(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+std::filesystem::path fresh_dir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+Plot example_plot() {
+  Plot plot;
+  plot.title = "Test accuracy & more";
+  plot.x_label = "training step";
+  plot.y_label = "test accuracy";
+  plot.bands.push_back({"15th-85th percentile", "#1f77b4", {0, 100, 200}, {-1, -0.5, -0.2}, {1, 0.6, 0.3}});
+  plot.lines.push_back({"with BN <lr 0.5>", "#d62728", {0, 100, 200}, {0.1, 0.7, 0.85}});
+  return plot;
+}
+
+}  // namespace
+
+TEST_SUITE("percentile") {
+  TEST_CASE("percentile interpolates linearly between sorted neighbours") {
+    // sorted {1,2,3,4}: position q/100*3; 15 -> 0.45 -> 1.45, 50 -> 1.5 -> 2.5, 85 -> 2.55 -> 3.55
+    const auto p = percentiles({4, 1, 3, 2}, {15, 50, 85});
+    CHECK(p[0] == doctest::Approx(1.45));
+    CHECK(p[1] == doctest::Approx(2.5));
+    CHECK(p[2] == doctest::Approx(3.55));
+  }
+  TEST_CASE("percentile hits the extremes at 0 and 100 and a lone value everywhere") {
+    CHECK(percentile({5, -2, 9}, 0) == -2);
+    CHECK(percentile({5, -2, 9}, 100) == 9);
+    CHECK(percentile({7}, 85) == 7);
+    CHECK(percentile({0, 10}, 15) == doctest::Approx(1.5));
+  }
+  TEST_CASE("percentile of a sample with NaN is NaN") {
+    CHECK(std::isnan(percentile({1, std::numeric_limits<double>::quiet_NaN(), 3}, 50)));
+  }
+  TEST_CASE("percentile rejects an empty sample and q outside [0, 100]") {
+    CHECK_THROWS_AS(percentile({}, 50), std::invalid_argument);
+    CHECK_THROWS_AS(percentile({1, 2}, 101), std::invalid_argument);
+    CHECK_THROWS_AS(percentile({1, 2}, -1), std::invalid_argument);
+  }
+}
+
+TEST_SUITE("svg_plot") {
+  TEST_CASE("nice ticks are 1, 2 or 5 times a power of ten and cover the range") {
+    Ticks unit = nice_ticks(0, 1);
+    CHECK(unit.step == doctest::Approx(0.2));
+    REQUIRE(unit.values.size() == 6);
+    CHECK(unit.values.front() == 0);
+    CHECK(unit.values.back() == doctest::Approx(1));
+
+    Ticks steps = nice_ticks(0, 5000);
+    CHECK(steps.step == doctest::Approx(1000));
+    CHECK(steps.values.back() == doctest::Approx(5000));
+
+    Ticks mixed = nice_ticks(-3.7, 2.2);
+    CHECK(mixed.step == doctest::Approx(1));
+    CHECK(mixed.values.front() == doctest::Approx(-4));
+    CHECK(mixed.values.back() == doctest::Approx(3));
+  }
+  TEST_CASE("nice ticks of a single value still span a range around it") {
+    Ticks t = nice_ticks(2, 2);
+    CHECK(t.values.front() < 2);
+    CHECK(t.values.back() > 2);
+  }
+  TEST_CASE("tick labels carry the decimals their step needs and no negative zero") {
+    CHECK(format_tick(0.25, 0.05) == "0.25");
+    CHECK(format_tick(3000, 1000) == "3000");
+    CHECK(format_tick(0.4, 0.2) == "0.4");
+    CHECK(format_tick(-1e-17, 0.2) == "0.0");
+  }
+  TEST_CASE("a plot renders its title, axis labels, legend and escapes XML characters") {
+    const std::string svg = render_svg(example_plot());
+    CHECK(svg.find("Test accuracy &amp; more") != std::string::npos);
+    CHECK(svg.find("training step") != std::string::npos);
+    CHECK(svg.find("test accuracy") != std::string::npos);
+    CHECK(svg.find("with BN &lt;lr 0.5&gt;") != std::string::npos);
+    CHECK(svg.find("15th-85th percentile") != std::string::npos);
+    CHECK(count(svg, "<polyline") == 1);
+    CHECK(count(svg, "<polygon") == 1);
+  }
+  TEST_CASE("a NaN splits a line into two pieces") {
+    Plot plot;
+    plot.lines.push_back({"diverged", "black", {0, 1, 2, 3, 4}, {1, 2, std::nan(""), 3, 4}});
+    CHECK(count(render_svg(plot), "<polyline") == 2);
+  }
+  TEST_CASE("a fixed y range labels its ends") {
+    Plot plot = example_plot();
+    plot.y_min = 0;
+    plot.y_max = 1;
+    plot.bands.clear();
+    const std::string svg = render_svg(plot);
+    CHECK(svg.find(">0.0</text>") != std::string::npos);
+    CHECK(svg.find(">1.0</text>") != std::string::npos);
+  }
+  TEST_CASE("a series whose x and y lengths differ is refused, naming it") {
+    Plot plot;
+    plot.lines.push_back({"short", "black", {0, 1, 2}, {1, 2}});
+    CHECK_THROWS_WITH_AS(render_svg(plot), doctest::Contains("'short'"), std::invalid_argument);
+  }
+  TEST_CASE("the SVG is well-formed XML (checked by python3's xml.dom.minidom when present)") {
+    if (std::system("python3 -c 'import xml.dom.minidom' 2>/dev/null") != 0) {
+      MESSAGE("python3 with xml.dom.minidom not found: well-formedness not checked");
+      return;
+    }
+    const auto dir = fresh_dir("ng_test_plot");
+    const auto path = dir / "plot.svg";
+    Plot plot = example_plot();
+    plot.lines.push_back({"gap", "black", {0, 100, 200}, {0.2, std::nan(""), 0.3}, true});
+    write_file_atomically(path.string(), render_svg(plot));
+    const std::string command = "python3 -c 'import sys, xml.dom.minidom; d = xml.dom.minidom.parse(sys.argv[1]); "
+                                "sys.exit(0 if d.documentElement.tagName == \"svg\" else 1)' " +
+                                path.string();
+    CHECK(std::system(command.c_str()) == 0);
+    std::filesystem::remove_all(dir);
+  }
+}
+
+TEST_SUITE("atomic_file") {
+  TEST_CASE("an atomic write replaces the file whole and leaves no temp file") {
+    const auto dir = fresh_dir("ng_test_atomic");
+    const auto path = dir / "metrics.csv";
+    write_file_atomically(path.string(), "first\n");
+    write_file_atomically(path.string(), "a,b\n1,2\n");
+    CHECK(read_text(path) == "a,b\n1,2\n");
+    CHECK_FALSE(std::filesystem::exists(path.string() + ".tmp"));
+    std::filesystem::remove_all(dir);
+  }
+  TEST_CASE("an atomic write into a missing folder fails naming the file") {
+    CHECK_THROWS_WITH_AS(write_file_atomically("/nonexistent_ng_dir/x.csv", "x"), doctest::Contains("/nonexistent_ng_dir/x.csv"),
+                         std::runtime_error);
+  }
+}
+
+TEST_SUITE("args") {
+  ArgParser make_parser() {
+    ArgParser p("prog", "a test program");
+    p.option("steps", "N", "training steps", "100");
+    p.option("lr", "A[,B...]", "learning rates", "0.1");
+    p.option("bn", "on|off|both", "which nets", "both");
+    return p;
+  }
+  TEST_CASE("options take values as '--name value' or '--name=value' and keep defaults otherwise") {
+    ArgParser p = make_parser();
+    const char* argv[] = {"prog", "--steps", "250", "--lr=0.5,5,20"};
+    REQUIRE(p.parse(4, argv));
+    CHECK(p.get_int("steps", 1, 1000) == 250);
+    CHECK(p.get_positive_list("lr") == std::vector<double>{0.5, 5, 20});
+    CHECK(p.get_choice("bn", {"on", "off", "both"}) == "both");
+    CHECK_FALSE(p.given("bn"));
+  }
+  TEST_CASE("bad options are usage errors naming the option") {
+    ArgParser p = make_parser();
+    const char* unknown[] = {"prog", "--stepz", "3"};
+    CHECK_THROWS_WITH_AS(p.parse(3, unknown), doctest::Contains("--stepz"), UsageError);
+    const char* missing[] = {"prog", "--steps"};
+    CHECK_THROWS_WITH_AS(p.parse(2, missing), doctest::Contains("--steps"), UsageError);
+
+    const char* bad_values[] = {"prog", "--steps", "12x", "--lr", "0.5,-1", "--bn", "maybe"};
+    REQUIRE(p.parse(7, bad_values));
+    CHECK_THROWS_WITH_AS(p.get_int("steps", 1, 1000), doctest::Contains("--steps"), UsageError);
+    CHECK_THROWS_WITH_AS(p.get_positive_list("lr"), doctest::Contains("--lr"), UsageError);
+    CHECK_THROWS_WITH_AS(p.get_choice("bn", {"on", "off", "both"}), doctest::Contains("on|off|both"), UsageError);
+  }
+  TEST_CASE("an integer outside its range is a usage error") {
+    ArgParser p = make_parser();
+    const char* argv[] = {"prog", "--steps", "0"};
+    REQUIRE(p.parse(3, argv));
+    CHECK_THROWS_AS(p.get_int("steps", 1, 1000), UsageError);
+  }
+}
