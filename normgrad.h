@@ -1,9 +1,9 @@
 // normgrad.h: the whole API in one include.
 //
 //   autograd/  Tensor, the graph and backward, the primitive ops, gradcheck   (namespace ng)
-//   nn/        modules, BatchNorm (composed and closed form), losses          (ng::nn)
+//   nn/        modules, BatchNorm (composed and closed form), losses, init    (ng::nn)
 //   optim/     SGD, Adam, AdamW, learning-rate schedules                      (ng::optim)
-//   data/      IDX (MNIST) files, ImageFolder, DataLoader                     (ng::data)
+//   data/      IDX (MNIST) files, ImageFolder, Subset, DataLoader             (ng::data)
 #pragma once
 
 #include "autograd/dot.h"
@@ -16,11 +16,15 @@
 #include "data/idx.h"
 #include "data/image_folder.h"
 #include "data/mnist.h"
+#include "data/random_permutation.h"
 #include "data/safetensors.h"
+#include "data/subset.h"
 #include "data/transforms.h"
 #include "nn/activation.h"
 #include "nn/batchnorm.h"
 #include "nn/checkpoint.h"
+#include "nn/flatten.h"
+#include "nn/init.h"
 #include "nn/linear.h"
 #include "nn/loss.h"
 #include "nn/module.h"

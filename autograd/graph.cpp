@@ -46,6 +46,7 @@ NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
 struct AccumulateGrad final : Node {
   explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf_impl) : Node("AccumulateGrad"), target(std::move(leaf_impl)) {
     shape = target->shape;
+    dtype = target->dtype;
   }
   std::vector<Tensor> apply(const Tensor& g) override {
     Tensor& current = target->grad;
@@ -85,6 +86,7 @@ std::shared_ptr<Node> gradient_edge(const Tensor& t) {
 
 void attach_node(Tensor& output, std::shared_ptr<Node> node) {
   node->shape = output.shape();
+  node->dtype = output.dtype();
   output.impl()->grad_fn = std::move(node);
   output.impl()->requires_grad = true;
 }
@@ -170,7 +172,7 @@ void run_backward(const std::vector<std::pair<std::shared_ptr<Node>, Tensor>>& r
       Node* edge = node->next[i].get();
       if (!edge) continue;
       if (i < input_grads.size() && input_grads[i].defined()) {
-        check_gradient(node->op, input_grads[i], edge->shape, input_grads[i].dtype());
+        check_gradient(node->op, input_grads[i], edge->shape, edge->dtype);
         add_pending(*edge, std::move(input_grads[i]));
       }
       if (--edge->dependencies == 0) ready.push_back(edge);

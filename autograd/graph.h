@@ -37,7 +37,8 @@ struct Node {
 
   const char* op;                            // "mul", "matmul", ... shown by to_dot and printing
   std::vector<std::shared_ptr<Node>> next;   // one per input; null where that input needs no gradient
-  Shape shape;                               // of the output, for to_dot
+  Shape shape;                               // of the output, for to_dot and to check incoming gradients
+  Dtype dtype = float32;                     // of the output, to check incoming gradients
   bool released = false;
 
   // Scratch for the backward pass (engine only).

@@ -150,7 +150,8 @@ MaxResult max(const Tensor& x, int64_t dim, bool keepdim) {
         int64_t best = 0;
         for (int64_t k = 1; k < size; ++k) {
           const T candidate = column[k * inner], top = column[best * inner];
-          if (candidate > top || (std::isnan(candidate) && !std::isnan(top))) best = k;  // the first NaN wins, as PyTorch
+          // A NaN is the maximum, and the first one wins, as in PyTorch.
+          if (candidate > top || (std::isnan(candidate) && !std::isnan(top))) best = k;
         }
         pv[o * inner + i] = column[best * inner];
         pi[o * inner + i] = best;

@@ -299,6 +299,17 @@ Tensor randn(const Shape& shape, Dtype dtype) {
 // Like PyTorch: nested brackets, 4 decimals, rows aligned; past 1000 elements only the first and last
 // three entries of each dimension are shown.
 namespace {
+// Whether a summary shows element `flat`: it must be among the first or last three along every
+// dimension longer than 6.
+bool shown_in_summary(const Shape& shape, int64_t flat) {
+  for (std::size_t d = shape.size(); d-- > 0;) {
+    const int64_t i = flat % shape[d];
+    flat /= shape[d];
+    if (shape[d] > 6 && i >= 3 && i < shape[d] - 3) return false;
+  }
+  return true;
+}
+
 void print_values(std::ostream& os, const Tensor& t, int64_t dim, int64_t offset, bool summarize, int width, int indent) {
   const Shape& shape = t.shape();
   if (t.dim() == 0) {
@@ -327,13 +338,15 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t) {
   if (!t.defined()) return os << "tensor(undefined)";
   std::ostringstream values;
   values << std::fixed << std::setprecision(t.dtype() == int64 ? 0 : 4);
-  int width = 0;
-  for (int64_t i = 0; i < std::min<int64_t>(t.numel(), 1000); ++i) {
+  const bool summarize = t.numel() > 1000;
+  int width = 0;  // of the widest value shown, so that columns line up
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    if (summarize && !shown_in_summary(t.shape(), i)) continue;
     std::ostringstream one;
     one << std::fixed << std::setprecision(t.dtype() == int64 ? 0 : 4) << load(t, i);
     width = std::max(width, static_cast<int>(one.str().size()));
   }
-  print_values(values, t, 0, 0, t.numel() > 1000, width, 7);
+  print_values(values, t, 0, 0, summarize, width, 7);
   os << "tensor(" << values.str() << ", shape=" << shape_str(t.shape()) << ", dtype=" << dtype_name(t.dtype());
   if (t.grad_fn())
     os << ", grad_fn=<" << t.grad_fn()->op << ">";

@@ -323,14 +323,8 @@ int run_experiment(const Config& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
+  return run_main("bn_paper", [&] {
     const std::optional<Config> config = parse_config(argc, argv);
     return config ? run_experiment(*config) : 0;
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "bn_paper: %s\nRun `bn_paper --help` for the options.\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bn_paper: error: %s\n", e.what());
-    return 1;
-  }
+  });
 }

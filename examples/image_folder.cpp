@@ -18,22 +18,21 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <numeric>
 #include <optional>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "data/dataloader.h"
 #include "data/image_folder.h"
 #include "data/mnist.h"
+#include "data/subset.h"
 #include "examples/common/args.h"
 #include "examples/common/atomic_file.h"
-#include "examples/common/flatten.h"
 #include "examples/common/progress.h"
 #include "examples/common/training.h"
 #include "nn/activation.h"
 #include "nn/batchnorm.h"
+#include "nn/flatten.h"
 #include "nn/linear.h"
 #include "nn/sequential.h"
 #include "optim/sgd.h"
@@ -125,21 +124,6 @@ int write_pictures(const Config& config, const std::string& dir) {
   return 0;
 }
 
-// The examples of `base` at `indices`, as a dataset of its own (PyTorch's torch.utils.data.Subset).
-class Subset : public ng::data::Dataset {
- public:
-  Subset(const ng::data::Dataset& base, std::vector<int64_t> indices) : base_(base), indices_(std::move(indices)) {}
-  int64_t size() const override { return static_cast<int64_t>(indices_.size()); }
-  ng::data::Example get(int64_t index) const override {
-    check_index("Subset", index);
-    return base_.get(indices_[static_cast<std::size_t>(index)]);
-  }
-
- private:
-  const ng::data::Dataset& base_;
-  std::vector<int64_t> indices_;
-};
-
 int train_on_folder(const Config& config, const std::string& dir) {
   const ng::data::ImageFolder folder(dir);
   const int64_t n = folder.size(), num_classes = static_cast<int64_t>(folder.classes().size());
@@ -149,18 +133,17 @@ int train_on_folder(const Config& config, const std::string& dir) {
   std::printf("\n");
 
   // A fifth of the pictures, chosen at random, is held out for measuring accuracy.
-  std::vector<int64_t> order(static_cast<std::size_t>(n));
-  std::iota(order.begin(), order.end(), 0);
-  std::shuffle(order.begin(), order.end(), std::mt19937_64(config.seed));
-  const auto held_out_count = static_cast<std::ptrdiff_t>(std::max<int64_t>(1, n / 5));
-  const Subset held_out(folder, {order.begin(), order.begin() + held_out_count});
-  const Subset train(folder, {order.begin() + held_out_count, order.end()});
+  const int64_t held_out_count = std::max<int64_t>(1, n / 5);
+  const std::vector<ng::data::Subset> split =
+      ng::data::random_split(folder, {n - held_out_count, held_out_count}, config.seed);
+  const ng::data::Subset& train = split[0];
+  const ng::data::Subset& held_out = split[1];
   if (train.size() < 2) throw std::runtime_error("image_folder: " + dir + " has too few pictures to train on");
 
   // [N, 1, 28, 28] -> [N, 784] -> [N, 64] -> [N, classes]
   ng::manual_seed(config.seed);
   const int64_t pixels = 28 * 28;
-  ng::nn::Sequential model{std::make_shared<Flatten>(), std::make_shared<ng::nn::Linear>(pixels, 64, false),
+  ng::nn::Sequential model{std::make_shared<ng::nn::Flatten>(), std::make_shared<ng::nn::Linear>(pixels, 64, false),
                            std::make_shared<ng::nn::BatchNorm1d>(64), std::make_shared<ng::nn::ReLU>(),
                            std::make_shared<ng::nn::Linear>(64, num_classes)};
   ng::optim::SGD sgd(model.parameters(), {.lr = config.lr, .momentum = 0.9});
@@ -193,17 +176,11 @@ int train_on_folder(const Config& config, const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
+  return run_main("image_folder", [&] {
     const std::optional<Config> config = parse_config(argc, argv);
     if (!config) return 0;
     if (config->write_dir)
       if (int status = write_pictures(*config, *config->write_dir); status != 0) return status;
     return config->train_dir ? train_on_folder(*config, *config->train_dir) : 0;
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "image_folder: %s\nRun `image_folder --help` for the options.\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "image_folder: error: %s\n", e.what());
-    return 1;
-  }
+  });
 }

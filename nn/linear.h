@@ -7,10 +7,13 @@ namespace ng::nn {
 
 class Linear : public Module {
  public:
-  // PyTorch's default initialization: W and b uniform in [-1/sqrt(in), 1/sqrt(in)].
+  // Parameters start as reset_parameters() leaves them.
   Linear(int64_t in_features, int64_t out_features, bool bias = true, Dtype dtype = float32);
 
-  // x: [N, in] -> y: [N, out]
+  // PyTorch's default initialization: W and b uniform in [-1/sqrt(in), 1/sqrt(in)] (linear.cpp).
+  void reset_parameters();
+
+  // x: [*, in] -> y: [*, out]   (any number of leading dimensions, as in PyTorch; usually [N, in])
   Tensor forward(const Tensor& x) override;
 
   int64_t in_features, out_features;

@@ -18,6 +18,8 @@ void LRScheduler::step() {
 StepLR::StepLR(Optimizer& optimizer, int64_t step_size, double gamma)
     : LRScheduler(optimizer), step_size_(step_size), gamma_(gamma) {
   if (step_size <= 0) throw Error("StepLR: step_size " + std::to_string(step_size) + " must be >= 1");
+  // A negative gamma would make every other period's learning rate negative.
+  if (!(gamma >= 0)) throw Error("StepLR: gamma " + std::to_string(gamma) + " must be >= 0");
   step();  // epoch 0
 }
 
@@ -29,6 +31,7 @@ double StepLR::lr_at(int64_t epoch) const {
 CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, int64_t t_max, double eta_min)
     : LRScheduler(optimizer), t_max_(t_max), eta_min_(eta_min) {
   if (t_max <= 0) throw Error("CosineAnnealingLR: t_max " + std::to_string(t_max) + " must be >= 1");
+  if (!(eta_min >= 0)) throw Error("CosineAnnealingLR: eta_min " + std::to_string(eta_min) + " must be >= 0 (a learning rate)");
   step();  // epoch 0
 }
 

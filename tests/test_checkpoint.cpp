@@ -9,25 +9,16 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <random>
 
 #include "normgrad.h"
+#include "temp_dir.h"
 
 using namespace ng;
+using test_files::contains;
+using test_files::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device entropy;
-    path = fs::temp_directory_path() / ("normgrad_test_ckpt_" + std::to_string(entropy()) + std::to_string(entropy()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -42,8 +33,6 @@ std::string safetensors_bytes(const std::string& json, const std::string& data) 
   for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(json.size() >> (8 * i));
   return bytes + json + data;
 }
-
-doctest::Contains contains(const std::string& text) { return doctest::Contains(text.c_str()); }
 
 // Linear 4 -> 8, BatchNorm1d, ReLU, Linear 8 -> `out`.
 std::shared_ptr<nn::Sequential> make_model(int64_t hidden = 8, int64_t out = 3, Dtype dtype = float32) {

@@ -1,6 +1,7 @@
 // test_data.cpp: the IDX reader (on raw and gzipped files the test writes, and on each kind of damaged
-// file), MNIST-format folders, the transforms, the DataLoader's epochs, ImageFolder on PNGs the test
-// writes, and the real Fashion-MNIST when Debian's dataset-fashion-mnist is installed.
+// file), MNIST-format folders, the transforms, ImageFolder on PNGs the test writes, and the real
+// Fashion-MNIST when Debian's dataset-fashion-mnist is installed. (DataLoader and Subset:
+// test_dataloader.cpp.)
 #include <doctest/doctest.h>
 #include <stb_image_write.h>
 #include <zlib.h>
@@ -9,27 +10,16 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
-#include <random>
-#include <set>
 
 #include "normgrad.h"
+#include "temp_dir.h"
 
 using namespace ng;
+using test_files::contains;
+using test_files::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh folder under the system's temp folder, removed with everything in it at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device entropy;
-    path = fs::temp_directory_path() / ("normgrad_test_data_" + std::to_string(entropy()) + std::to_string(entropy()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary);
@@ -47,9 +37,6 @@ std::vector<uint8_t> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
-
-// doctest's Contains for a message built at run time.
-doctest::Contains contains(const std::string& text) { return doctest::Contains(text.c_str()); }
 
 // An IDX file's bytes: 00 00 08 <ndim>, big-endian sizes, then `values`.
 std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& dims, const std::vector<uint8_t>& values) {
@@ -72,25 +59,6 @@ void write_small_mnist(const TempDir& dir, const std::string& prefix, bool gzipp
   std::string ext = gzipped ? ".gz" : "";
   write(dir / (prefix + "-images-idx3-ubyte" + ext), idx_bytes({5, 4, 3}, iota_bytes(60)));
   write(dir / (prefix + "-labels-idx1-ubyte" + ext), idx_bytes({5}, {4, 3, 2, 1, 0}));
-}
-
-// Labels 0..n-1, input [2] = {i, -i}: a dataset whose batches show exactly which examples they hold.
-struct RangeDataset : data::Dataset {
-  int64_t n;
-  explicit RangeDataset(int64_t size) : n(size) {}
-  int64_t size() const override { return n; }
-  data::Example get(int64_t i) const override {
-    check_index("RangeDataset", i);
-    return {tensor({static_cast<double>(i), -static_cast<double>(i)}), i};
-  }
-};
-
-// The labels of one epoch, batch after batch.
-std::vector<int64_t> epoch_labels(data::DataLoader& loader) {
-  std::vector<int64_t> labels;
-  for (const data::Batch& batch : loader)
-    for (int64_t b = 0; b < batch.labels.numel(); ++b) labels.push_back(batch.labels.data<int64_t>()[b]);
-  return labels;
 }
 
 }  // namespace
@@ -283,62 +251,6 @@ TEST_CASE("bytes_to_tensor scales bytes to [0, 1], then normalizes by mean and s
   CHECK_THROWS_WITH_AS(data::normalize(unit, {.mean = 0, .std = 0}), doctest::Contains("std"), Error);
 }
 
-// ---- DataLoader -----------------------------------------------------------------------------------
-
-TEST_CASE("a shuffled epoch yields every example exactly once, in batches of inputs matching labels") {
-  RangeDataset dataset(103);
-  data::DataLoader loader(dataset, {.batch_size = 10, .shuffle = true, .seed = 7});
-  CHECK(loader.num_batches() == 11);
-  std::vector<int64_t> seen;
-  int64_t batches = 0;
-  for (const data::Batch& batch : loader) {
-    ++batches;
-    CHECK(batch.inputs.shape() == Shape{batch.labels.numel(), 2});
-    for (int64_t b = 0; b < batch.labels.numel(); ++b) {
-      CHECK(batch.inputs.at({b, 0}) == batch.labels.at({b}));
-      seen.push_back(batch.labels.data<int64_t>()[b]);
-    }
-  }
-  CHECK(batches == 11);
-  std::vector<int64_t> sorted = seen;
-  std::sort(sorted.begin(), sorted.end());
-  std::vector<int64_t> all(103);
-  std::iota(all.begin(), all.end(), int64_t{0});
-  CHECK(sorted == all);
-  CHECK(seen != all);  // and it was shuffled
-}
-
-TEST_CASE("the same seed gives the same epochs; another seed or the next epoch gives another order") {
-  RangeDataset dataset(50);
-  data::DataLoader a(dataset, {.batch_size = 8, .seed = 1}), b(dataset, {.batch_size = 8, .seed = 1});
-  data::DataLoader c(dataset, {.batch_size = 8, .seed = 2});
-  std::vector<int64_t> a0 = epoch_labels(a), a1 = epoch_labels(a);
-  CHECK(a0 == epoch_labels(b));
-  CHECK(a1 == epoch_labels(b));
-  CHECK(a0 != a1);
-  CHECK(a0 != epoch_labels(c));
-  CHECK(a.epochs_started() == 2);
-}
-
-TEST_CASE("without shuffle the examples come in order") {
-  RangeDataset dataset(5);
-  data::DataLoader loader(dataset, {.batch_size = 2, .shuffle = false});
-  CHECK(epoch_labels(loader) == std::vector<int64_t>{0, 1, 2, 3, 4});
-}
-
-TEST_CASE("the last partial batch is kept, or dropped with drop_last") {
-  RangeDataset dataset(10);
-  for (bool drop_last : {false, true}) {
-    CAPTURE(drop_last);
-    data::DataLoader loader(dataset, {.batch_size = 4, .seed = 3, .drop_last = drop_last});
-    std::vector<int64_t> sizes;
-    for (const data::Batch& batch : loader) sizes.push_back(batch.inputs.size(0));
-    CHECK(sizes == (drop_last ? std::vector<int64_t>{4, 4} : std::vector<int64_t>{4, 4, 2}));
-    CHECK(loader.num_batches() == static_cast<int64_t>(sizes.size()));
-  }
-  CHECK_THROWS_WITH_AS(data::DataLoader(dataset, {.batch_size = 0}), doctest::Contains("batch_size 0"), Error);
-}
-
 // ---- ImageFolder ----------------------------------------------------------------------------------
 
 TEST_CASE("ImageFolder reads one class per sorted sub-folder, images as [C, H, W] in [0, 1]") {
@@ -370,9 +282,8 @@ TEST_CASE("ImageFolder reads one class per sorted sub-folder, images as [C, H, W
 TEST_CASE("ImageFolder with channels = 3 stores RGB as three planes") {
   TempDir dir;
   fs::create_directories(dir.path / "only");
-  std::vector<uint8_t> rgb;  // 2x2 pixels, pixel i = (10 + i, 20 + i, 30 + i)
-  for (uint8_t i = 0; i < 4; ++i)
-    rgb.insert(rgb.end(), {static_cast<uint8_t>(10 + i), static_cast<uint8_t>(20 + i), static_cast<uint8_t>(30 + i)});
+  // 2x2 pixels, interleaved as files store them: pixel i = (10 + i, 20 + i, 30 + i)
+  const std::vector<uint8_t> rgb{10, 20, 30, 11, 21, 31, 12, 22, 32, 13, 23, 33};
   REQUIRE(stbi_write_png((dir / "only/a.png").c_str(), 2, 2, 3, rgb.data(), 6));
   data::ImageFolder folder(dir.path.string(), {.height = 2, .width = 2, .channels = 3});
   Tensor image = folder.get(0).input;
@@ -384,7 +295,8 @@ TEST_CASE("ImageFolder with channels = 3 stores RGB as three planes") {
 
 TEST_CASE("ImageFolder errors name the file or folder") {
   TempDir dir;
-  CHECK_THROWS_WITH_AS(data::ImageFolder{dir / "none"}, contains("'" + (dir / "none") + "' does not exist"), Error);
+  const std::string missing = dir / "none";
+  CHECK_THROWS_WITH_AS(data::ImageFolder{missing}, contains("'" + missing + "' does not exist"), Error);
   CHECK_THROWS_WITH_AS(data::ImageFolder(dir.path.string()), doctest::Contains("has no sub-folders"), Error);
   fs::create_directories(dir.path / "empty");
   CHECK_THROWS_WITH_AS(data::ImageFolder(dir.path.string()),

@@ -1,4 +1,5 @@
-// test_nn.cpp: nn::Module (names, parameters, zero_grad, train/eval), the layers and the losses.
+// test_nn.cpp: nn::Module (names, parameters, zero_grad, train/eval), the layers (Linear, Flatten, the
+// activations, Dropout, Sequential) and the losses. (The initializers: test_init.cpp.)
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -163,6 +164,54 @@ TEST_CASE("Linear computes x W^T + b, starts uniform in +-1/sqrt(in), and checks
   nn::Linear no_bias(4, 2, false);
   CHECK(!no_bias.bias.defined());
   CHECK(no_bias.parameters().size() == 1);
+}
+
+TEST_CASE("Linear maps the last dimension of any input [*, in] -> [*, out], as PyTorch's") {
+  ng::manual_seed(4);
+  nn::Linear linear(5, 3, true, ng::float64);
+  Tensor x = ng::randn({2, 4, 5}, ng::float64).requires_grad_();
+  Tensor y = linear(x);
+  CHECK(y.shape() == Shape{2, 4, 3});
+  const Tensor rows = linear(x.detach().reshape({8, 5}));  // the same 8 rows as one [N, in] batch
+  CHECK(y.reshape({8, 3}).to_vector() == rows.to_vector());
+  CHECK(linear(ng::randn({5}, ng::float64)).shape() == Shape{3});
+  CHECK(linear(ng::randn({0, 5}, ng::float64)).shape() == Shape{0, 3});
+  auto result = ng::gradcheck([&](const std::vector<Tensor>& in) { return linear(in[0]); }, {x});
+  CHECK_MESSAGE(result.ok, result.message);
+  CHECK_THROWS_WITH_AS(linear(ng::ones({2, 4, 6}, ng::float64)),
+                       doctest::Contains("Linear: input of shape [2, 4, 6]; expected [N, 5]"), ng::Error);
+  CHECK_THROWS_WITH_AS(linear(ng::scalar(1, ng::float64)), doctest::Contains("Linear: input of shape []"), ng::Error);
+}
+
+TEST_CASE("Flatten merges dims start_dim..end_dim (default 1..-1) and keeps the row-major order") {
+  Tensor x = ng::arange(120).reshape({2, 3, 4, 5});
+  CHECK(nn::Flatten()(x).shape() == Shape{2, 60});
+  CHECK(nn::Flatten(1, 2)(x).shape() == Shape{2, 12, 5});
+  CHECK(nn::Flatten(-3, -2)(x).shape() == Shape{2, 12, 5});
+  CHECK(nn::Flatten(0)(x).shape() == Shape{120});
+  CHECK(nn::Flatten(2, 2)(x).shape() == x.shape());
+  CHECK(nn::Flatten()(ng::zeros({0, 3, 4})).shape() == Shape{0, 12});  // an empty batch too
+  CHECK(nn::Flatten()(x).to_vector() == x.to_vector());
+}
+
+TEST_CASE("Flatten passes the gradient back in the input's shape") {
+  Tensor x = ng::randn({3, 2, 2}, ng::float64).requires_grad_();
+  const Tensor weights = ng::randn({3, 4}, ng::float64);  // a different weight for every flattened element
+  auto result = ng::gradcheck([&](const std::vector<Tensor>& in) { return (nn::Flatten()(in[0]) * weights).sum(); }, {x});
+  CHECK_MESSAGE(result.ok, result.message);
+  (nn::Flatten()(x) * weights).sum().backward();
+  CHECK(x.grad().shape() == x.shape());
+  CHECK(x.grad().to_vector() == weights.to_vector());
+}
+
+TEST_CASE("Flatten refuses dims outside the input and start_dim after end_dim, naming the shape") {
+  CHECK_THROWS_WITH_AS(nn::Flatten()(ng::ones({5})),
+                       doctest::Contains("Flatten: start_dim = 1 is out of range for input of shape [5]; expected -1 to 0"),
+                       ng::Error);
+  CHECK_THROWS_WITH_AS(nn::Flatten(0, 3)(ng::ones({2, 3})), doctest::Contains("end_dim = 3 is out of range"), ng::Error);
+  CHECK_THROWS_WITH_AS(nn::Flatten(2, 1)(ng::ones({2, 3, 4})),
+                       doctest::Contains("Flatten: start_dim = 2 comes after end_dim = 1 for input of shape [2, 3, 4]"),
+                       ng::Error);
 }
 
 TEST_CASE("gradcheck passes through Linear and the activations") {

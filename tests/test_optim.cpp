@@ -243,9 +243,13 @@ TEST_CASE("CosineAnnealingLR follows eta_min + (base_lr - eta_min) * (1 + cos(pi
   for (int epoch = 1; epoch <= 10; ++epoch) CHECK(lrs[epoch] < lrs[epoch - 1]);
 }
 
-TEST_CASE("schedulers refuse a non-positive period") {
+TEST_CASE("schedulers refuse a non-positive period and factors that would make the learning rate negative") {
   Tensor p = parameter({0});
   optim::SGD sgd({p}, {.lr = 1});
   CHECK_THROWS_WITH_AS(optim::StepLR(sgd, 0), doctest::Contains("step_size"), Error);
   CHECK_THROWS_WITH_AS(optim::CosineAnnealingLR(sgd, 0), doctest::Contains("t_max"), Error);
+  CHECK_THROWS_WITH_AS(optim::StepLR(sgd, 2, -0.5), doctest::Contains("StepLR: gamma -0.5"), Error);
+  CHECK_THROWS_WITH_AS(optim::CosineAnnealingLR(sgd, 5, -0.1), doctest::Contains("CosineAnnealingLR: eta_min -0.1"),
+                       Error);
+  CHECK(sgd.lr() == 1);  // a refused scheduler leaves the learning rate alone
 }

@@ -10,6 +10,8 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <unistd.h>
 
@@ -150,6 +152,72 @@ TEST_SUITE("svg_plot") {
                                 path.string();
     CHECK(std::system(command.c_str()) == 0);
     std::filesystem::remove_all(dir);
+  }
+}
+
+TEST_SUITE("svg_plot log axes and markers") {
+  // The vertices of the first <polyline> of an SVG, as (x, y) pixel pairs.
+  std::vector<std::pair<double, double>> first_polyline(const std::string& svg) {
+    const std::size_t start = svg.find("points=\"", svg.find("<polyline")) + 8;
+    std::stringstream points(svg.substr(start, svg.find('"', start) - start));
+    std::vector<std::pair<double, double>> xy;
+    double x, y;
+    char comma;
+    while (points >> x >> comma >> y) xy.emplace_back(x, y);
+    return xy;
+  }
+
+  TEST_CASE("log ticks are the powers of ten around the range, with 2 and 5 when it spans under three decades") {
+    CHECK(log_ticks(16, 256) == std::vector<double>{10, 20, 50, 100, 200, 500});
+    CHECK(log_ticks(4, 100) == std::vector<double>{2, 5, 10, 20, 50, 100});
+    CHECK(log_ticks(3e-5, 0.2) == std::vector<double>{1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1});
+    const std::vector<double> one = log_ticks(100, 100);
+    CHECK(one.front() < 100);
+    CHECK(one.back() > 100);
+  }
+  TEST_CASE("log ticks refuse a range that is not positive") {
+    CHECK_THROWS_AS(log_ticks(0, 10), std::invalid_argument);
+    CHECK_THROWS_AS(log_ticks(-1, 10), std::invalid_argument);
+    CHECK_THROWS_AS(log_ticks(10, 1), std::invalid_argument);
+  }
+  TEST_CASE("log tick labels are short") {
+    CHECK(format_log_tick(0.001) == "0.001");
+    CHECK(format_log_tick(20) == "20");
+    CHECK(format_log_tick(1e6) == "1e+06");
+  }
+  TEST_CASE("on log-log axes a power law is a straight line: equal ratios land at equal distances") {
+    Plot plot;
+    plot.x_log = plot.y_log = true;
+    plot.lines.push_back({"y = x^3", "black", {1, 10, 100}, {1, 1e3, 1e6}});
+    const auto xy = first_polyline(render_svg(plot));
+    REQUIRE(xy.size() == 3);
+    CHECK(xy[1].first - xy[0].first == doctest::Approx(xy[2].first - xy[1].first).epsilon(1e-3));
+    CHECK(xy[1].second - xy[0].second == doctest::Approx(xy[2].second - xy[1].second).epsilon(1e-3));
+    CHECK(xy[1].second < xy[0].second);  // growing y goes up the page
+  }
+  TEST_CASE("a log axis labels its decades, and a value <= 0 breaks the line") {
+    Plot plot;
+    plot.y_log = true;
+    plot.lines.push_back({"time", "black", {1, 2, 3, 4, 5}, {0.01, 0.1, 0, 1, 10}});
+    const std::string svg = render_svg(plot);
+    CHECK(svg.find(">0.01</text>") != std::string::npos);
+    CHECK(svg.find(">10</text>") != std::string::npos);
+    CHECK(count(svg, "<polyline") == 2);
+  }
+  TEST_CASE("a fixed end of a log axis must be positive") {
+    Plot plot;
+    plot.y_log = true;
+    plot.y_min = 0;
+    plot.lines.push_back({"time", "black", {1, 2}, {1, 10}});
+    CHECK_THROWS_WITH_AS(render_svg(plot), doctest::Contains("log axis"), std::invalid_argument);
+  }
+  TEST_CASE("a line with markers gets a dot on each finite point and one in the legend") {
+    Plot plot;
+    Line line{"measured", "#1f77b4", {1, 2, 3, 4}, {1, std::nan(""), 3, 4}};
+    line.markers = true;
+    plot.lines.push_back(line);
+    plot.lines.push_back({"reference", "gray", {1, 4}, {1, 4}, true});
+    CHECK(count(render_svg(plot), "<circle") == 3 + 1);
   }
 }
 

@@ -270,6 +270,16 @@ TEST_CASE("printing int64 shows whole numbers, and a large tensor is summarized"
   CHECK(big.size() < 200);
 }
 
+TEST_CASE("a summarized tensor pads every shown value to the widest one shown, so that columns line up") {
+  // The widest values shown are the last ones, 1999.0000: 9 characters, so 0.0000 gets 3 spaces.
+  const std::string row = printed(ng::arange(2000));
+  CHECK_MESSAGE(row.find("[   0.0000,    1.0000,") != std::string::npos, row);
+  CHECK_MESSAGE(row.find(", 1999.0000]") != std::string::npos, row);
+  const std::string matrix = printed(ng::arange(2000).reshape({20, 100}));
+  CHECK_MESSAGE(matrix.find("[[   0.0000,") != std::string::npos, matrix);
+  CHECK_MESSAGE(matrix.find(" 1999.0000]]") != std::string::npos, matrix);
+}
+
 // ---- memory ------------------------------------------------------------------------------------------
 
 TEST_CASE("live_storages counts buffers: views share one, and all are freed when the tensors go") {

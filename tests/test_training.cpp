@@ -2,7 +2,8 @@
 // (examples/common/paper_mlp.h, the net of examples/bn_paper) is trained for a few hundred SGD steps
 // on Fashion-MNIST; its loss must fall clearly, its accuracy must beat chance (10%) by far, and with
 // BN it must learn faster than without, the paper's Figure 1(a). Skipped, with a message, when the
-// dataset is not installed (apt-get install dataset-fashion-mnist).
+// dataset is not installed (apt-get install dataset-fashion-mnist). First, test_accuracy's counting on
+// a dataset small enough to check by hand.
 #include <doctest/doctest.h>
 
 #include <memory>
@@ -13,6 +14,7 @@
 #include "data/mnist.h"
 #include "examples/common/paper_mlp.h"
 #include "examples/common/training.h"
+#include "nn/activation.h"
 #include "optim/sgd.h"
 
 using namespace examples;
@@ -59,7 +61,31 @@ double mean_of(const std::vector<double>& v, std::size_t begin, std::size_t end)
          static_cast<double>(end - begin);
 }
 
+// Example i: three "logits", the largest (1) at position i % 3, and a label.
+struct ArgmaxDataset : ng::data::Dataset {
+  int64_t size() const override { return 5; }
+  ng::data::Example get(int64_t i) const override {
+    check_index("ArgmaxDataset", i);
+    std::vector<double> logits(3, 0.0);
+    logits[static_cast<std::size_t>(i % 3)] = 1;
+    const int64_t labels[] = {0, 1, 2, 2, 1};
+    return {ng::tensor(logits), labels[i]};
+  }
+};
+
 }  // namespace
+
+TEST_CASE("test_accuracy counts the examples whose largest logit is their label, in eval mode, batch by batch") {
+  // Example i's largest logit is at i % 3 = 0, 1, 2, 0, 1; the labels are 0, 1, 2, 2, 1: four of five right.
+  const ArgmaxDataset data;
+  ng::nn::Identity model;  // the inputs are the logits
+  CHECK(test_accuracy(model, data, -1, 2) == doctest::Approx(4.0 / 5));
+  CHECK(test_accuracy(model, data, 4, 3) == doctest::Approx(3.0 / 4));  // the first four only
+  CHECK(test_accuracy(model, data, 100, 1000) == doctest::Approx(4.0 / 5));
+  CHECK(model.is_training());  // the mode it was in is restored
+  CHECK_THROWS_WITH_AS(test_accuracy(model, data, -1, 0), doctest::Contains("batch_size 0; expected >= 1"),
+                       std::invalid_argument);
+}
 
 TEST_CASE("the BN sigmoid MLP's loss falls and it beats chance by far after 300 SGD steps") {
   const FashionMnist* data = fashion_mnist();

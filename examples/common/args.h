@@ -2,11 +2,13 @@
 //
 // Each option is declared with a default and a line of help; parse() reads argv, get_*() convert and
 // check the values. Anything wrong (an unknown option, a missing value, "abc" where a number belongs)
-// throws UsageError with a message naming the option and what was expected; the examples print it
-// and exit with code 2, the convention for bad usage.
+// throws UsageError with a message naming the option and what was expected; run_main() prints it and
+// exits with code 2, the convention for bad usage.
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <exception>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -48,5 +50,21 @@ class ArgParser {
   std::string program_, summary_;
   std::vector<Option> options_;
 };
+
+// The body of every example's main(): returns what `run` returns (the exit code), or turns an exception
+// into a message on stderr: a UsageError with a pointer to --help and exit code 2, any other error
+// with exit code 1.
+//   int main(int argc, char** argv) { return run_main("bn_paper", [&] { ...; return 0; }); }
+template <class Run> int run_main(const char* program, Run&& run) {
+  try {
+    return run();
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: %s\nRun `%s --help` for the options.\n", program, e.what(), program);
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: error: %s\n", program, e.what());
+    return 1;
+  }
+}
 
 }  // namespace examples

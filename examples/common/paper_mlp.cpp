@@ -1,36 +1,23 @@
 // paper_mlp.cpp: building the paper's MLP and looking inside it (see paper_mlp.h).
 #include "paper_mlp.h"
 
-#include <algorithm>
 #include <vector>
 
 #include "autograd/graph.h"
-#include "autograd/ops.h"
-#include "examples/common/flatten.h"
 #include "examples/common/training.h"
 #include "nn/activation.h"
 #include "nn/batchnorm.h"
+#include "nn/flatten.h"
+#include "nn/init.h"
 #include "nn/linear.h"
 
 namespace examples {
-
-namespace {
-
-// W ~ N(0, 0.1^2), b = 0: the paper's "small random Gaussian values".
-void init_paper_weights(ng::nn::Linear& layer) {
-  ng::NoGradGuard no_grad;
-  const ng::Tensor drawn = ng::randn(layer.weight.shape()) * 0.1;
-  std::copy_n(drawn.data<float>(), drawn.numel(), layer.weight.data<float>());
-  if (layer.bias.defined()) std::fill_n(layer.bias.data<float>(), layer.bias.numel(), 0.0f);
-}
-
-}  // namespace
 
 PaperMlp make_paper_mlp(bool batch_norm, uint64_t seed) {
   constexpr int64_t kSizes[] = {784, 100, 100, 100, 10};
   PaperMlp mlp;
   mlp.net = std::make_shared<ng::nn::Sequential>();
-  mlp.net->push_back(std::make_shared<Flatten>());
+  mlp.net->push_back(std::make_shared<ng::nn::Flatten>());
   std::vector<std::shared_ptr<ng::nn::Linear>> linears;
   for (int layer = 0; layer < 4; ++layer) {
     const bool hidden = layer < 3;
@@ -41,9 +28,13 @@ PaperMlp make_paper_mlp(bool batch_norm, uint64_t seed) {
     mlp.last_sigmoid = mlp.net->size();
     mlp.net->push_back(std::make_shared<ng::nn::Sigmoid>());
   }
-  // Drawn after construction from a fresh seed, so both variants get the same matrices.
+  // W ~ N(0, 0.1^2), b = 0: the paper's "small random Gaussian values". Drawn after construction from
+  // a fresh seed, so both variants get the same matrices.
   ng::manual_seed(seed);
-  for (const auto& linear : linears) init_paper_weights(*linear);
+  for (const auto& linear : linears) {
+    ng::nn::init::normal_(linear->weight, 0, 0.1);
+    if (linear->bias.defined()) ng::nn::init::zeros_(linear->bias);
+  }
   return mlp;
 }
 

@@ -2,7 +2,8 @@
 //
 // Layout, in pixels: the title on top, the plot area in the middle with tick labels and axis labels
 // to its left and below, the legend to its right (outside the area, so it never hides a curve).
-// Data coordinates map linearly onto the plot area; y grows upwards, so the SVG y is flipped.
+// Data coordinates map linearly onto the plot area (after log10 on a log axis); y grows upwards, so
+// the SVG y is flipped.
 #include "svg_plot.h"
 
 #include <algorithm>
@@ -39,7 +40,9 @@ std::string num(double v) {
   return buffer;
 }
 
-// Where data coordinates land on the page.
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Where data coordinates land on the page. On a log axis, "data" here means log10 of the value.
 struct Frame {
   double x_lo, x_hi, y_lo, y_hi;  // data range of the axes
   double left, right, top, bottom;  // plot area in pixels
@@ -78,21 +81,63 @@ std::vector<std::pair<std::size_t, std::size_t>> finite_runs(std::size_t n, cons
   return runs;
 }
 
-void draw_axes(std::string& svg, const Plot& plot, const Frame& f, const Ticks& xt, const Ticks& yt) {
+// A series as the axis sees it: the values themselves, or on a log axis their log10 (NaN, a gap, for
+// values <= 0).
+std::vector<double> on_axis(const std::vector<double>& values, bool log) {
+  if (!log) return values;
+  std::vector<double> out;
+  for (double v : values) out.push_back(v > 0 ? std::log10(v) : kNaN);
+  return out;
+}
+
+// One axis: its ends and its ticks, in axis units, with the text of each tick.
+struct Axis {
+  double lo, hi;
+  std::vector<double> at;
+  std::vector<std::string> labels;
+};
+
+// `range` in axis units, widened to the fixed ends (data units) when given; the axis ends at the
+// outermost ticks unless an end is fixed.
+Axis make_axis(Range range, bool log, std::optional<double> fixed_lo, std::optional<double> fixed_hi) {
+  for (auto fixed : {fixed_lo, fixed_hi})
+    if (fixed && log && !(*fixed > 0))
+      throw std::invalid_argument("render_svg: a log axis cannot end at " + std::to_string(*fixed) +
+                                  " (expected a value > 0)");
+  if (fixed_lo) range.lo = on_axis({*fixed_lo}, log)[0];
+  if (fixed_hi) range.hi = on_axis({*fixed_hi}, log)[0];
+  Axis axis;
+  if (log) {
+    for (double v : log_ticks(std::pow(10.0, range.lo), std::pow(10.0, range.hi)))
+      axis.at.push_back(std::log10(v)), axis.labels.push_back(format_log_tick(v));
+  } else {
+    const Ticks ticks = nice_ticks(range.lo, range.hi);
+    for (double v : ticks.values) axis.at.push_back(v), axis.labels.push_back(format_tick(v, ticks.step));
+  }
+  axis.lo = fixed_lo ? range.lo : axis.at.front();
+  axis.hi = fixed_hi ? range.hi : axis.at.back();
+  return axis;
+}
+
+bool inside(double v, double lo, double hi) { return v >= lo - 1e-9 * (hi - lo) && v <= hi + 1e-9 * (hi - lo); }
+
+void draw_axes(std::string& svg, const Plot& plot, const Frame& f, const Axis& xa, const Axis& ya) {
   svg += "<g font-family=\"sans-serif\" font-size=\"12\" fill=\"#333\">\n";
-  for (double x : xt.values) {
-    if (x < f.x_lo - 1e-9 * xt.step || x > f.x_hi + 1e-9 * xt.step) continue;
+  for (std::size_t i = 0; i < xa.at.size(); ++i) {
+    const double x = xa.at[i];
+    if (!inside(x, f.x_lo, f.x_hi)) continue;
     svg += "<line x1=\"" + num(f.px(x)) + "\" y1=\"" + num(f.top) + "\" x2=\"" + num(f.px(x)) + "\" y2=\"" + num(f.bottom) +
            "\" stroke=\"#e4e4e4\"/>\n";
-    svg += "<text x=\"" + num(f.px(x)) + "\" y=\"" + num(f.bottom + 18) + "\" text-anchor=\"middle\">" +
-           format_tick(x, xt.step) + "</text>\n";
+    svg += "<text x=\"" + num(f.px(x)) + "\" y=\"" + num(f.bottom + 18) + "\" text-anchor=\"middle\">" + xa.labels[i] +
+           "</text>\n";
   }
-  for (double y : yt.values) {
-    if (y < f.y_lo - 1e-9 * yt.step || y > f.y_hi + 1e-9 * yt.step) continue;
+  for (std::size_t i = 0; i < ya.at.size(); ++i) {
+    const double y = ya.at[i];
+    if (!inside(y, f.y_lo, f.y_hi)) continue;
     svg += "<line x1=\"" + num(f.left) + "\" y1=\"" + num(f.py(y)) + "\" x2=\"" + num(f.right) + "\" y2=\"" + num(f.py(y)) +
            "\" stroke=\"#e4e4e4\"/>\n";
     svg += "<text x=\"" + num(f.left - 8) + "\" y=\"" + num(f.py(y)) + "\" dy=\"0.35em\" text-anchor=\"end\">" +
-           format_tick(y, yt.step) + "</text>\n";
+           ya.labels[i] + "</text>\n";
   }
   svg += "<rect x=\"" + num(f.left) + "\" y=\"" + num(f.top) + "\" width=\"" + num(f.right - f.left) + "\" height=\"" +
          num(f.bottom - f.top) + "\" fill=\"none\" stroke=\"#333\"/>\n";
@@ -123,6 +168,11 @@ void draw_data(std::string& svg, const Plot& plot, const Frame& f) {
       svg += "<polyline points=\"" + points + "\" fill=\"none\" stroke=\"" + xml_escape(line.color) +
              "\" stroke-width=\"2\"" + (line.dashed ? " stroke-dasharray=\"6 4\"" : "") + "/>\n";
     }
+    if (!line.markers) continue;
+    for (std::size_t i = 0; i < line.x.size(); ++i)
+      if (std::isfinite(line.x[i]) && std::isfinite(line.y[i]))
+        svg += "<circle cx=\"" + num(f.px(line.x[i])) + "\" cy=\"" + num(f.py(line.y[i])) + "\" r=\"3.5\" fill=\"" +
+               xml_escape(line.color) + "\"/>\n";
   }
   svg += "</g>\n";
 }
@@ -140,6 +190,8 @@ void draw_legend(std::string& svg, const Plot& plot, const Frame& f) {
   for (const Line& line : plot.lines) {
     svg += "<line x1=\"" + num(x) + "\" y1=\"" + num(y) + "\" x2=\"" + num(x + 26) + "\" y2=\"" + num(y) + "\" stroke=\"" +
            xml_escape(line.color) + "\" stroke-width=\"2\"" + (line.dashed ? " stroke-dasharray=\"6 4\"" : "") + "/>\n";
+    if (line.markers)
+      svg += "<circle cx=\"" + num(x + 13) + "\" cy=\"" + num(y) + "\" r=\"3.5\" fill=\"" + xml_escape(line.color) + "\"/>\n";
     svg += "<text x=\"" + num(x + kLegendSwatch) + "\" y=\"" + num(y) + "\" dy=\"0.35em\">" + xml_escape(line.label) + "</text>\n";
     y += 22;
   }
@@ -173,6 +225,35 @@ std::string format_tick(double value, double step) {
   return buffer;
 }
 
+std::vector<double> log_ticks(double lo, double hi) {
+  if (!(lo > 0) || !(hi >= lo) || !std::isfinite(hi))
+    throw std::invalid_argument("log_ticks: expected 0 < lo <= hi, got lo = " + std::to_string(lo) +
+                                ", hi = " + std::to_string(hi));
+  if (hi < lo * 1.001) lo /= 3, hi *= 3;  // a single value: room on both sides
+  const int first = static_cast<int>(std::floor(std::log10(lo) + 1e-9));
+  const int last = static_cast<int>(std::ceil(std::log10(hi) - 1e-9));
+  const bool fine = hi / lo < 1000;
+  std::vector<double> ticks;
+  for (int k = first; k <= last; ++k) {
+    const double decade = std::pow(10.0, k);
+    ticks.push_back(decade);
+    if (fine && k < last) ticks.push_back(2 * decade), ticks.push_back(5 * decade);
+  }
+  // From the largest tick <= lo to the smallest >= hi.
+  std::size_t begin = 0, end = ticks.size();
+  while (begin + 1 < end && ticks[begin + 1] <= lo * (1 + 1e-9)) ++begin;
+  while (end - 1 > begin + 1 && ticks[end - 2] >= hi * (1 - 1e-9)) --end;
+  ticks.erase(ticks.begin() + static_cast<std::ptrdiff_t>(end), ticks.end());
+  ticks.erase(ticks.begin(), ticks.begin() + static_cast<std::ptrdiff_t>(begin));
+  return ticks;
+}
+
+std::string format_log_tick(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%g", value);
+  return buffer;
+}
+
 std::string palette_color(int i) {
   static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f"};
   constexpr int n = sizeof colors / sizeof colors[0];
@@ -180,20 +261,23 @@ std::string palette_color(int i) {
 }
 
 std::string render_svg(const Plot& plot) {
+  // The series in axis units (log10 on a log axis); `plot` keeps the labels and colors.
+  Plot shown = plot;
   Range xs, ys;
-  for (const Band& band : plot.bands) {
+  for (Band& band : shown.bands) {
     check_lengths("band", band.label, band.x.size(), band.low.size());
     check_lengths("band", band.label, band.x.size(), band.high.size());
+    band.x = on_axis(band.x, plot.x_log);
+    band.low = on_axis(band.low, plot.y_log), band.high = on_axis(band.high, plot.y_log);
     for (std::size_t i = 0; i < band.x.size(); ++i) xs.add(band.x[i]), ys.add(band.low[i]), ys.add(band.high[i]);
   }
-  for (const Line& line : plot.lines) {
+  for (Line& line : shown.lines) {
     check_lengths("line", line.label, line.x.size(), line.y.size());
+    line.x = on_axis(line.x, plot.x_log), line.y = on_axis(line.y, plot.y_log);
     for (std::size_t i = 0; i < line.x.size(); ++i) xs.add(line.x[i]), ys.add(line.y[i]);
   }
   if (xs.empty()) xs.add(0), xs.add(1);
   if (ys.empty()) ys.add(0), ys.add(1);
-  if (plot.y_min) ys.lo = *plot.y_min;
-  if (plot.y_max) ys.hi = *plot.y_max;
 
   // The right margin holds the legend: room for the swatch and the longest label.
   std::size_t longest_label = 0;
@@ -201,10 +285,10 @@ std::string render_svg(const Plot& plot) {
   for (const Line& line : plot.lines) longest_label = std::max(longest_label, line.label.size());
   const double margin_right = 16 + kLegendSwatch + kLegendCharWidth * static_cast<double>(longest_label) + 12;
 
-  const Ticks xt = nice_ticks(xs.lo, xs.hi), yt = nice_ticks(ys.lo, ys.hi);
-  // The axes end at the outermost ticks, unless the caller fixed an end.
-  Frame f{xt.values.front(), xt.values.back(), plot.y_min.value_or(yt.values.front()), plot.y_max.value_or(yt.values.back()),
-          kMarginLeft, plot.width - margin_right, kMarginTop, plot.height - kMarginBottom};
+  const Axis x_axis = make_axis(xs, plot.x_log, std::nullopt, std::nullopt);
+  const Axis y_axis = make_axis(ys, plot.y_log, plot.y_min, plot.y_max);
+  Frame f{x_axis.lo, x_axis.hi, y_axis.lo, y_axis.hi, kMarginLeft, plot.width - margin_right,
+          kMarginTop, plot.height - kMarginBottom};
 
   std::string svg = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   svg += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(plot.width) + "\" height=\"" + num(plot.height) +
@@ -213,8 +297,8 @@ std::string render_svg(const Plot& plot) {
   svg += "<defs><clipPath id=\"plot-area\"><rect x=\"" + num(f.left) + "\" y=\"" + num(f.top) + "\" width=\"" +
          num(f.right - f.left) + "\" height=\"" + num(f.bottom - f.top) + "\"/></clipPath></defs>\n";
   svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  draw_axes(svg, plot, f, xt, yt);
-  draw_data(svg, plot, f);
+  draw_axes(svg, plot, f, x_axis, y_axis);
+  draw_data(svg, shown, f);
   draw_legend(svg, plot, f);
   svg += "</svg>\n";
   return svg;

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <numeric>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "autograd/graph.h"
@@ -20,6 +22,8 @@ double train_step(ng::nn::Module& model, ng::optim::Optimizer& optimizer, const 
 }
 
 double test_accuracy(ng::nn::Module& model, const ng::data::Dataset& data, int64_t count, int64_t batch_size) {
+  if (batch_size < 1)  // the loop below would never advance
+    throw std::invalid_argument("test_accuracy: batch_size " + std::to_string(batch_size) + "; expected >= 1");
   const int64_t n = count < 0 ? data.size() : std::min(count, data.size());
   if (n == 0) return 0;
   EvalScope eval(model);

@@ -1,10 +1,11 @@
-// test_gemm.cpp: the register-tiled matmul kernel against the plain triple loop, and the `linear` op
-// against its composed definition matmul(x, W^T) + b.
+// test_fast_paths.cpp: each fast path against its plain reference: the register-tiled matmul kernel
+// against the triple loop, the `linear` op against matmul(x, W^T) + b, fast_exp against std::exp.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <vector>
 
+#include "autograd/fast_exp.h"
 #include "autograd/gemm.h"
 #include "normgrad.h"
 
@@ -80,4 +81,29 @@ TEST_CASE("linear passes gradcheck with and without bias") {
 TEST_CASE("linear names the shapes when they do not fit") {
   ng::Tensor x = ng::zeros({60, 784}), w = ng::zeros({10, 100});
   CHECK_THROWS_WITH_AS(ng::linear(x, w), doctest::Contains("linear: input [60, 784], weight [10, 100]"), ng::Error);
+}
+
+TEST_CASE("fast_exp is within 3e-7 relative of std::exp over the whole float range") {
+  double worst = 0;
+  for (float x = -87.0f; x < 88.3f; x += 0.00731f) {
+    const double exact = std::exp(static_cast<double>(x));
+    worst = std::max(worst, std::abs(static_cast<double>(ng::kernel::fast_exp(x)) - exact) / exact);
+  }
+  CHECK(worst < 3e-7);  // two float ulps: the Taylor remainder (1.3e-7) plus rounding
+  // Beyond the range it saturates instead of producing inf or a wrong power of two.
+  CHECK(ng::kernel::fast_exp(-1000.0f) < 1e-37f);
+  CHECK(ng::kernel::fast_exp(1000.0f) > 1e38f);
+  CHECK(std::isfinite(ng::kernel::fast_exp(1000.0f)));
+}
+
+TEST_CASE("float32 sigmoid (fast_exp) agrees with the float64 one to float precision, saturating cleanly") {
+  ng::Tensor x64 = ng::arange(-120.0, 120.0, 0.0173, ng::float64);
+  ng::Tensor x32 = x64.to(ng::float32);
+  auto y32 = ng::sigmoid(x32).to_vector();
+  auto y64 = ng::sigmoid(x32.to(ng::float64)).to_vector();  // same (rounded) inputs, exact exp
+  double worst = 0;
+  for (std::size_t i = 0; i < y32.size(); ++i) worst = std::max(worst, std::abs(y32[i] - y64[i]));
+  CHECK(worst < 2e-7);
+  CHECK(y32.front() < 1e-30);
+  CHECK(y32.back() == 1.0);
 }
