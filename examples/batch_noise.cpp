@@ -185,7 +185,7 @@ int run(const ArgParser& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
+  return run_main("batch_noise", [&] {
     ArgParser args("batch_noise",
                    "Puts one Fashion-MNIST test image into many random batches and measures how much its BatchNorm\n"
                    "output moves with the batch: about 1/sqrt(N) for batches of N.");
@@ -196,11 +196,5 @@ int main(int argc, char** argv) {
     args.option("data", "DIR", "Fashion-MNIST folder (IDX files)", ng::data::default_fashion_mnist_dir());
     if (!args.parse(argc, argv)) return 0;
     return run(args);
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "batch_noise: %s\nRun `batch_noise --help` for the options.\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "batch_noise: error: %s\n", e.what());
-    return 1;
-  }
+  });
 }

@@ -215,7 +215,7 @@ int run(const ArgParser& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
+  return run_main("identity", [&] {
     ArgParser args("identity",
                    "Shows that BN with gamma = sqrt(var + eps), beta = mean is the identity, and that SGD on gamma\n"
                    "and beta alone learns those values from real layer inputs (Fashion-MNIST through a Linear).");
@@ -225,11 +225,5 @@ int main(int argc, char** argv) {
     args.option("data", "DIR", "Fashion-MNIST folder (IDX files)", ng::data::default_fashion_mnist_dir());
     if (!args.parse(argc, argv)) return 0;
     return run(args);
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "identity: %s\nRun `identity --help` for the options.\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "identity: error: %s\n", e.what());
-    return 1;
-  }
+  });
 }

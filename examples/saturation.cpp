@@ -212,14 +212,8 @@ int run(const Config& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
+  return run_main("saturation", [&] {
     const std::optional<Config> config = parse_config(argc, argv);
     return config ? run(*config) : 0;
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "saturation: %s\nRun `saturation --help` for the options.\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "saturation: error: %s\n", e.what());
-    return 1;
-  }
+  });
 }

@@ -297,7 +297,7 @@ int run(const std::string& data_dir, const std::string& out_dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
+  return run_main("whitening_cost", [&] {
     ArgParser args("whitening_cost",
                    "Times full ZCA whitening against per-feature BatchNorm for d = 16 ... 256 features and shows\n"
                    "what each one gives: covariance I, or mean 0 / variance 1 with the correlations left alone.");
@@ -305,11 +305,5 @@ int main(int argc, char** argv) {
     args.option("data", "DIR", "Fashion-MNIST folder (IDX files)", ng::data::default_fashion_mnist_dir());
     if (!args.parse(argc, argv)) return 0;
     return run(args.get("data"), args.get("out"));
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "whitening_cost: %s\nRun `whitening_cost --help` for the options.\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "whitening_cost: error: %s\n", e.what());
-    return 1;
-  }
+  });
 }

@@ -43,9 +43,11 @@ BatchNormResult batch_norm_composed_with_stats(const Tensor& x, const Tensor& ga
   const Affine affine = per_channel_affine(gamma, beta, x);
 
   // Algorithm 1 of Ioffe & Szegedy (2015), one line per step:
+  // (x_i - mu_B) appears in two lines of the paper; it is computed once, as x_centered.
   Tensor batch_mean = mean(x, B, true);                               // mu_B      = 1/m sum_i x_i
-  Tensor batch_var = mean(pow(x - batch_mean, 2.0), B, true);         // sigma_B^2 = 1/m sum_i (x_i - mu_B)^2
-  Tensor x_hat = (x - batch_mean) / sqrt(batch_var + eps);            // x_hat_i   = (x_i - mu_B) / sqrt(sigma_B^2 + eps)
+  Tensor x_centered = x - batch_mean;                                 //             x_i - mu_B
+  Tensor batch_var = mean(pow(x_centered, 2.0), B, true);             // sigma_B^2 = 1/m sum_i (x_i - mu_B)^2
+  Tensor x_hat = x_centered / sqrt(batch_var + eps);                  // x_hat_i   = (x_i - mu_B) / sqrt(sigma_B^2 + eps)
   Tensor y = affine.gamma * x_hat + affine.beta;                      // y_i       = gamma x_hat_i + beta
 
   return {y, reshape(batch_mean.detach(), {layout.C}), reshape(batch_var.detach(), {layout.C})};
