@@ -108,8 +108,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   dispatch_float("linear", x.dtype(), [&](auto zero) {
     using T = decltype(zero);
     T* y = out.data<T>();
+    const T* b = bias.defined() ? bias.data<T>() : nullptr;
     for (int64_t i = 0; i < N; ++i)  // start from the bias (or 0), then add x @ W^T
-      for (int64_t j = 0; j < out_features; ++j) y[i * out_features + j] = bias.defined() ? bias.data<T>()[j] : T(0);
+      for (int64_t j = 0; j < out_features; ++j) y[i * out_features + j] = b ? b[j] : T(0);
     kernel::gemm(N, out_features, in, x.data<T>(), in, int64_t{1}, weight.data<T>(), int64_t{1}, in, y);
   });
   if (any_requires_grad({&x, &weight, &bias}))
