@@ -64,9 +64,15 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_
   std::vector<T> b_packed(static_cast<std::size_t>(std::min(kDepth, K) * kCols));
   std::vector<T> a_padded(static_cast<std::size_t>(kRows * std::min(kDepth, K)));
   T c_padded[kRows * kCols];
+  const int64_t full_rows = M - M % kRows;  // rows covered by whole tiles; the rest (< kRows) is padded
   for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
     const int64_t depth = std::min(kDepth, K - k0);
     const T* A_slice = A + k0 * a_col;
+    if (full_rows < M) {  // padded once per k-slice, then reused by every column panel
+      std::fill(a_padded.begin(), a_padded.end(), T(0));
+      for (int64_t r = 0; r < M - full_rows; ++r)
+        for (int64_t k = 0; k < depth; ++k) a_padded[r * depth + k] = A_slice[(full_rows + r) * a_row + k * a_col];
+    }
     for (int64_t j0 = 0; j0 < N; j0 += kCols) {
       const int64_t cols = std::min(kCols, N - j0);
       const T* b = B + k0 * b_row + j0 * b_col;
@@ -78,8 +84,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_
         b = b_packed.data();
         ldb = kCols;
       }
-      int64_t i0 = 0;
-      for (; i0 + kRows <= M; i0 += kRows) {
+      for (int64_t i0 = 0; i0 < full_rows; i0 += kRows) {
         T* c = C + i0 * N + j0;
         if (cols == kCols) {
           tile(depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c, N);
@@ -90,15 +95,11 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_
         for (int64_t r = 0; r < kRows; ++r)
           for (int64_t j = 0; j < cols; ++j) c[r * N + j] += c_padded[r * kCols + j];
       }
-      if (i0 < M) {
-        const int64_t rows = M - i0;
-        std::fill(a_padded.begin(), a_padded.end(), T(0));
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t k = 0; k < depth; ++k) a_padded[r * depth + k] = A_slice[(i0 + r) * a_row + k * a_col];
+      if (full_rows < M) {
         std::fill_n(c_padded, kRows * kCols, T(0));
         tile(depth, a_padded.data(), depth, int64_t{1}, b, ldb, c_padded, kCols);
-        T* c = C + i0 * N + j0;
-        for (int64_t r = 0; r < rows; ++r)
+        T* c = C + full_rows * N + j0;
+        for (int64_t r = 0; r < M - full_rows; ++r)
           for (int64_t j = 0; j < cols; ++j) c[r * N + j] += c_padded[r * kCols + j];
       }
     }

@@ -159,8 +159,7 @@ void run_backward(const std::vector<std::pair<std::shared_ptr<Node>, Tensor>>& r
   while (!ready.empty()) {
     Node* node = ready.back();
     ready.pop_back();
-    Tensor g = std::move(node->pending_grad);
-    node->pending_grad = Tensor();
+    Tensor g = std::move(node->pending_grad);  // leaves pending_grad undefined
     if (captured) {
       auto it = captured->find(node);
       if (it != captured->end()) it->second = g;

@@ -58,12 +58,10 @@ template <class T, class F> void binary(const Tensor& a, const Tensor& b, Tensor
     for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
     return;
   }
-  if (b.numel() == 1) {
+  if (a.numel() == n && b.numel() == 1) {
     const T vb = pb[0];
-    if (a.numel() == n) {
-      for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], vb);
-      return;
-    }
+    for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], vb);
+    return;
   }
   if (a.numel() == 1 && b.numel() == n) {
     const T va = pa[0];

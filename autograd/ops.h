@@ -5,7 +5,7 @@
 // a formula. Everything in nn/ (BatchNorm included) is composed from these.
 //
 //   elementwise (ops_elementwise.cpp): add sub mul div neg pow sqrt exp log abs relu sigmoid tanh
-//   reductions  (ops_reduce.cpp):      sum mean max log_softmax
+//   reductions  (ops_reduce.cpp):      sum mean sum_to max argmax log_softmax
 //   shape       (ops_shape.cpp):       reshape permute transpose unsqueeze squeeze cat slice index_select broadcast_to
 //   matmul      (ops_matmul.cpp)
 //

@@ -200,7 +200,7 @@ Tensor abs(const Tensor& x) {
   Tensor out = unary_forward("abs", x, [](auto v) { return std::abs(v); });
   if (any_requires_grad({&x}))
     record(out, "abs", {&x}, [x = x.detach()](const Tensor& g, const Node&) {
-      return Grads{kernel::zip(g, x, [](auto gv, auto xv) { return xv > 0 ? gv : xv < 0 ? -gv : gv * 0; })};
+      return Grads{kernel::zip(g, x, [](auto gv, auto xv) { return xv > 0 ? gv : xv < 0 ? -gv : decltype(gv){0}; })};
     });
   return out;
 }
@@ -217,7 +217,8 @@ Tensor relu(const Tensor& x) {
 
 // out = 1 / (1 + e^-x)   d sigmoid(x)/dx = out * (1 - out)
 // For very negative x, e^-x overflows to inf and 1 / (1 + inf) = 0, the right limit, so no case split
-// is needed. float32 uses the vectorizable fast_exp (this is the hot loop of a sigmoid network).
+// is needed. float32 uses the vectorizable fast_exp (this is the hot loop of a sigmoid network), which
+// clamps e^-x at about 2e38 instead, so there the result is about 4e-39 rather than exactly 0.
 Tensor sigmoid(const Tensor& x) {
   Tensor out = unary_forward("sigmoid", x, [](auto v) {
     using T = decltype(v);

@@ -101,8 +101,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                 (bias.defined() ? shape_str(bias.shape()) : std::string("none")) +
                 "; expected [N, in], [out, in] and [out] with matching sizes");
   if (x.dtype() != weight.dtype() || (bias.defined() && bias.dtype() != x.dtype()))
-    throw Error("linear: dtypes of input " + std::string(dtype_name(x.dtype())) + " and weight " +
-                dtype_name(weight.dtype()) + " differ; convert one with .to()");
+    throw Error("linear: dtypes of input " + std::string(dtype_name(x.dtype())) + ", weight " +
+                dtype_name(weight.dtype()) + " and bias " + (bias.defined() ? dtype_name(bias.dtype()) : "none") +
+                " differ; convert with .to()");
   const int64_t N = x.shape()[0], in = x.shape()[1], out_features = weight.shape()[0];
   Tensor out = empty({N, out_features}, x.dtype());
   dispatch_float("linear", x.dtype(), [&](auto zero) {

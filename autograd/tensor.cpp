@@ -1,6 +1,8 @@
 // tensor.cpp: storage, factories, the random generator, element access and printing.
 #include "tensor.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <iomanip>

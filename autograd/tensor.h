@@ -110,7 +110,7 @@ class Tensor {
   Tensor& set_name(std::string name);
   const std::string& name() const;
 
-  // Method forms of common ops (defined in ops.cpp files), so model code reads like PyTorch.
+  // Method forms of common ops (defined in the ops_*.cpp files), so model code reads like PyTorch.
   Tensor sum() const;
   Tensor sum(std::vector<int64_t> dims, bool keepdim = false) const;
   Tensor mean() const;
