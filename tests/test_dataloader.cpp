@@ -83,8 +83,9 @@ TEST_CASE("a shuffled epoch yields every example exactly once, in batches of inp
 
 TEST_CASE("the same seed gives the same epochs; another seed or the next epoch gives another order") {
   RangeDataset dataset(50);
-  data::DataLoader a(dataset, {.batch_size = 8, .seed = 1}), b(dataset, {.batch_size = 8, .seed = 1});
-  data::DataLoader c(dataset, {.batch_size = 8, .seed = 2});
+  data::DataLoader a(dataset, {.batch_size = 8, .shuffle = true, .seed = 1});
+  data::DataLoader b(dataset, {.batch_size = 8, .shuffle = true, .seed = 1});
+  data::DataLoader c(dataset, {.batch_size = 8, .shuffle = true, .seed = 2});
   std::vector<int64_t> a0 = epoch_labels(a), a1 = epoch_labels(a);
   CHECK(a0 == epoch_labels(b));
   CHECK(a1 == epoch_labels(b));
@@ -103,7 +104,7 @@ TEST_CASE("the last partial batch is kept, or dropped with drop_last") {
   RangeDataset dataset(10);
   for (bool drop_last : {false, true}) {
     CAPTURE(drop_last);
-    data::DataLoader loader(dataset, {.batch_size = 4, .seed = 3, .drop_last = drop_last});
+    data::DataLoader loader(dataset, {.batch_size = 4, .shuffle = true, .seed = 3, .drop_last = drop_last});
     std::vector<int64_t> sizes;
     for (const data::Batch& batch : loader) sizes.push_back(batch.inputs.size(0));
     CHECK(sizes == (drop_last ? std::vector<int64_t>{4, 4} : std::vector<int64_t>{4, 4, 2}));
@@ -193,4 +194,11 @@ TEST_CASE("random_split refuses negative lengths and lengths that do not add up 
                        Error);
   CHECK_THROWS_WITH_AS(data::random_split(dataset, {12, -2}, 0), doctest::Contains("length -2 is negative"), Error);
   CHECK_THROWS_WITH_AS(data::random_split(dataset, {}, 0), doctest::Contains("lengths (none) = 0"), Error);
+}
+
+TEST_CASE("DataLoader's defaults are PyTorch's: batches of one example, in dataset order, last batch kept") {
+  const data::DataLoaderOptions defaults;
+  CHECK(defaults.batch_size == 1);
+  CHECK_FALSE(defaults.shuffle);
+  CHECK_FALSE(defaults.drop_last);
 }
