@@ -3,6 +3,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -29,11 +30,14 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& compressed, const std::s
   // windowBits 15 + 16: a gzip header and trailer around the deflate data (RFC 1952), not zlib's.
   if (inflateInit2(&stream, 15 + 16) != Z_OK) throw Error("read_idx: cannot start zlib to read '" + path + "'");
   std::vector<uint8_t> out;
-  // The gzip trailer's last 4 bytes hold the uncompressed size mod 2^32: a good first guess.
+  // The gzip trailer's last 4 bytes hold the uncompressed size mod 2^32: a good first guess, but only
+  // a guess (a damaged file can claim 4 GiB), so it is capped at deflate's largest ratio, 1032:1.
   std::size_t n = compressed.size();
-  if (n >= 4)
-    out.reserve(compressed[n - 4] | compressed[n - 3] << 8 | compressed[n - 2] << 16 |
-                uint32_t{compressed[n - 1]} << 24);
+  if (n >= 4) {
+    const std::size_t claimed = compressed[n - 4] | compressed[n - 3] << 8 | compressed[n - 2] << 16 |
+                                uint32_t{compressed[n - 1]} << 24;
+    out.reserve(std::min(claimed, n * 1032));
+  }
   stream.next_in = const_cast<Bytef*>(compressed.data());
   stream.avail_in = static_cast<uInt>(n);
   uint8_t chunk[1 << 16];
