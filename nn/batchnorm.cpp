@@ -34,9 +34,11 @@ BatchNorm2d::BatchNorm2d(int64_t channels, BatchNormOptions options)
     : BatchNormBase("BatchNorm2d", 4, channels, options) {}
 
 void BatchNormBase::check_input(const Tensor& x) const {
-  const std::string expected = expected_dim_ == 2 ? "[N, " + std::to_string(num_features) + "]"
-                                                  : "[N, " + std::to_string(num_features) + ", H, W]";
-  if (x.dim() != expected_dim_ || x.size(1) != num_features)
+  // BatchNorm1d takes [N, C] or, as PyTorch, [N, C, L] (statistics over N and L); BatchNorm2d [N, C, H, W].
+  const std::string C = std::to_string(num_features);
+  const std::string expected = expected_dim_ == 2 ? "[N, " + C + "] or [N, " + C + ", L]" : "[N, " + C + ", H, W]";
+  const bool rank_ok = x.dim() == expected_dim_ || (expected_dim_ == 2 && x.dim() == 3);
+  if (!rank_ok || x.size(1) != num_features)
     throw Error(std::string(name_) + ": input of shape " + shape_str(x.shape()) + "; expected " + expected);
   if (x.dtype() != options.dtype)
     throw Error(std::string(name_) + ": input has dtype " + dtype_name(x.dtype()) + " but the module's parameters are " +

@@ -14,13 +14,19 @@ namespace ng::nn::functional {
 namespace {
 
 // The dims a channel's statistics run over, and the shape that lines a [C] tensor up with x's channel
-// dim for broadcasting: [N, C] -> dims {0}, [C] broadcasts as is; [N, C, H, W] -> dims {0, 2, 3}, [1, C, 1, 1].
+// dim for broadcasting: [N, C] -> dims {0}, [C] broadcasts as is; [N, C, L] -> dims {0, 2}, [1, C, 1];
+// [N, C, H, W] -> dims {0, 2, 3}, [1, C, 1, 1].
 std::vector<int64_t> batch_dims(const Tensor& x) {
-  return x.dim() == 4 ? std::vector<int64_t>{0, 2, 3} : std::vector<int64_t>{0};
+  std::vector<int64_t> dims{0};
+  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
+  return dims;
 }
 
 Tensor per_channel(const Tensor& t, const Tensor& x) {
-  return x.dim() == 4 ? reshape(t, {1, x.size(1), 1, 1}) : t;
+  if (x.dim() == 2) return t;
+  Shape shape(static_cast<std::size_t>(x.dim()), 1);
+  shape[1] = x.size(1);
+  return reshape(t, shape);
 }
 
 // gamma and beta lined up with x's channels; without them (affine = false) the scale is 1 and the shift 0.
@@ -34,7 +40,7 @@ Affine per_channel_affine(const Tensor& gamma, const Tensor& beta, const Tensor&
 
 }  // namespace
 
-// x: [N, C] or [N, C, H, W], gamma, beta: [C] -> y: the shape of x
+// x: [N, C], [N, C, L] or [N, C, H, W], gamma, beta: [C] -> y: the shape of x
 BatchNormResult batch_norm_composed_with_stats(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps) {
   const auto layout = detail::check_batch_norm_args("batch_norm_composed", x, gamma, beta);
   detail::check_batch_size("batch_norm_composed", x, layout);
@@ -57,7 +63,7 @@ Tensor batch_norm_composed(const Tensor& x, const Tensor& gamma, const Tensor& b
   return batch_norm_composed_with_stats(x, gamma, beta, eps).y;
 }
 
-// x: [N, C] or [N, C, H, W], statistics and gamma, beta: [C] -> y: the shape of x
+// x: [N, C], [N, C, L] or [N, C, H, W], statistics and gamma, beta: [C] -> y: the shape of x
 // Algorithm 2, line 11: y = gamma / sqrt(Var[x] + eps) * x + (beta - gamma E[x] / sqrt(Var[x] + eps)),
 // written here in the equivalent form gamma * (x - E[x]) / sqrt(Var[x] + eps) + beta.
 Tensor batch_norm_inference(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,

@@ -126,7 +126,7 @@ template <class T> const T* data_or_null(const Tensor& t) { return t.defined() ?
 
 }  // namespace
 
-// x: [N, C] or [N, C, H, W], gamma, beta: [C] -> y: the shape of x
+// x: [N, C], [N, C, L] or [N, C, H, W], gamma, beta: [C] -> y: the shape of x
 BatchNormResult batch_norm_fused_with_stats(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps) {
   const ChannelLayout layout = detail::check_batch_norm_args("batch_norm_fused", x, gamma, beta);
   detail::check_batch_size("batch_norm_fused", x, layout);

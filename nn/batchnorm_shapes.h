@@ -28,15 +28,17 @@ inline void check_per_channel(const char* op, const char* what, const Tensor& t,
                 dtype_name(x.dtype()) + "; expected the same dtype");
 }
 
-// Checks x ([N, C] or [N, C, H, W], floating point) and gamma, beta; returns x's layout.
+// Checks x ([N, C], [N, C, L] or [N, C, H, W], floating point) and gamma, beta; returns x's layout.
 inline ChannelLayout check_batch_norm_args(const char* op, const Tensor& x, const Tensor& gamma, const Tensor& beta) {
-  if (x.dim() != 2 && x.dim() != 4)
+  if (x.dim() < 2 || x.dim() > 4)
     throw Error(std::string(op) + ": input of shape " + shape_str(x.shape()) +
-                "; expected [N, C] or [N, C, H, W] (statistics per channel, dim 1)");
+                "; expected [N, C], [N, C, L] or [N, C, H, W] (statistics per channel, dim 1)");
   if (x.dtype() == int64) throw Error(std::string(op) + ": input is int64; expected float32 or float64");
   check_per_channel(op, "gamma", gamma, x);
   check_per_channel(op, "beta", beta, x);
-  ChannelLayout layout{x.size(0), x.size(1), x.dim() == 4 ? x.size(2) * x.size(3) : 1};
+  int64_t positions = 1;  // S: the positions (L, or H*W) each example has per channel
+  for (int64_t d = 2; d < x.dim(); ++d) positions *= x.size(d);
+  ChannelLayout layout{x.size(0), x.size(1), positions};
   if (layout.C == 0) throw Error(std::string(op) + ": input of shape " + shape_str(x.shape()) + " has no channels");
   return layout;
 }

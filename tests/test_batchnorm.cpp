@@ -293,8 +293,8 @@ TEST_CASE("the fused BN is one graph node; the composed BN is a graph of primiti
 TEST_CASE("batch_norm_* reject wrong ranks, shapes, dtypes and single-value channels with clear errors") {
   Tensor gamma = ng::ones({3}), beta = ng::zeros({3});
   for (auto bn : {F::batch_norm_composed, F::batch_norm_fused}) {
-    CHECK_THROWS_WITH_AS(bn(ng::ones({4, 3, 2}), gamma, beta, 1e-5), doctest::Contains("expected [N, C] or [N, C, H, W]"),
-                         ng::Error);
+    CHECK_THROWS_WITH_AS(bn(ng::ones({4, 3, 2, 2, 2}), gamma, beta, 1e-5),
+                         doctest::Contains("expected [N, C], [N, C, L] or [N, C, H, W]"), ng::Error);
     CHECK_THROWS_WITH_AS(bn(ng::ones({4}), gamma, beta, 1e-5), doctest::Contains("shape [4]"), ng::Error);
     CHECK_THROWS_WITH_AS(bn(ng::ones({4, 2}), gamma, beta, 1e-5), doctest::Contains("gamma of shape [3]"), ng::Error);
     CHECK_THROWS_WITH_AS(bn(ng::ones({4, 3}), gamma, ng::zeros({3, 1}), 1e-5), doctest::Contains("beta of shape [3, 1]"),
@@ -406,4 +406,31 @@ TEST_CASE("BatchNorm without affine has no parameters and only normalizes") {
   CHECK(!bn.weight.defined());
   Tensor y = bn(ng::tensor({1, 2, 3, 6}, {2, 2}, ng::float64));
   CHECK(y.at({0, 0}) == doctest::Approx(-1 / std::sqrt(1 + 1e-5)).epsilon(1e-12));  // (1 - 2) / sqrt(1 + eps)
+}
+
+TEST_CASE("BatchNorm1d on [N, C, L] normalizes each channel over N and L, like BatchNorm2d on [N, C, L, 1]") {
+  ng::manual_seed(21);
+  Tensor x = ng::randn({5, 3, 4}, ng::float64) * 2.0 + 1.0;
+  for (auto impl : {ng::nn::BatchNormImpl::fused, ng::nn::BatchNormImpl::composed}) {
+    ng::nn::BatchNorm1d bn1(3, {.impl = impl, .dtype = ng::float64});
+    ng::nn::BatchNorm2d bn2(3, {.impl = impl, .dtype = ng::float64});
+    const auto y1 = bn1(x).to_vector(), y2 = bn2(x.reshape({5, 3, 4, 1})).to_vector();
+    REQUIRE(y1.size() == y2.size());
+    for (std::size_t i = 0; i < y1.size(); ++i) CHECK(y1[i] == doctest::Approx(y2[i]).epsilon(1e-12));
+    // The running variance is updated with the unbiased variance over the m = N * L = 20 values.
+    const auto rv1 = bn1.running_var.to_vector(), rv2 = bn2.running_var.to_vector();
+    for (std::size_t c = 0; c < rv1.size(); ++c) CHECK(rv1[c] == doctest::Approx(rv2[c]).epsilon(1e-12));
+    bn1.eval();  // evaluation uses those running statistics on the 3-D layout too
+    bn2.eval();
+    const auto e1 = bn1(x).to_vector(), e2 = bn2(x.reshape({5, 3, 4, 1})).to_vector();
+    for (std::size_t i = 0; i < e1.size(); ++i) CHECK(e1[i] == doctest::Approx(e2[i]).epsilon(1e-12));
+  }
+  // Both implementations pass gradcheck on the 3-D layout.
+  Tensor x_small = ng::randn({3, 2, 2}, ng::float64).requires_grad_();
+  Tensor gamma = ng::randn({2}, ng::float64).requires_grad_(), beta = ng::randn({2}, ng::float64).requires_grad_();
+  for (auto bn : {F::batch_norm_composed, F::batch_norm_fused}) {
+    auto result = ng::gradcheck([&](const std::vector<Tensor>& in) { return bn(in[0], in[1], in[2], 1e-5); },
+                                {x_small, gamma, beta});
+    CHECK_MESSAGE(result.ok, result.message);
+  }
 }
