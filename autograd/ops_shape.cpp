@@ -252,7 +252,15 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   Tensor out = empty(shape, x.dtype());
   dispatch_float("broadcast_to", x.dtype(), [&](auto zero) {
     using T = decltype(zero);
-    kernel::binary<T>(x, scalar(0, x.dtype()), out, [](T v, T) { return v; });
+    const T* src = x.data<T>();
+    T* dst = out.data<T>();
+    // Read x with stride 0 along the dims it is broadcast in: each output row copies (or repeats) one of x's.
+    const auto strides = kernel::broadcast_strides(x.shape(), shape);
+    const int64_t step = strides.back();
+    kernel::for_each_row<1>(shape, {strides.data()}, [&](const std::array<int64_t, 1>& off, int64_t len) {
+      for (int64_t j = 0; j < len; ++j) dst[j] = src[off[0] + j * step];
+      dst += len;
+    });
   });
   if (any_requires_grad({&x}))
     record(out, "broadcast_to", {&x}, [in_shape = x.shape()](const Tensor& g, const Node&) { return Grads{sum_to(g, in_shape)}; });

@@ -29,7 +29,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -37,7 +36,6 @@
 #include "autograd/ops.h"
 #include "data/mnist.h"
 #include "examples/common/args.h"
-#include "examples/common/atomic_file.h"
 #include "examples/common/svg_plot.h"
 #include "nn/batchnorm.h"
 #include "nn/linear.h"
@@ -175,8 +173,7 @@ int run(const ArgParser& args) {
   Line reference{"1 / sqrt(N)", "#555555", ns, {}, true};
   for (double n : ns) reference.y.push_back(1 / std::sqrt(n));
   plot.lines.push_back(reference);
-  std::filesystem::create_directories(out_dir);
-  write_file_atomically((std::filesystem::path(out_dir) / "std_vs_batch_size.svg").string(), render_svg(plot));
+  write_svg(out_dir, "std_vs_batch_size.svg", plot);
   std::printf("Figure in %s/std_vs_batch_size.svg; %.1f s\n", out_dir.c_str(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return 0;

@@ -211,11 +211,10 @@ Plot percentile_plot(const Run& run, const Context& ctx) {
 void write_outputs(const Context& ctx) {
   const std::filesystem::path out = ctx.config.out;
   write_file_atomically((out / "metrics.csv").string(), metrics_csv(ctx.runs));
-  write_file_atomically((out / "accuracy.svg").string(), render_svg(accuracy_plot(ctx)));
-  for (const Run& run : ctx.runs) {
-    const std::string name = "sigmoid_input_" + model_name(run.batch_norm) + "_lr" + lr_text(run.lr) + ".svg";
-    write_file_atomically((out / name).string(), render_svg(percentile_plot(run, ctx)));
-  }
+  write_svg(ctx.config.out, "accuracy.svg", accuracy_plot(ctx));
+  for (const Run& run : ctx.runs)
+    write_svg(ctx.config.out, "sigmoid_input_" + model_name(run.batch_norm) + "_lr" + lr_text(run.lr) + ".svg",
+              percentile_plot(run, ctx));
 }
 
 std::string status(const Context& ctx, const Run& run, int64_t step, double mean_loss) {

@@ -27,7 +27,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -38,7 +37,6 @@
 #include "data/dataloader.h"
 #include "data/mnist.h"
 #include "examples/common/args.h"
-#include "examples/common/atomic_file.h"
 #include "examples/common/svg_plot.h"
 #include "nn/batchnorm.h"
 #include "nn/linear.h"
@@ -202,11 +200,9 @@ int run(const ArgParser& args) {
   loss_plot.y_label = "loss on the batch (log scale)";
   loss_plot.y_log = true;
   loss_plot.lines.push_back({"loss (floor > 0: batches differ)", palette_color(0), h.step, h.loss});
-  const std::filesystem::path out = out_dir;
-  std::filesystem::create_directories(out);
-  write_file_atomically((out / "loss.svg").string(), render_svg(loss_plot));
-  write_file_atomically((out / "gamma.svg").string(), render_svg(parameter_plot(h, targets, true)));
-  write_file_atomically((out / "beta.svg").string(), render_svg(parameter_plot(h, targets, false)));
+  write_svg(out_dir, "loss.svg", loss_plot);
+  write_svg(out_dir, "gamma.svg", parameter_plot(h, targets, true));
+  write_svg(out_dir, "beta.svg", parameter_plot(h, targets, false));
   std::printf("Figures in %s/ (loss.svg, gamma.svg, beta.svg); %.1f s\n", out_dir.c_str(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return 0;

@@ -26,7 +26,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <limits>
 #include <numeric>
 #include <optional>
@@ -38,7 +37,6 @@
 #include "data/dataloader.h"
 #include "data/mnist.h"
 #include "examples/common/args.h"
-#include "examples/common/atomic_file.h"
 #include "examples/common/paper_mlp.h"
 #include "examples/common/svg_plot.h"
 #include "examples/common/training.h"
@@ -200,10 +198,8 @@ int run(const Config& config) {
   std::printf("(saturated: share of 100 units x 1,000 test images with |sigmoid input| > 4; ||dL/dW1||: mean over\n"
               " the %lld steps before; acc: on those 1,000 test images)\n", static_cast<long long>(config.every));
 
-  const std::filesystem::path out = config.out;
-  std::filesystem::create_directories(out);
-  write_file_atomically((out / "saturated_fraction.svg").string(), render_svg(figure(runs, false)));
-  write_file_atomically((out / "first_layer_gradient.svg").string(), render_svg(figure(runs, true)));
+  write_svg(config.out, "saturated_fraction.svg", figure(runs, false));
+  write_svg(config.out, "first_layer_gradient.svg", figure(runs, true));
   std::printf("Figures in %s/ (saturated_fraction.svg, first_layer_gradient.svg); %.1f s\n", config.out.c_str(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return 0;

@@ -28,7 +28,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <limits>
 #include <numeric>
 #include <optional>
@@ -39,7 +38,6 @@
 #include "autograd/ops.h"
 #include "data/mnist.h"
 #include "examples/common/args.h"
-#include "examples/common/atomic_file.h"
 #include "examples/common/svg_plot.h"
 #include "nn/batchnorm.h"
 #include "nn/linear.h"
@@ -287,8 +285,7 @@ int run(const std::string& data_dir, const std::string& out_dir) {
     linear.x.push_back(static_cast<double>(r.d)), linear.y.push_back(last.bn_seconds * scale);
   }
   plot.lines = {zca, bn, cubic, linear};
-  std::filesystem::create_directories(out_dir);
-  write_file_atomically((std::filesystem::path(out_dir) / "time_vs_d.svg").string(), render_svg(plot));
+  write_svg(out_dir, "time_vs_d.svg", plot);
   std::printf("Figure in %s/time_vs_d.svg; %.1f s\n", out_dir.c_str(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return 0;

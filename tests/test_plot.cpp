@@ -153,6 +153,17 @@ TEST_SUITE("svg_plot") {
     CHECK(std::system(command.c_str()) == 0);
     std::filesystem::remove_all(dir);
   }
+  TEST_CASE("write_svg creates the folder and writes the rendered plot there, returning its path") {
+    const auto dir = fresh_dir("ng_test_write_svg") / "nested";
+    const Plot plot = example_plot();
+    const std::string path = write_svg(dir.string(), "figure.svg", plot);
+    CHECK(path == (dir / "figure.svg").string());
+    std::ifstream in(path);
+    std::stringstream written;
+    written << in.rdbuf();
+    CHECK(written.str() == render_svg(plot));
+    std::filesystem::remove_all(dir.parent_path());
+  }
 }
 
 TEST_SUITE("svg_plot log axes and markers") {

@@ -9,8 +9,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <stdexcept>
+
+#include "atomic_file.h"
 
 namespace examples {
 
@@ -302,6 +305,13 @@ std::string render_svg(const Plot& plot) {
   draw_legend(svg, plot, f);
   svg += "</svg>\n";
   return svg;
+}
+
+std::string write_svg(const std::string& dir, const std::string& name, const Plot& plot) {
+  std::filesystem::create_directories(dir);
+  const std::string path = (std::filesystem::path(dir) / name).string();
+  write_file_atomically(path, render_svg(plot));
+  return path;
 }
 
 }  // namespace examples

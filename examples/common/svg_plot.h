@@ -43,6 +43,9 @@ struct Plot {
 // The SVG document; throws std::invalid_argument naming the series when its x and y lengths differ.
 std::string render_svg(const Plot& plot);
 
+// Renders `plot` into dir/name (creating dir), written atomically; returns the file's path.
+std::string write_svg(const std::string& dir, const std::string& name, const Plot& plot);
+
 // Axis ticks covering [lo, hi]: about `target` of them, spaced by 1, 2 or 5 times a power of ten;
 // first <= lo and last >= hi.
 struct Ticks {
