@@ -27,7 +27,7 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
     throw Error(std::string("gradcheck: f returned a ") + dtype_name(output.dtype()) + " tensor; expected float64");
   for (int64_t j = 0; j < n_out; ++j) {
     Tensor one_hot = zeros(output.shape(), output.dtype());
-    one_hot.data<double>()[j] = 1;
+    one_hot.mutable_data<double>()[j] = 1;
     // One input at a time: an input that f does not use has a zero row (ng::grad refuses it), and
     // that must not zero the rows of the inputs that f does use.
     for (std::size_t k : which) {
@@ -50,7 +50,7 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
     Tensor perturbed = inputs[k].detach().clone();
     std::vector<Tensor> args = inputs;
     args[k] = perturbed;
-    double* x = perturbed.data<double>();
+    double* x = perturbed.mutable_data<double>();
     for (int64_t i = 0; i < perturbed.numel(); ++i) {
       const double original = x[i];
       x[i] = original + options.eps;

@@ -1,11 +1,19 @@
-// graph.cpp: recording nodes, and the backward pass that walks them.
+// graph.cpp: recording nodes, saved tensors, grad and anomaly modes, and the backward pass.
 #include "graph.h"
 
-#include <unordered_map>
+#include <cmath>
+#include <cstdint>
+#include <mutex>
 
 #include "ops.h"
 
 namespace ng {
+
+namespace {
+thread_local uint64_t g_next_sequence_nr = 0;  // per thread, as PyTorch's
+}
+
+Node::Node(const char* op_name) : op(op_name), sequence_nr(g_next_sequence_nr++) { ++live_count; }
 
 // A long chain of nodes would be destroyed recursively (each node's destructor releasing the next),
 // which overflows the stack at around 10^5 nodes. Instead each destructor hands its edges to a
@@ -15,7 +23,6 @@ Node::~Node() {
   thread_local bool draining = false;
   for (auto& edge : next)
     if (edge) to_release.push_back(std::move(edge));
-  pending_grad = Tensor();
   --live_count;
   if (draining) return;
   draining = true;
@@ -32,15 +39,112 @@ void throw_graph_released(const char* op) {
               "'); call the first backward with retain_graph = true to run backward through it twice");
 }
 
+// ---- saved tensors --------------------------------------------------------------------------------
+SavedTensor::SavedTensor(const Tensor& t) : tensor_(t), version_(t.defined() ? t.version() : 0) {}
+
+SavedTensor SavedTensor::output(const Tensor& out) {
+  SavedTensor saved(out.detach());
+  saved.is_output_ = true;
+  return saved;
+}
+
+static std::string describe(const Tensor& t) {
+  std::string s = shape_str(t.shape()) + " " + dtype_name(t.dtype());
+  if (!t.name().empty()) s += " '" + t.name() + "'";
+  return s;
+}
+
+Tensor SavedTensor::unpack(const Node& node) const {
+  if (!tensor_.defined()) return tensor_;
+  const uint64_t now = tensor_.version();
+  if (now != version_)
+    throw Error(std::string("backward: one of the tensors needed for gradient computation has been modified by an "
+                            "in-place write: '") +
+                node.op + "' (forward op #" + std::to_string(node.sequence_nr) + ") saved " + describe(tensor_) +
+                (is_output_ ? " (its output)" : "") + " at version " + std::to_string(version_) + ", and it is now at version " +
+                std::to_string(now) + ". Write into it only after backward, or write into a clone()");
+  if (is_output_ && is_grad_enabled()) {
+    // create_graph: the output rejoins its node, so that gradients can flow through it again.
+    auto impl = std::make_shared<TensorImpl>();
+    impl->shape = tensor_.shape();
+    impl->dtype = tensor_.dtype();
+    impl->numel = tensor_.numel();
+    impl->storage = tensor_.impl()->storage;
+    impl->grad_fn = std::const_pointer_cast<Node>(node.shared_from_this());
+    impl->requires_grad = true;
+    return Tensor(std::move(impl));
+  }
+  return tensor_;
+}
+
 // ---- grad mode ------------------------------------------------------------------------------------
 namespace {
 thread_local bool g_grad_enabled = true;
-}
+thread_local bool g_anomaly_enabled = false;
+}  // namespace
 bool is_grad_enabled() { return g_grad_enabled; }
+void set_grad_enabled(bool enabled) { g_grad_enabled = enabled; }
 NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+GradModeGuard::GradModeGuard(bool enabled) : previous_(g_grad_enabled) { g_grad_enabled = enabled; }
+GradModeGuard::~GradModeGuard() { g_grad_enabled = previous_; }
+
+// ---- anomaly mode ---------------------------------------------------------------------------------
+bool is_anomaly_enabled() { return g_anomaly_enabled; }
+void detect_anomaly(bool enabled) { g_anomaly_enabled = enabled; }
+DetectAnomalyGuard::DetectAnomalyGuard(bool enabled) : previous_(g_anomaly_enabled) { g_anomaly_enabled = enabled; }
+DetectAnomalyGuard::~DetectAnomalyGuard() { g_anomaly_enabled = previous_; }
+
+namespace {
+
+// Where the first NaN or Inf of a floating tensor is, or -1.
+int64_t first_non_finite(const Tensor& t) {
+  if (t.dtype() == int64) return -1;
+  return dispatch_float("anomaly", t.dtype(), [&](auto zero) -> int64_t {
+    using T = decltype(zero);
+    const T* p = t.data<T>();
+    for (int64_t i = 0, n = t.numel(); i < n; ++i)
+      if (!std::isfinite(p[i])) return i;
+    return -1;
+  });
+}
+
+std::string value_at(const Tensor& t, int64_t i) {
+  const double v = t.dtype() == float32 ? t.data<float>()[i] : t.data<double>()[i];
+  return std::isnan(v) ? "NaN" : v > 0 ? "Inf" : "-Inf";
+}
+
+std::string node_description(const Node& node) {
+  return "'" + std::string(node.op) + "' (forward op #" + std::to_string(node.sequence_nr) + " of its thread; inputs " +
+         (node.anomaly_inputs ? *node.anomaly_inputs : std::string("unknown: made before anomaly mode was on")) + ")";
+}
+
+}  // namespace
+
+void detail::anomaly_check_forward(const Tensor& output, Node& node, const std::vector<const Tensor*>& inputs) {
+  std::string described;
+  for (const Tensor* t : inputs) described += (described.empty() ? "" : ", ") + (t->defined() ? describe(*t) : "none");
+  node.anomaly_inputs = std::make_unique<std::string>(described);
+  const int64_t at = first_non_finite(output);
+  if (at >= 0)
+    throw Error("anomaly: the forward of " + node_description(node) + " produced " + value_at(output, at) +
+                " at element " + std::to_string(at) + " of its output " + shape_str(output.shape()));
+}
 
 // ---- leaves ---------------------------------------------------------------------------------------
+namespace {
+// total += g, elementwise (same shape and dtype): an in-place write, so it bumps total's version.
+void add_into(Tensor& total, const Tensor& g) {
+  dispatch_float("backward", total.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    T* dst = total.mutable_data<T>();
+    const T* src = g.data<T>();
+    for (int64_t i = 0, n = total.numel(); i < n; ++i) dst[i] += src[i];
+  });
+}
+
+}  // namespace
+
 // The sink of the graph for a leaf that requires grad: adds the incoming gradient into leaf.grad().
 // The leaf holds it only weakly, so it lives exactly as long as some graph uses the leaf.
 struct AccumulateGrad final : Node {
@@ -49,35 +153,31 @@ struct AccumulateGrad final : Node {
     dtype = target->dtype;
   }
   std::vector<Tensor> apply(const Tensor& g) override {
-    Tensor& current = target->grad;
-    if (!current.defined()) {
-      // Keep our own copy: g may share its buffer with other gradients that the engine still uses.
-      current = g.impl_ptr().use_count() == 1 && g.impl()->storage.use_count() == 1 ? g : g.clone();
-    } else {
-      accumulate_into(current, g);
-    }
+    accumulate(g, false, false);
     return {};
   }
+  // leaf.grad += g. `owned`: the backward pass made g's buffer and nobody else holds it, so it may
+  // become .grad itself instead of a copy. Under create_graph, .grad is a new tensor with a graph.
+  void accumulate(const Tensor& g, bool owned, bool create_graph) {
+    std::lock_guard<std::mutex> lock(target->leaf_mutex);  // two threads may backpropagate into one leaf
+    Tensor& current = target->grad;
+    if (!current.defined())
+      current = owned ? g : g.clone();
+    else if (create_graph)
+      current = current + g;
+    else
+      add_into(current, g);
+  }
   TensorImpl* leaf() const override { return target.get(); }
-  static void accumulate_into(Tensor& total, const Tensor& g);
   std::shared_ptr<TensorImpl> target;
 };
-
-// total += g, elementwise (same shape and dtype).
-void AccumulateGrad::accumulate_into(Tensor& total, const Tensor& g) {
-  dispatch_float("backward", total.dtype(), [&](auto zero) {
-    using T = decltype(zero);
-    T* dst = total.data<T>();
-    const T* src = g.data<T>();
-    for (int64_t i = 0, n = total.numel(); i < n; ++i) dst[i] += src[i];
-  });
-}
 
 std::shared_ptr<Node> gradient_edge(const Tensor& t) {
   TensorImpl* impl = t.impl();
   if (!impl) return nullptr;
   if (impl->grad_fn) return impl->grad_fn;
   if (!impl->requires_grad) return nullptr;
+  std::lock_guard<std::mutex> lock(impl->leaf_mutex);  // two threads may record ops on one leaf at once
   if (auto existing = impl->grad_accumulator.lock()) return existing;
   auto acc = std::make_shared<AccumulateGrad>(t.impl_ptr());
   impl->grad_accumulator = acc;
@@ -94,16 +194,67 @@ void attach_node(Tensor& output, std::shared_ptr<Node> node) {
 // ---- the backward pass ----------------------------------------------------------------------------
 namespace {
 
-std::atomic<uint64_t> g_visit_mark{0};  // atomic: threads may each run backward on their own graphs
+// What one backward pass knows about one node (PyTorch keeps the same in its GraphTask).
+struct Slot {
+  Node* node = nullptr;
+  int64_t dependencies = 0;  // consumers that have not yet sent their gradient
+  Tensor grad;               // the sum of the gradients received so far
+  bool owned = false;        // grad's buffer was made by this pass and nobody else holds it
+};
 
-// Adds g into node.pending_grad: gradients of a tensor used several times are summed.
-void add_pending(Node& node, Tensor g) {
-  if (!node.pending_grad.defined()) {
-    node.pending_grad = std::move(g);
-  } else if (node.pending_grad.impl_ptr().use_count() == 1 && node.pending_grad.impl()->storage.use_count() == 1) {
-    AccumulateGrad::accumulate_into(node.pending_grad, g);  // the buffer is ours alone: add in place
+// The pass's table of slots, by node: open addressing over a power-of-two array, because a training
+// step's backward is a few dozen nodes and must not pay a hash-map allocation per node.
+class SlotTable {
+ public:
+  SlotTable() : slots_(16) {}
+  // The node's slot, made on first use; `made` says whether it was.
+  Slot& find_or_make(Node* node, bool& made) {
+    if ((count_ + 1) * 2 > slots_.size()) grow();
+    Slot& slot = probe(node);
+    made = slot.node == nullptr;
+    if (made) {
+      slot.node = node;
+      ++count_;
+    }
+    return slot;
+  }
+  Slot& at(Node* node) { return probe(node); }  // the node must be in the table
+
+ private:
+  Slot& probe(Node* node) {
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t i = (reinterpret_cast<std::uintptr_t>(node) >> 4) * 0x9E3779B97F4A7C15ULL >> 20 & mask;
+    while (slots_[i].node != nullptr && slots_[i].node != node) i = (i + 1) & mask;
+    return slots_[i];
+  }
+  void grow() {
+    std::vector<Slot> old(slots_.size() * 2);
+    old.swap(slots_);
+    for (Slot& s : old)
+      if (s.node) probe(s.node) = std::move(s);
+  }
+  std::vector<Slot> slots_;
+  std::size_t count_ = 0;
+};
+
+// Adds g into the slot: the gradients of a tensor used several times are summed. Without create_graph
+// the sum is formed in place whenever the pass owns a buffer to form it in; with create_graph it must
+// be an op, so that the sum is part of the recorded backward.
+void add_pending(Slot& slot, Tensor g, bool g_owned, bool create_graph) {
+  if (!slot.grad.defined()) {
+    slot.grad = std::move(g);
+    slot.owned = g_owned;
+  } else if (create_graph) {
+    slot.grad = slot.grad + g;
+  } else if (slot.owned) {
+    add_into(slot.grad, g);
+  } else if (g_owned) {
+    add_into(g, slot.grad);  // a + b == b + a exactly, so which buffer holds the sum does not matter
+    slot.grad = std::move(g);
+    slot.owned = true;
   } else {
-    node.pending_grad = node.pending_grad + g;
+    slot.grad = slot.grad + g;
+    slot.owned = true;
   }
 }
 
@@ -113,68 +264,101 @@ void check_gradient(const char* where, const Tensor& g, const Shape& shape, Dtyp
                 " does not match the tensor's shape " + shape_str(shape) + " " + dtype_name(dtype));
 }
 
-// Runs reverse mode from `roots` (node, gradient of its output). When `captured` is given, nothing is
-// accumulated into leaves; instead the gradient reaching each node in `captured` is stored there
-// (torch.autograd.grad).
-void run_backward(const std::vector<std::pair<std::shared_ptr<Node>, Tensor>>& roots, bool retain_graph,
-                  std::unordered_map<Node*, Tensor>* captured) {
-  NoGradGuard no_grad;  // the backward computations themselves are not recorded
-  const uint64_t mark = ++g_visit_mark;
+void anomaly_check_backward(const Node& node, std::size_t input, const Tensor& g) {
+  const int64_t at = first_non_finite(g);
+  if (at >= 0)
+    throw Error("anomaly: the backward of " + node_description(node) + " returned " + value_at(g, at) +
+                " at element " + std::to_string(at) + " of the gradient for input " + std::to_string(input) + " " +
+                shape_str(g.shape()));
+}
+
+// For torch.autograd.grad: the nodes whose incoming gradient is wanted, and what reached them.
+struct Capture {
+  Node* node;
+  Tensor grad;
+  bool owned = false;
+};
+using Captured = std::vector<Capture>;
+
+// Runs reverse mode from `roots` (node, gradient of its output, whether the pass owns that buffer).
+// When `captured` is given, nothing is accumulated into leaves; instead the gradient reaching each
+// node listed there is stored beside it (torch.autograd.grad).
+struct Root {
+  std::shared_ptr<Node> node;
+  Tensor grad;
+  bool owned;
+};
+void run_backward(const std::vector<Root>& roots, bool retain_graph, bool create_graph, Captured* captured) {
+  GradModeGuard grad_mode(create_graph);  // the backward is recorded only when asked to be
+  const bool anomaly = is_anomaly_enabled();
+  SlotTable table;
 
   // 1. Find every node reachable from the roots and count, for each, the edges that lead into it:
   //    a node may run only once all of its consumers have sent their gradient (Kahn's algorithm).
-  //    Its pending gradient is cleared on the first visit: a backward that threw halfway may have left
-  //    one behind, which must not leak into this pass.
   std::vector<Node*> stack;
-  for (const auto& [node, g] : roots)
-    if (node->visit_mark != mark) {
-      node->visit_mark = mark;
-      node->dependencies = 0;
-      node->pending_grad = Tensor();
-      stack.push_back(node.get());
-    }
+  bool made = false;
+  for (const Root& root : roots) {
+    table.find_or_make(root.node.get(), made);
+    if (made) stack.push_back(root.node.get());
+  }
   while (!stack.empty()) {
     Node* node = stack.back();
     stack.pop_back();
     for (const auto& edge : node->next) {
       if (!edge) continue;
-      if (edge->visit_mark != mark) {
-        edge->visit_mark = mark;
-        edge->dependencies = 0;
-        edge->pending_grad = Tensor();
-        stack.push_back(edge.get());
-      }
-      ++edge->dependencies;
+      Slot& slot = table.find_or_make(edge.get(), made);
+      ++slot.dependencies;
+      if (made) stack.push_back(edge.get());
     }
   }
 
   // 2. Seed the roots, then run each node once its gradient is complete.
-  for (const auto& [node, g] : roots) add_pending(*node, g);
+  for (const Root& root : roots) add_pending(table.at(root.node.get()), root.grad, root.owned, create_graph);
   std::vector<Node*> ready;
-  for (const auto& [node, g] : roots)
-    if (node->dependencies == 0 && node->visit_mark == mark) {
-      node->visit_mark = mark - 1;  // queued once even if it is several roots
-      ready.push_back(node.get());
+  for (const Root& root : roots) {
+    Slot& slot = table.at(root.node.get());
+    if (slot.dependencies == 0) {
+      slot.dependencies = -1;  // queued once even if it is several roots
+      ready.push_back(root.node.get());
     }
+  }
+  std::vector<Tensor> input_grads;
   while (!ready.empty()) {
     Node* node = ready.back();
     ready.pop_back();
-    Tensor g = std::move(node->pending_grad);  // leaves pending_grad undefined
-    if (captured) {
-      auto it = captured->find(node);
-      if (it != captured->end()) it->second = g;
+    Slot& slot = table.at(node);
+    Tensor g = std::move(slot.grad);
+    const bool owned = slot.owned;
+    if (captured)
+      for (Capture& c : *captured)
+        if (c.node == node) {
+          c.grad = g;
+          c.owned = owned;
+        }
+    input_grads.clear();  // stays empty when no consumer sent a gradient (all undefined)
+    const uint64_t made_after = next_storage_serial();
+    if (g.defined()) {
+      if (node->leaf()) {
+        if (!captured) static_cast<AccumulateGrad*>(node)->accumulate(g, owned && !create_graph, create_graph);
+      } else {
+        input_grads = node->apply(g);
+      }
     }
-    std::vector<Tensor> input_grads;  // stays empty when no consumer sent a gradient (all undefined)
-    if (g.defined() && (!captured || !node->leaf())) input_grads = node->apply(g);
     g = Tensor();
     for (std::size_t i = 0; i < node->next.size(); ++i) {
       Node* edge = node->next[i].get();
       if (!edge) continue;
       if (i < input_grads.size() && input_grads[i].defined()) {
-        check_gradient(node->op, input_grads[i], edge->shape, edge->dtype);
-        add_pending(*edge, std::move(input_grads[i]));
+        Tensor& gi = input_grads[i];
+        check_gradient(node->op, gi, edge->shape, edge->dtype);
+        if (anomaly) anomaly_check_backward(*node, i, gi);
+        // The pass owns a gradient whose buffer the closure made just now and returned once.
+        bool gi_owned = !create_graph && gi.impl()->storage->serial >= made_after;
+        for (std::size_t j = 0; j < input_grads.size() && gi_owned; ++j)
+          if (j != i && input_grads[j].defined() && input_grads[j].impl()->storage == gi.impl()->storage) gi_owned = false;
+        add_pending(table.at(edge), std::move(gi), gi_owned, create_graph);
       }
-      if (--edge->dependencies == 0) ready.push_back(edge);
+      if (--table.at(edge).dependencies == 0) ready.push_back(edge);
     }
     if (!retain_graph) node->release();
   }
@@ -187,15 +371,18 @@ std::shared_ptr<Node> root_of(const char* where, const Tensor& t) {
   return gradient_edge(t);
 }
 
-Tensor seed_gradient(const char* where, const Tensor& output, const Tensor& upstream) {
+Root make_root(const char* where, const Tensor& output, const Tensor& upstream) {
+  Root root{root_of(where, output), upstream, false};
   if (upstream.defined()) {
     check_gradient(where, upstream, output.shape(), output.dtype());
-    return upstream;
+  } else {
+    if (output.numel() != 1)
+      throw Error(std::string(where) + ": output of shape " + shape_str(output.shape()) +
+                  " is not a single element; pass an upstream gradient of that shape");
+    root.grad = ones(output.shape(), output.dtype());
+    root.owned = true;
   }
-  if (output.numel() != 1)
-    throw Error(std::string(where) + ": output of shape " + shape_str(output.shape()) +
-                " is not a single element; pass an upstream gradient of that shape");
-  return ones(output.shape(), output.dtype());
+  return root;
 }
 
 }  // namespace
@@ -203,37 +390,38 @@ Tensor seed_gradient(const char* where, const Tensor& output, const Tensor& upst
 void Tensor::backward(BackwardOptions options) const { backward(Tensor(), options); }
 
 void Tensor::backward(const Tensor& upstream, BackwardOptions options) const {
-  auto root = root_of("backward", *this);
-  run_backward({{root, seed_gradient("backward", *this, upstream)}}, options.retain_graph, nullptr);
+  run_backward({make_root("backward", *this, upstream)}, options.retain_graph || options.create_graph,
+               options.create_graph, nullptr);
 }
 
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
-                         const std::vector<Tensor>& grad_outputs, bool retain_graph) {
+                         const std::vector<Tensor>& grad_outputs, bool retain_graph, bool create_graph) {
   if (!grad_outputs.empty() && grad_outputs.size() != outputs.size())
     throw Error("grad: " + std::to_string(grad_outputs.size()) + " grad_outputs for " + std::to_string(outputs.size()) +
                 " outputs; expected one per output (or none)");
-  std::vector<std::pair<std::shared_ptr<Node>, Tensor>> roots;
+  std::vector<Root> roots;
   for (std::size_t i = 0; i < outputs.size(); ++i)
-    roots.emplace_back(root_of("grad", outputs[i]),
-                       seed_gradient("grad", outputs[i], grad_outputs.empty() ? Tensor() : grad_outputs[i]));
+    roots.push_back(make_root("grad", outputs[i], grad_outputs.empty() ? Tensor() : grad_outputs[i]));
 
-  std::unordered_map<Node*, Tensor> captured;
+  Captured captured;
   std::vector<std::shared_ptr<Node>> input_nodes;  // keeps accumulators alive during the pass
   for (const Tensor& input : inputs) {
     if (!input.requires_grad())
       throw Error("grad: an input of shape " + shape_str(input.shape()) + " does not require grad");
     input_nodes.push_back(gradient_edge(input));
-    captured[input_nodes.back().get()] = Tensor();
+    captured.push_back({input_nodes.back().get(), Tensor()});
   }
-  run_backward(roots, retain_graph, &captured);
+  run_backward(roots, retain_graph || create_graph, create_graph, &captured);
 
   std::vector<Tensor> result;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    Tensor g = captured[input_nodes[i].get()];
+    const Tensor& g = captured[i].grad;
     if (!g.defined())
       throw Error("grad: input " + std::to_string(i) + " (shape " + shape_str(inputs[i].shape()) +
                   ") is not used in the graph of the outputs");
-    result.push_back(g.impl()->storage.use_count() == 1 ? g : g.clone());
+    // Hand out a buffer nobody else holds: the pass's own, or a copy. Under create_graph the gradient is
+    // handed out as it is, with its graph.
+    result.push_back(create_graph || captured[i].owned ? g : g.clone());
   }
   return result;
 }

@@ -52,7 +52,7 @@ void for_each_row(const Shape& shape, const std::array<const int64_t*, K>& strid
 template <class T, class F> void binary(const Tensor& a, const Tensor& b, Tensor& out, F f) {
   const T* pa = a.data<T>();
   const T* pb = b.data<T>();
-  T* po = out.data<T>();
+  T* po = out.mutable_data<T>();
   const int64_t n = out.numel();
   if (a.numel() == n && b.numel() == n) {  // same shape: one flat loop
     for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
@@ -92,21 +92,8 @@ template <class T, class F> void binary(const Tensor& a, const Tensor& b, Tensor
 // out = f(x) elementwise.
 template <class T, class F> void unary(const Tensor& x, Tensor& out, F f) {
   const T* px = x.data<T>();
-  T* po = out.data<T>();
+  T* po = out.mutable_data<T>();
   for (int64_t i = 0, n = out.numel(); i < n; ++i) po[i] = f(px[i]);
-}
-
-// A new tensor f(a, b) for two tensors of the same shape and dtype (backward formulas).
-template <class F> Tensor zip(const Tensor& a, const Tensor& b, F f) {
-  Tensor out = empty(a.shape(), a.dtype());
-  dispatch_float("backward", a.dtype(), [&](auto zero) {
-    using T = decltype(zero);
-    const T* pa = a.data<T>();
-    const T* pb = b.data<T>();
-    T* po = out.data<T>();
-    for (int64_t i = 0, n = out.numel(); i < n; ++i) po[i] = f(pa[i], pb[i]);
-  });
-  return out;
 }
 
 // Splits a shape around `dim` into (outer, size, inner): element (o, k, i) is at (o * size + k) * inner + i.

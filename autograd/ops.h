@@ -6,7 +6,9 @@
 //
 //   elementwise (ops_elementwise.cpp): add sub mul div neg pow sqrt exp log abs relu sigmoid tanh
 //   reductions  (ops_reduce.cpp):      sum mean sum_to max argmax log_softmax
-//   shape       (ops_shape.cpp):       reshape permute transpose unsqueeze squeeze cat slice index_select broadcast_to
+//   shape       (ops_shape.cpp):       reshape permute transpose unsqueeze squeeze cat slice index_select
+//                                      index_add gather scatter_add broadcast_to
+//   in place    (ops_inplace.cpp):     Tensor::add_ mul_ zero_ fill_ copy_ clamp_
 //   matmul      (ops_matmul.cpp)
 //
 // Binary elementwise ops broadcast by NumPy's rules: shapes are aligned at the right, and a size-1 (or
@@ -33,6 +35,14 @@ Tensor abs(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
+Tensor sign(const Tensor& x);
+Tensor clamp(const Tensor& x, double min, double max);  // min(max(x, min), max); gradient 1 inside, 0 outside  // -1, 0 or 1; no gradient (its derivative is 0 almost everywhere)
+
+// Fused backward formulas, each an op with its own derivative (so gradients of gradients flow):
+Tensor sigmoid_backward(const Tensor& grad, const Tensor& output);    // grad * y * (1 - y)
+Tensor tanh_backward(const Tensor& grad, const Tensor& output);       // grad * (1 - y^2)
+Tensor threshold_backward(const Tensor& grad, const Tensor& output);  // grad where y > 0, else 0
+Tensor pow_backward(const Tensor& grad, const Tensor& x, double p);   // grad * p * x^(p-1)
 
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
@@ -80,6 +90,14 @@ Tensor squeeze(const Tensor& x);  // all size-1 dimensions
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end);  // [start, end), step 1
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);  // index: 1-D int64
+// x with source[.., i, ..] added at x[.., index[i], ..] (repeats add up); index_select's backward.
+Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& source);
+// out[i][j] = x[i][index[i][j]] for dim 1 (any rank, any dim; index: int64 of x's rank), PyTorch's gather.
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
+// x with source[i][j] added at x[i][index[i][j]] for dim 1 (repeats add up); gather's backward.
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& source);
+// zeros(shape) with g placed at [start, start + g.size(dim)) along dim: slice's backward.
+Tensor slice_backward(const Tensor& g, const Shape& shape, int64_t dim, int64_t start);
 Tensor broadcast_to(const Tensor& x, const Shape& shape);
 
 // ---- matmul ---------------------------------------------------------------------------------------

@@ -85,6 +85,11 @@ template <class F> Tensor unary_forward(const char* op, const Tensor& x, F f) {
 
 }  // namespace
 
+// Every backward below is written with ops (add, mul, sum_to, ... and the fused *_backward ops at the
+// end of this file), never with raw loops, so that under create_graph it is recorded like a forward
+// and can be differentiated again. The tensors it needs are kept as SavedTensor: only those it needs,
+// so that a write into an operand whose value the gradient does not use is no error.
+
 // out = a + b        d(a+b)/da = 1, d(a+b)/db = 1
 Tensor add(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward("add", a, b, [](auto x, auto y) { return x + y; });
@@ -105,14 +110,19 @@ Tensor sub(const Tensor& a, const Tensor& b) {
   return out;
 }
 
+// A tensor saved only when `needed` (the other operand's gradient uses it).
+static SavedTensor save_if(bool needed, const Tensor& t) { return needed ? SavedTensor(t) : SavedTensor(); }
+
 // out = a * b        d(a*b)/da = b, d(a*b)/db = a
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward("mul", a, b, [](auto x, auto y) { return x * y; });
   if (any_requires_grad({&a, &b}))
-    record(out, "mul", {&a, &b}, [a = a.detach(), b = b.detach()](const Tensor& g, const Node& n) {
-      return Grads{n.needs_grad(0) ? sum_to(g * b, a.shape()) : Tensor(),
-                   n.needs_grad(1) ? sum_to(g * a, b.shape()) : Tensor()};
-    });
+    record(out, "mul", {&a, &b},
+           [sa = a.shape(), sb = b.shape(), a = save_if(b.requires_grad(), a), b = save_if(a.requires_grad(), b)](
+               const Tensor& g, const Node& n) {
+             return Grads{n.needs_grad(0) ? sum_to(g * b.unpack(n), sa) : Tensor(),
+                          n.needs_grad(1) ? sum_to(g * a.unpack(n), sb) : Tensor()};
+           });
   return out;
 }
 
@@ -120,11 +130,14 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward("div", a, b, [](auto x, auto y) { return x / y; });
   if (any_requires_grad({&a, &b}))
-    record(out, "div", {&a, &b}, [sa = a.shape(), b = b.detach(), out = out.detach()](const Tensor& g, const Node& n) {
-      Tensor g_over_b = g / b;
-      return Grads{n.needs_grad(0) ? sum_to(g_over_b, sa) : Tensor(),
-                   n.needs_grad(1) ? sum_to(-(g_over_b * out), b.shape()) : Tensor()};
-    });
+    record(out, "div", {&a, &b},
+           [sa = a.shape(), b = SavedTensor(b), out = b.requires_grad() ? SavedTensor::output(out) : SavedTensor()](
+               const Tensor& g, const Node& n) {
+             const Tensor bv = b.unpack(n);
+             Tensor g_over_b = g / bv;
+             return Grads{n.needs_grad(0) ? sum_to(g_over_b, sa) : Tensor(),
+                          n.needs_grad(1) ? sum_to(-(g_over_b * out.unpack(n)), bv.shape()) : Tensor()};
+           });
   return out;
 }
 
@@ -133,9 +146,11 @@ Tensor pow(const Tensor& base, const Tensor& exponent) {
   Tensor out = binary_forward("pow", base, exponent, [](auto x, auto y) { return std::pow(x, y); });
   if (any_requires_grad({&base, &exponent}))
     record(out, "pow", {&base, &exponent},
-           [base = base.detach(), exponent = exponent.detach(), out = out.detach()](const Tensor& g, const Node& n) {
-             return Grads{n.needs_grad(0) ? sum_to(g * exponent * pow(base, exponent - 1.0), base.shape()) : Tensor(),
-                          n.needs_grad(1) ? sum_to(g * out * log(base), exponent.shape()) : Tensor()};
+           [base = SavedTensor(base), exponent = SavedTensor(exponent),
+            out = exponent.requires_grad() ? SavedTensor::output(out) : SavedTensor()](const Tensor& g, const Node& n) {
+             const Tensor x = base.unpack(n), p = exponent.unpack(n);
+             return Grads{n.needs_grad(0) ? sum_to(g * p * pow(x, p - 1.0), x.shape()) : Tensor(),
+                          n.needs_grad(1) ? sum_to(g * out.unpack(n) * log(x), p.shape()) : Tensor()};
            });
   return out;
 }
@@ -147,7 +162,7 @@ Tensor neg(const Tensor& x) {
   return out;
 }
 
-// out = x^p          d(x^p)/dx = p * x^(p-1)
+// out = x^p          d(x^p)/dx = p * x^(p-1)    (one fused op, pow_backward below)
 Tensor pow(const Tensor& x, double p) {
   Tensor out = dispatch_float("pow", x.dtype(), [&](auto zero) {
     using T = decltype(zero);
@@ -156,11 +171,8 @@ Tensor pow(const Tensor& x, double p) {
     return unary_forward("pow", x, [exponent](T v) { return std::pow(v, exponent); });
   });
   if (any_requires_grad({&x}))
-    record(out, "pow", {&x}, [x = x.detach(), p](const Tensor& g, const Node&) {
-      return Grads{kernel::zip(g, x, [p](auto gv, auto xv) {
-        using T = decltype(xv);
-        return gv * static_cast<T>(p) * (p == 2 ? xv : std::pow(xv, static_cast<T>(p - 1)));
-      })};
+    record(out, "pow", {&x}, [x = SavedTensor(x), p](const Tensor& g, const Node& n) {
+      return Grads{pow_backward(g, x.unpack(n), p)};
     });
   return out;
 }
@@ -169,8 +181,8 @@ Tensor pow(const Tensor& x, double p) {
 Tensor sqrt(const Tensor& x) {
   Tensor out = unary_forward("sqrt", x, [](auto v) { return std::sqrt(v); });
   if (any_requires_grad({&x}))
-    record(out, "sqrt", {&x}, [out = out.detach()](const Tensor& g, const Node&) {
-      return Grads{kernel::zip(g, out, [](auto gv, auto y) { return gv / (y + y); })};
+    record(out, "sqrt", {&x}, [out = SavedTensor::output(out)](const Tensor& g, const Node& n) {
+      return Grads{g / (out.unpack(n) * 2.0)};
     });
   return out;
 }
@@ -179,8 +191,8 @@ Tensor sqrt(const Tensor& x) {
 Tensor exp(const Tensor& x) {
   Tensor out = unary_forward("exp", x, [](auto v) { return std::exp(v); });
   if (any_requires_grad({&x}))
-    record(out, "exp", {&x}, [out = out.detach()](const Tensor& g, const Node&) {
-      return Grads{kernel::zip(g, out, [](auto gv, auto y) { return gv * y; })};
+    record(out, "exp", {&x}, [out = SavedTensor::output(out)](const Tensor& g, const Node& n) {
+      return Grads{g * out.unpack(n)};
     });
   return out;
 }
@@ -189,33 +201,34 @@ Tensor exp(const Tensor& x) {
 Tensor log(const Tensor& x) {
   Tensor out = unary_forward("log", x, [](auto v) { return std::log(v); });
   if (any_requires_grad({&x}))
-    record(out, "log", {&x}, [x = x.detach()](const Tensor& g, const Node&) {
-      return Grads{kernel::zip(g, x, [](auto gv, auto xv) { return gv / xv; })};
-    });
+    record(out, "log", {&x}, [x = SavedTensor(x)](const Tensor& g, const Node& n) { return Grads{g / x.unpack(n)}; });
   return out;
+}
+
+// sign(x) = -1, 0 or 1. Its derivative is 0 wherever it exists, so it records nothing.
+Tensor sign(const Tensor& x) {
+  return unary_forward("sign", x, [](auto v) { return static_cast<decltype(v)>((v > 0) - (v < 0)); });
 }
 
 // out = |x|          d|x|/dx = sign(x)  (0 at x = 0, as PyTorch)
 Tensor abs(const Tensor& x) {
   Tensor out = unary_forward("abs", x, [](auto v) { return std::abs(v); });
   if (any_requires_grad({&x}))
-    record(out, "abs", {&x}, [x = x.detach()](const Tensor& g, const Node&) {
-      return Grads{kernel::zip(g, x, [](auto gv, auto xv) { return xv > 0 ? gv : xv < 0 ? -gv : decltype(gv){0}; })};
-    });
+    record(out, "abs", {&x}, [x = SavedTensor(x)](const Tensor& g, const Node& n) { return Grads{g * sign(x.unpack(n))}; });
   return out;
 }
 
-// out = max(x, 0)    d relu(x)/dx = 1 if x > 0 else 0
+// out = max(x, 0)    d relu(x)/dx = 1 if x > 0 else 0    (threshold_backward below)
 Tensor relu(const Tensor& x) {
   Tensor out = unary_forward("relu", x, [](auto v) { return v > 0 ? v : decltype(v){0}; });
   if (any_requires_grad({&x}))
-    record(out, "relu", {&x}, [out = out.detach()](const Tensor& g, const Node&) {
-      return Grads{kernel::zip(g, out, [](auto gv, auto y) { return y > 0 ? gv : decltype(gv){0}; })};
+    record(out, "relu", {&x}, [out = SavedTensor::output(out)](const Tensor& g, const Node& n) {
+      return Grads{threshold_backward(g, out.unpack(n))};
     });
   return out;
 }
 
-// out = 1 / (1 + e^-x)   d sigmoid(x)/dx = out * (1 - out)
+// out = 1 / (1 + e^-x)   d sigmoid(x)/dx = out * (1 - out)    (sigmoid_backward below)
 // For very negative x, e^-x overflows to inf and 1 / (1 + inf) = 0, the right limit, so no case split
 // is needed. float32 uses the vectorizable fast_exp (this is the hot loop of a sigmoid network), which
 // clamps e^-x at about 2e38 instead, so there the result is about 4e-39 rather than exactly 0.
@@ -228,18 +241,78 @@ Tensor sigmoid(const Tensor& x) {
       return T(1) / (T(1) + std::exp(-v));
   });
   if (any_requires_grad({&x}))
-    record(out, "sigmoid", {&x}, [out = out.detach()](const Tensor& g, const Node&) {
-      return Grads{kernel::zip(g, out, [](auto gv, auto y) { return gv * y * (decltype(y)(1) - y); })};
+    record(out, "sigmoid", {&x}, [out = SavedTensor::output(out)](const Tensor& g, const Node& n) {
+      return Grads{sigmoid_backward(g, out.unpack(n))};
     });
   return out;
 }
 
-// out = tanh x       d tanh(x)/dx = 1 - out^2
+// out = tanh x       d tanh(x)/dx = 1 - out^2    (tanh_backward below)
 Tensor tanh(const Tensor& x) {
   Tensor out = unary_forward("tanh", x, [](auto v) { return std::tanh(v); });
   if (any_requires_grad({&x}))
-    record(out, "tanh", {&x}, [out = out.detach()](const Tensor& g, const Node&) {
-      return Grads{kernel::zip(g, out, [](auto gv, auto y) { return gv * (decltype(y)(1) - y * y); })};
+    record(out, "tanh", {&x}, [out = SavedTensor::output(out)](const Tensor& g, const Node& n) {
+      return Grads{tanh_backward(g, out.unpack(n))};
+    });
+  return out;
+}
+
+// ---- fused backward ops ---------------------------------------------------------------------------
+// The hot backward formulas as single ops (one pass over memory instead of three or four), as PyTorch's
+// sigmoid_backward. Each is an op like any other: it records its own derivative, with respect to both
+// the incoming gradient g and the saved value, so a second derivative can flow through it.
+
+// out = g * y * (1 - y)      d/dg = y (1 - y),  d/dy = g (1 - 2y)
+Tensor sigmoid_backward(const Tensor& g, const Tensor& y) {
+  Tensor out = binary_forward("sigmoid_backward", g, y, [](auto gv, auto yv) { return gv * yv * (decltype(yv)(1) - yv); });
+  if (any_requires_grad({&g, &y}))
+    record(out, "sigmoid_backward", {&g, &y}, [g = SavedTensor(g), y = SavedTensor(y)](const Tensor& gg, const Node& n) {
+      const Tensor yv = y.unpack(n);
+      return Grads{n.needs_grad(0) ? sigmoid_backward(gg, yv) : Tensor(),
+                   n.needs_grad(1) ? gg * g.unpack(n) * (1.0 - 2.0 * yv) : Tensor()};
+    });
+  return out;
+}
+
+// out = g * (1 - y^2)        d/dg = 1 - y^2,  d/dy = -2 g y
+Tensor tanh_backward(const Tensor& g, const Tensor& y) {
+  Tensor out = binary_forward("tanh_backward", g, y, [](auto gv, auto yv) { return gv * (decltype(yv)(1) - yv * yv); });
+  if (any_requires_grad({&g, &y}))
+    record(out, "tanh_backward", {&g, &y}, [g = SavedTensor(g), y = SavedTensor(y)](const Tensor& gg, const Node& n) {
+      const Tensor yv = y.unpack(n);
+      return Grads{n.needs_grad(0) ? tanh_backward(gg, yv) : Tensor(),
+                   n.needs_grad(1) ? gg * g.unpack(n) * yv * -2.0 : Tensor()};
+    });
+  return out;
+}
+
+// out = g where y > 0, else 0 (relu's backward)      d/dg = [y > 0],  d/dy = 0 (almost everywhere)
+Tensor threshold_backward(const Tensor& g, const Tensor& y) {
+  Tensor out = binary_forward("threshold_backward", g, y, [](auto gv, auto yv) { return yv > 0 ? gv : decltype(gv){0}; });
+  if (any_requires_grad({&g}))
+    record(out, "threshold_backward", {&g}, [y = SavedTensor(y)](const Tensor& gg, const Node& n) {
+      return Grads{threshold_backward(gg, y.unpack(n))};
+    });
+  return out;
+}
+
+// out = g * p * x^(p-1) (pow's backward)
+//   d/dg = p x^(p-1) = pow_backward(1, x, p),   d/dx = g p (p-1) x^(p-2) = p * pow_backward(g, x, p-1)
+// p = 0 gives exactly 0 (no 0 * inf at x = 0), so every order of derivative stays finite for integer p.
+Tensor pow_backward(const Tensor& g, const Tensor& x, double p) {
+  Tensor out = dispatch_float("pow_backward", x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T tp = static_cast<T>(p);
+    if (p == 0) return binary_forward("pow_backward", g, x, [](T, T) { return T(0); });
+    if (p == 1) return binary_forward("pow_backward", g, x, [](T gv, T) { return gv; });
+    if (p == 2) return binary_forward("pow_backward", g, x, [](T gv, T xv) { return gv * T(2) * xv; });
+    return binary_forward("pow_backward", g, x, [tp](T gv, T xv) { return gv * tp * std::pow(xv, tp - T(1)); });
+  });
+  if (p != 0 && any_requires_grad({&g, &x}))
+    record(out, "pow_backward", {&g, &x}, [g = SavedTensor(g), x = SavedTensor(x), p](const Tensor& gg, const Node& n) {
+      const Tensor xv = x.unpack(n);
+      return Grads{n.needs_grad(0) ? pow_backward(gg, xv, p) : Tensor(),
+                   n.needs_grad(1) ? pow_backward(gg * g.unpack(n), xv, p - 1) * p : Tensor()};
     });
   return out;
 }

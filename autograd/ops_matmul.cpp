@@ -17,54 +17,60 @@ namespace ng {
 
 namespace {
 
-struct Batched {
-  int64_t batch, M, K, N;
-  bool a_shared, b_shared;  // a 2-D operand (or a batch of 1) used for every batch element
-};
-
-// [b?,M,K] @ [b?,K,N]: both 2-D or 3-D, inner dimensions already checked by matmul().
-Tensor matmul_matrices(const Tensor& a, const Tensor& b) {
+// op(A) @ op(B) for [b?,M,K]-shaped operands, where op(X) is X or its transpose (the last two dims
+// swapped). The transpose is never copied: gemm reads the operand through swapped strides. This is
+// the one recorded matmul node; its backward is two more of them:
+//   C = op_a(A) @ op_b(B),  G = dL/dC
+//   d op_a(A) = G @ op_b(B)^T   so   dA = G @ op_b(B)^T          (ta false)   or  op_b(B) @ G^T  (ta true)
+//   d op_b(B) = op_a(A)^T @ G   so   dB = op_a(A)^T @ G          (tb false)   or  G^T @ op_a(A)  (tb true)
+// A 2-D operand used by every matrix of a batch gets the sum of its gradients over the batch.
+Tensor matmul_t(const Tensor& a, bool ta, const Tensor& b, bool tb) {
   const Shape &sa = a.shape(), &sb = b.shape();
   const int64_t a_batch = a.dim() == 3 ? sa[0] : 1, b_batch = b.dim() == 3 ? sb[0] : 1;
-  const int64_t M = sa[a.dim() - 2], K = sa[a.dim() - 1], N = sb[b.dim() - 1];
+  const int64_t a_rows = sa[a.dim() - 2], a_cols = sa[a.dim() - 1], b_rows = sb[b.dim() - 2], b_cols = sb[b.dim() - 1];
+  const int64_t M = ta ? a_cols : a_rows, K = ta ? a_rows : a_cols, N = tb ? b_rows : b_cols;
+  if ((tb ? b_cols : b_rows) != K)
+    throw Error("matmul: " + shape_str(sa) + (ta ? "^T" : "") + " @ " + shape_str(sb) + (tb ? "^T" : "") +
+                ": inner dimensions differ");
   if (a_batch != b_batch && a_batch != 1 && b_batch != 1)
     throw Error("matmul: " + shape_str(sa) + " @ " + shape_str(sb) + ": batch sizes " + std::to_string(a_batch) +
                 " and " + std::to_string(b_batch) + " differ (expected equal, or one of them 1)");
-  const Batched p{std::max(a_batch, b_batch), M, K, N, a_batch == 1, b_batch == 1};
+  const int64_t batch = std::max(a_batch, b_batch);
   Shape out_shape = {M, N};
-  if (a.dim() == 3 || b.dim() == 3) out_shape.insert(out_shape.begin(), p.batch);
+  if (a.dim() == 3 || b.dim() == 3) out_shape.insert(out_shape.begin(), batch);
 
   Tensor out = zeros(out_shape, a.dtype());
   dispatch_float("matmul", a.dtype(), [&](auto zero) {
     using T = decltype(zero);
-    for (int64_t i = 0; i < p.batch; ++i)
-      kernel::gemm(M, N, K, a.data<T>() + (p.a_shared ? 0 : i * M * K), K, int64_t{1},
-                   b.data<T>() + (p.b_shared ? 0 : i * K * N), N, int64_t{1}, out.data<T>() + i * M * N);
+    // Element (i, k) of op(A) sits at i * row + k * col.
+    const int64_t a_row = ta ? 1 : a_cols, a_col = ta ? a_cols : 1;
+    const int64_t b_row = tb ? 1 : b_cols, b_col = tb ? b_cols : 1;
+    T* c = out.mutable_data<T>();
+    for (int64_t i = 0; i < batch; ++i)
+      kernel::gemm(M, N, K, a.data<T>() + (a_batch == 1 ? 0 : i * a_rows * a_cols), a_row, a_col,
+                   b.data<T>() + (b_batch == 1 ? 0 : i * b_rows * b_cols), b_row, b_col, c + i * M * N);
   });
 
   if (any_requires_grad({&a, &b}))
-    record(out, "matmul", {&a, &b}, [a = a.detach(), b = b.detach(), p](const Tensor& g, const Node& n) {
-      Tensor da, db;
-      dispatch_float("matmul", g.dtype(), [&](auto zero) {
-        using T = decltype(zero);
-        const T* pg = g.data<T>();
-        if (n.needs_grad(0)) {  // dA = G @ B^T: B [K,N] read transposed as [N,K] (row stride 1, column stride N)
-          da = zeros(a.shape(), a.dtype());
-          for (int64_t i = 0; i < p.batch; ++i)
-            kernel::gemm(p.M, p.K, p.N, pg + i * p.M * p.N, p.N, int64_t{1}, b.data<T>() + (p.b_shared ? 0 : i * p.K * p.N),
-                         int64_t{1}, p.N, da.data<T>() + (p.a_shared ? 0 : i * p.M * p.K));
-        }
-        if (n.needs_grad(1)) {  // dB = A^T @ G: A [M,K] read transposed as [K,M]
-          db = zeros(b.shape(), b.dtype());
-          for (int64_t i = 0; i < p.batch; ++i)
-            kernel::gemm(p.K, p.N, p.M, a.data<T>() + (p.a_shared ? 0 : i * p.M * p.K), int64_t{1}, p.K,
-                         pg + i * p.M * p.N, p.N, int64_t{1}, db.data<T>() + (p.b_shared ? 0 : i * p.K * p.N));
-        }
-      });
-      return std::vector<Tensor>{da, db};
-    });
+    record(out, "matmul", {&a, &b},
+           [a = b.requires_grad() ? SavedTensor(a) : SavedTensor(), b = a.requires_grad() ? SavedTensor(b) : SavedTensor(),
+            sa, sb, ta, tb](const Tensor& g, const Node& n) {
+             Tensor da, db;
+             if (n.needs_grad(0)) {
+               const Tensor bv = b.unpack(n);
+               da = sum_to(ta ? matmul_t(bv, tb, g, true) : matmul_t(g, false, bv, !tb), sa);
+             }
+             if (n.needs_grad(1)) {
+               const Tensor av = a.unpack(n);
+               db = sum_to(tb ? matmul_t(g, true, av, ta) : matmul_t(av, !ta, g, false), sb);
+             }
+             return std::vector<Tensor>{da, db};
+           });
   return out;
 }
+
+// [b?,M,K] @ [b?,K,N]: both 2-D or 3-D, inner dimensions already checked by matmul().
+Tensor matmul_matrices(const Tensor& a, const Tensor& b) { return matmul_t(a, false, b, false); }
 
 }  // namespace
 
@@ -108,7 +114,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Tensor out = empty({N, out_features}, x.dtype());
   dispatch_float("linear", x.dtype(), [&](auto zero) {
     using T = decltype(zero);
-    T* y = out.data<T>();
+    T* y = out.mutable_data<T>();
     const T* b = bias.defined() ? bias.data<T>() : nullptr;
     for (int64_t i = 0; i < N; ++i)  // start from the bias (or 0), then add x @ W^T
       for (int64_t j = 0; j < out_features; ++j) y[i * out_features + j] = b ? b[j] : T(0);
@@ -116,24 +122,11 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   });
   if (any_requires_grad({&x, &weight, &bias}))
     record(out, "linear", {&x, &weight, &bias},
-           [x = x.detach(), weight = weight.detach(), N, in, out_features](const Tensor& g, const Node& n) {
-             std::vector<Tensor> grads(3);
-             dispatch_float("linear", g.dtype(), [&](auto zero) {
-               using T = decltype(zero);
-               const T* pg = g.data<T>();
-               if (n.needs_grad(0)) {  // dx = G @ W
-                 grads[0] = zeros(x.shape(), x.dtype());
-                 kernel::gemm(N, in, out_features, pg, out_features, int64_t{1}, weight.data<T>(), in, int64_t{1},
-                              grads[0].data<T>());
-               }
-               if (n.needs_grad(1)) {  // dW = G^T @ x
-                 grads[1] = zeros(weight.shape(), weight.dtype());
-                 kernel::gemm(out_features, in, N, pg, int64_t{1}, out_features, x.data<T>(), in, int64_t{1},
-                              grads[1].data<T>());
-               }
-               if (n.needs_grad(2)) grads[2] = sum(g, {0});  // db = sum_i G[i, :]
-             });
-             return grads;
+           [x = weight.requires_grad() ? SavedTensor(x) : SavedTensor(),
+            weight = x.requires_grad() ? SavedTensor(weight) : SavedTensor()](const Tensor& g, const Node& n) {
+             return std::vector<Tensor>{n.needs_grad(0) ? matmul_t(g, false, weight.unpack(n), false) : Tensor(),  // G @ W
+                                        n.needs_grad(1) ? matmul_t(g, true, x.unpack(n), false) : Tensor(),  // G^T @ x
+                                        n.needs_grad(2) ? sum(g, {0}) : Tensor()};  // sum_i G[i, :]
            });
   return out;
 }

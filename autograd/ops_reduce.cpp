@@ -64,7 +64,7 @@ Tensor sum_kernel(const char* op, const Tensor& x, const std::vector<bool>& redu
         row_start += len;
       });
     }
-    T* po = out.data<T>();
+    T* po = out.mutable_data<T>();
     for (int64_t i = 0; i < out.numel(); ++i) po[i] = static_cast<T>(acc[i] * scale);
   });
   return out;
@@ -139,11 +139,11 @@ MaxResult max(const Tensor& x, int64_t dim, bool keepdim) {
   reduced[d] = true;
   const Shape out_shape = reduced_shape(x.shape(), reduced, keepdim);
   Tensor values = empty(out_shape, x.dtype()), indices = empty(out_shape, int64);
-  int64_t* pi = indices.data<int64_t>();
+  int64_t* pi = indices.mutable_data<int64_t>();
   dispatch_float("max", x.dtype(), [&](auto zero) {
     using T = decltype(zero);
     const T* px = x.data<T>();
-    T* pv = values.data<T>();
+    T* pv = values.mutable_data<T>();
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t i = 0; i < inner; ++i) {
         const T* column = px + o * size * inner + i;
@@ -157,19 +157,15 @@ MaxResult max(const Tensor& x, int64_t dim, bool keepdim) {
         pi[o * inner + i] = best;
       }
   });
-  if (any_requires_grad({&x}))
-    record(values, "max", {&x}, [shape = x.shape(), indices = indices.detach(), outer, size, inner](const Tensor& g, const Node&) {
-      Tensor dx = zeros(shape, g.dtype());
-      dispatch_float("max", g.dtype(), [&](auto zero) {
-        using T = decltype(zero);
-        const T* pg = g.data<T>();
-        const int64_t* idx = indices.data<int64_t>();
-        T* pd = dx.data<T>();
-        for (int64_t o = 0; o < outer; ++o)
-          for (int64_t i = 0; i < inner; ++i) pd[(o * size + idx[o * inner + i]) * inner + i] += pg[o * inner + i];
-      });
-      return Grads{dx};
+  if (any_requires_grad({&x})) {
+    // The gradient goes back to where each maximum was: a scatter of g at the indices along d.
+    Shape kept = x.shape();
+    kept[d] = 1;
+    record(values, "max", {&x}, [shape = x.shape(), kept, d, indices = SavedTensor(reshape(indices, kept))](
+                                    const Tensor& g, const Node& n) {
+      return Grads{scatter_add(zeros(shape, g.dtype()), d, indices.unpack(n), reshape(g, kept))};
     });
+  }
   return {values, indices};
 }
 
@@ -180,6 +176,7 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
 
 // y_k = x_k - m - ln(sum_j e^(x_j - m)), with m = max_j x_j so no exponent is positive.
 // dy_k/dx_j = [k = j] - softmax_j, so dx_j = g_j - softmax_j * sum_k g_k, with softmax = e^y.
+// The backward is that line in ops, so it can be differentiated again.
 Tensor log_softmax(const Tensor& x, int64_t dim) {
   if (x.dim() == 0) throw Error("log_softmax: needs a tensor with at least one dimension; got a 0-dim tensor");
   const int64_t d = normalize_dim("log_softmax", dim, x.dim());
@@ -188,7 +185,7 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
   dispatch_float("log_softmax", x.dtype(), [&](auto zero) {
     using T = decltype(zero);
     const T* px = x.data<T>();
-    T* py = out.data<T>();
+    T* py = out.mutable_data<T>();
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t i = 0; i < inner; ++i) {
         const T* xs = px + o * size * inner + i;
@@ -202,25 +199,8 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
       }
   });
   if (any_requires_grad({&x}))
-    record(out, "log_softmax", {&x}, [out = out.detach(), outer, size, inner](const Tensor& g, const Node&) {
-      Tensor dx = empty(out.shape(), out.dtype());
-      dispatch_float("log_softmax", out.dtype(), [&](auto zero) {
-        using T = decltype(zero);
-        const T* pg = g.data<T>();
-        const T* py = out.data<T>();
-        T* pd = dx.data<T>();
-        for (int64_t o = 0; o < outer; ++o)
-          for (int64_t i = 0; i < inner; ++i) {
-            const int64_t base = o * size * inner + i;
-            double g_sum = 0;
-            for (int64_t k = 0; k < size; ++k) g_sum += pg[base + k * inner];
-            for (int64_t k = 0; k < size; ++k) {
-              const int64_t at = base + k * inner;
-              pd[at] = static_cast<T>(pg[at] - std::exp(py[at]) * g_sum);
-            }
-          }
-      });
-      return Grads{dx};
+    record(out, "log_softmax", {&x}, [out = SavedTensor::output(out), d](const Tensor& g, const Node& n) {
+      return Grads{g - exp(out.unpack(n)) * sum(g, {d}, true)};
     });
   return out;
 }

@@ -63,7 +63,7 @@ Tensor permute(const Tensor& x, std::vector<int64_t> dims) {
   auto copy = [&](auto word) {
     using W = decltype(word);
     const W* src = static_cast<const W*>(x.raw_data());
-    W* dst = static_cast<W*>(out.raw_data());
+    W* dst = static_cast<W*>(out.mutable_raw_data());
     if (n == 0) {
       dst[0] = src[0];
       return;
@@ -136,7 +136,7 @@ static void copy_block(const Tensor& from, int64_t from_size, int64_t from_at, T
                        int64_t outer, int64_t count, int64_t inner) {
   const std::size_t elem = dtype_size(from.dtype());
   const auto* src = static_cast<const unsigned char*>(from.raw_data());
-  auto* dst = static_cast<unsigned char*>(to.raw_data());
+  auto* dst = static_cast<unsigned char*>(to.mutable_raw_data());
   for (int64_t o = 0; o < outer; ++o)
     std::memcpy(dst + ((o * to_size + to_at) * inner) * elem, src + ((o * from_size + from_at) * inner) * elem,
                 static_cast<std::size_t>(count * inner) * elem);
@@ -185,7 +185,8 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   return out;
 }
 
-// out = x[..., start:end, ...] along dim.   The gradient is g placed back at [start, end), zero elsewhere.
+// out = x[..., start:end, ...] along dim.   The gradient is g placed back at [start, end), zero elsewhere
+// (slice_backward below).
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end) {
   const int64_t d = normalize_dim("slice", dim, x.dim());
   const int64_t n = x.shape()[d];
@@ -200,46 +201,167 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end) {
   const auto [outer, size, inner] = kernel::around_dim(x.shape(), d);
   copy_block(x, size, start, out, end - start, 0, outer, end - start, inner);
   if (any_requires_grad({&x}))
-    record(out, "slice", {&x}, [shape = x.shape(), start, count = end - start, outer, size, inner](const Tensor& g, const Node&) {
-      Tensor dx = zeros(shape, g.dtype());
-      copy_block(g, count, 0, dx, size, start, outer, count, inner);
-      return Grads{dx};
+    record(out, "slice", {&x}, [shape = x.shape(), d, start](const Tensor& g, const Node&) {
+      return Grads{slice_backward(g, shape, d, start)};
     });
   return out;
 }
 
-// out[.., i, ..] = x[.., index[i], ..] along dim.   backward: dx[.., index[i], ..] += g[.., i, ..]
+// out = zeros(shape) with g at [start, start + g.size(dim)) along dim: slice's backward, as an op.
+// It is linear in g, and its own backward is the slice it undoes.
+Tensor slice_backward(const Tensor& g, const Shape& shape, int64_t dim, int64_t start) {
+  const int64_t d = normalize_dim("slice_backward", dim, static_cast<int64_t>(shape.size()));
+  const int64_t count = g.shape()[d];
+  Tensor out = zeros(shape, g.dtype());
+  const auto [outer, size, inner] = kernel::around_dim(shape, d);
+  copy_block(g, count, 0, out, size, start, outer, count, inner);
+  if (any_requires_grad({&g}))
+    record(out, "slice_backward", {&g}, [d, start, count](const Tensor& gg, const Node&) {
+      return Grads{slice(gg, d, start, start + count)};
+    });
+  return out;
+}
+
+namespace {
+// Checks that `index` is a 1-D int64 tensor of positions in [0, size) along dim d of x.
+void check_index_1d(const char* op, const Tensor& x, int64_t d, const Tensor& index) {
+  if (index.dtype() != int64 || index.dim() != 1)
+    throw Error(std::string(op) + ": index must be a 1-D int64 tensor; got " + shape_str(index.shape()) + " " +
+                dtype_name(index.dtype()));
+  const int64_t size = x.shape()[d];
+  const int64_t* idx = index.data<int64_t>();
+  for (int64_t i = 0; i < index.numel(); ++i)
+    if (idx[i] < 0 || idx[i] >= size)
+      throw Error(std::string(op) + ": index " + std::to_string(idx[i]) + " is out of range for dim " + std::to_string(d) +
+                  " of shape " + shape_str(x.shape()) + " (size " + std::to_string(size) + ")");
+}
+}  // namespace
+
+// out[.., i, ..] = x[.., index[i], ..] along dim.   backward: dx = index_add(zeros, dim, index, g)
 // (an index that repeats receives the sum of its gradients).
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   const int64_t d = normalize_dim("index_select", dim, x.dim());
-  if (index.dtype() != int64 || index.dim() != 1)
-    throw Error("index_select: index must be a 1-D int64 tensor; got " + shape_str(index.shape()) + " " +
-                dtype_name(index.dtype()));
+  check_index_1d("index_select", x, d, index);
   const auto [outer, size, inner] = kernel::around_dim(x.shape(), d);
   const int64_t count = index.numel();
   const int64_t* idx = index.data<int64_t>();
-  for (int64_t i = 0; i < count; ++i)
-    if (idx[i] < 0 || idx[i] >= size)
-      throw Error("index_select: index " + std::to_string(idx[i]) + " is out of range for dim " + std::to_string(d) +
-                  " of shape " + shape_str(x.shape()) + " (size " + std::to_string(size) + ")");
   Shape out_shape = x.shape();
   out_shape[d] = count;
   Tensor out = empty(out_shape, x.dtype());
   for (int64_t i = 0; i < count; ++i) copy_block(x, size, idx[i], out, count, i, outer, 1, inner);
   if (any_requires_grad({&x}))
-    record(out, "index_select", {&x}, [shape = x.shape(), index = index.detach(), outer, size, inner](const Tensor& g, const Node&) {
-      Tensor dx = zeros(shape, g.dtype());
-      dispatch_float("index_select", g.dtype(), [&](auto zero) {
-        using T = decltype(zero);
-        const T* pg = g.data<T>();
-        const int64_t* ids = index.data<int64_t>();
-        T* pd = dx.data<T>();
-        const int64_t count = index.numel();
-        for (int64_t o = 0; o < outer; ++o)
-          for (int64_t i = 0; i < count; ++i)
-            for (int64_t j = 0; j < inner; ++j) pd[(o * size + ids[i]) * inner + j] += pg[(o * count + i) * inner + j];
-      });
-      return Grads{dx};
+    record(out, "index_select", {&x}, [shape = x.shape(), d, index = SavedTensor(index)](const Tensor& g, const Node& n) {
+      return Grads{index_add(zeros(shape, g.dtype()), d, index.unpack(n), g)};
+    });
+  return out;
+}
+
+// out = x, then out[.., index[i], ..] += source[.., i, ..] along dim.
+//   d/dx = 1 (g itself),   d/dsource = index_select(g, dim, index)
+Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& source) {
+  const int64_t d = normalize_dim("index_add", dim, x.dim());
+  check_index_1d("index_add", x, d, index);
+  Shape expected = x.shape();
+  expected[d] = index.numel();
+  if (source.shape() != expected || source.dtype() != x.dtype())
+    throw Error("index_add: source " + shape_str(source.shape()) + " " + dtype_name(source.dtype()) + " for x " +
+                shape_str(x.shape()) + " " + dtype_name(x.dtype()) + " and " + std::to_string(index.numel()) +
+                " indices along dim " + std::to_string(d) + "; expected source " + shape_str(expected) + " of x's dtype");
+  Tensor out = x.detach().clone();
+  const auto [outer, size, inner] = kernel::around_dim(x.shape(), d);
+  dispatch_float("index_add", x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* src = source.data<T>();
+    const int64_t* ids = index.data<int64_t>();
+    T* dst = out.mutable_data<T>();
+    const int64_t count = index.numel();
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < count; ++i)
+        for (int64_t j = 0; j < inner; ++j) dst[(o * size + ids[i]) * inner + j] += src[(o * count + i) * inner + j];
+  });
+  if (any_requires_grad({&x, &source}))
+    record(out, "index_add", {&x, &source}, [d, index = SavedTensor(index)](const Tensor& g, const Node& n) {
+      return Grads{n.needs_grad(0) ? g : Tensor(), n.needs_grad(1) ? index_select(g, d, index.unpack(n)) : Tensor()};
+    });
+  return out;
+}
+
+namespace {
+// Checks gather/scatter_add's index: int64, the rank of x, no larger than x outside dim (PyTorch's rule),
+// every entry in [0, x.size(dim)).
+void check_gather_index(const char* op, const Tensor& x, int64_t d, const Tensor& index) {
+  if (index.dtype() != int64 || index.dim() != x.dim())
+    throw Error(std::string(op) + ": index " + shape_str(index.shape()) + " " + dtype_name(index.dtype()) +
+                " for a tensor of shape " + shape_str(x.shape()) + "; expected an int64 index with " +
+                std::to_string(x.dim()) + " dimensions");
+  for (int64_t k = 0; k < x.dim(); ++k)
+    if (k != d && index.shape()[k] > x.shape()[k])
+      throw Error(std::string(op) + ": index " + shape_str(index.shape()) + " is larger than " + shape_str(x.shape()) +
+                  " in dim " + std::to_string(k) + "; expected index.size(k) <= size(k) for every k != dim");
+  const int64_t size = x.shape()[d];
+  const int64_t* idx = index.data<int64_t>();
+  for (int64_t i = 0; i < index.numel(); ++i)
+    if (idx[i] < 0 || idx[i] >= size)
+      throw Error(std::string(op) + ": index " + std::to_string(idx[i]) + " is out of range for dim " + std::to_string(d) +
+                  " of shape " + shape_str(x.shape()) + " (size " + std::to_string(size) + ")");
+}
+
+// Calls f(at_index, at_x) for every element of index: at_x is the flat offset in x of the element it
+// selects (the same position as in index, but with index's value along dim d).
+template <class F> void for_each_gathered(const Tensor& x, int64_t d, const Tensor& index, F&& f) {
+  const auto x_strides = kernel::strides_of(x.shape());
+  const Shape& shape = index.shape();
+  const int64_t* idx = index.data<int64_t>();
+  std::vector<int64_t> pos(shape.size(), 0);
+  for (int64_t i = 0, n = index.numel(); i < n; ++i) {
+    int64_t at = 0;
+    for (std::size_t k = 0; k < shape.size(); ++k) at += (static_cast<int64_t>(k) == d ? idx[i] : pos[k]) * x_strides[k];
+    f(i, at);
+    for (int64_t k = static_cast<int64_t>(shape.size()) - 1; k >= 0; --k) {  // odometer over index's shape
+      if (++pos[k] < shape[k]) break;
+      pos[k] = 0;
+    }
+  }
+}
+}  // namespace
+
+// out[i][j][k] = x[i][index[i][j][k]][k] (for dim = 1; likewise for any dim). out has index's shape.
+//   backward: dx = scatter_add(zeros(x.shape), dim, index, g)
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
+  const int64_t d = normalize_dim("gather", dim, x.dim());
+  check_gather_index("gather", x, d, index);
+  Tensor out = empty(index.shape(), x.dtype());
+  dispatch_float("gather", x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* src = x.data<T>();
+    T* dst = out.mutable_data<T>();
+    for_each_gathered(x, d, index, [&](int64_t i, int64_t at) { dst[i] = src[at]; });
+  });
+  if (any_requires_grad({&x}))
+    record(out, "gather", {&x}, [shape = x.shape(), d, index = SavedTensor(index)](const Tensor& g, const Node& n) {
+      return Grads{scatter_add(zeros(shape, g.dtype()), d, index.unpack(n), g)};
+    });
+  return out;
+}
+
+// out = x, then out[i][index[i][j][k]][k] += source[i][j][k] (for dim = 1). source has index's shape.
+//   d/dx = 1 (g itself),   d/dsource = gather(g, dim, index)
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& source) {
+  const int64_t d = normalize_dim("scatter_add", dim, x.dim());
+  check_gather_index("scatter_add", x, d, index);
+  if (source.shape() != index.shape() || source.dtype() != x.dtype())
+    throw Error("scatter_add: source " + shape_str(source.shape()) + " " + dtype_name(source.dtype()) + " for index " +
+                shape_str(index.shape()) + " into " + dtype_name(x.dtype()) + "; expected index's shape and x's dtype");
+  Tensor out = x.detach().clone();
+  dispatch_float("scatter_add", x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* src = source.data<T>();
+    T* dst = out.mutable_data<T>();
+    for_each_gathered(x, d, index, [&](int64_t i, int64_t at) { dst[at] += src[i]; });
+  });
+  if (any_requires_grad({&x, &source}))
+    record(out, "scatter_add", {&x, &source}, [d, index = SavedTensor(index)](const Tensor& g, const Node& n) {
+      return Grads{n.needs_grad(0) ? g : Tensor(), n.needs_grad(1) ? gather(g, d, index.unpack(n)) : Tensor()};
     });
   return out;
 }
@@ -253,7 +375,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   dispatch_float("broadcast_to", x.dtype(), [&](auto zero) {
     using T = decltype(zero);
     const T* src = x.data<T>();
-    T* dst = out.data<T>();
+    T* dst = out.mutable_data<T>();
     // Read x with stride 0 along the dims it is broadcast in: each output row copies (or repeats) one of x's.
     const auto strides = kernel::broadcast_strides(x.shape(), shape);
     const int64_t step = strides.back();

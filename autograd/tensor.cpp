@@ -49,10 +49,17 @@ int64_t normalize_dim(const char* op, int64_t dim, int64_t ndim) {
 // ---- storage --------------------------------------------------------------------------------------
 namespace {
 std::atomic<int64_t> g_live_storages{0};
+std::atomic<uint64_t> g_storage_serial{0};
 constexpr std::align_val_t kAlign{64};
 }  // namespace
 
-Storage::Storage(std::size_t n) : data(::operator new(n == 0 ? 1 : n, kAlign)), bytes(n) { ++g_live_storages; }
+Storage::Storage(std::size_t n)
+    : data(::operator new(n == 0 ? 1 : n, kAlign)),
+      bytes(n),
+      serial(g_storage_serial.fetch_add(1, std::memory_order_relaxed)) {
+  ++g_live_storages;
+}
+uint64_t next_storage_serial() { return g_storage_serial.load(std::memory_order_relaxed); }
 Storage::~Storage() {
   ::operator delete(data, kAlign);
   --g_live_storages;
@@ -72,7 +79,12 @@ int64_t Tensor::dim() const { return static_cast<int64_t>(shape().size()); }
 int64_t Tensor::numel() const { return checked(impl_).numel; }
 Dtype Tensor::dtype() const { return checked(impl_).dtype; }
 int64_t Tensor::size(int64_t d) const { return shape()[normalize_dim("size", d, dim())]; }
-void* Tensor::raw_data() const { return checked(impl_).storage->data; }
+const void* Tensor::raw_data() const { return checked(impl_).storage->data; }
+void* Tensor::mutable_raw_data() {
+  checked(impl_).storage->version.fetch_add(1, std::memory_order_relaxed);
+  return impl_->storage->data;
+}
+uint64_t Tensor::version() const { return checked(impl_).storage->version.load(std::memory_order_relaxed); }
 
 void check_dtype_access(const Tensor& t, Dtype wanted) {
   if (t.dtype() != wanted)
@@ -90,13 +102,15 @@ static double load(const Tensor& t, int64_t i) {
   return 0;
 }
 
-static void store(Tensor& t, int64_t i, double v) {
-  switch (t.dtype()) {
-    case float32: t.data<float>()[i] = static_cast<float>(v); break;
-    case float64: t.data<double>()[i] = v; break;
-    case int64: t.data<int64_t>()[i] = static_cast<int64_t>(v); break;
+// Writes element i of a buffer of `dtype` from a double.
+static void store_raw(void* data, Dtype dtype, int64_t i, double v) {
+  switch (dtype) {
+    case float32: static_cast<float*>(data)[i] = static_cast<float>(v); break;
+    case float64: static_cast<double*>(data)[i] = v; break;
+    case int64: static_cast<int64_t*>(data)[i] = static_cast<int64_t>(v); break;
   }
 }
+static void store(Tensor& t, int64_t i, double v) { store_raw(t.mutable_raw_data(), t.dtype(), i, v); }
 
 double Tensor::item() const {
   if (numel() != 1)
@@ -134,9 +148,10 @@ std::vector<double> Tensor::to_vector() const {
 static Tensor copy_as(const Tensor& x, Dtype target, const char* op) {
   Tensor out = empty(x.shape(), target);
   if (x.dtype() == target) {
-    std::memcpy(out.raw_data(), x.raw_data(), x.numel() * dtype_size(target));
+    std::memcpy(out.mutable_raw_data(), x.raw_data(), x.numel() * dtype_size(target));
   } else {
-    for (int64_t i = 0; i < x.numel(); ++i) store(out, i, load(x, i));
+    void* data = out.mutable_raw_data();
+    for (int64_t i = 0; i < x.numel(); ++i) store_raw(data, target, i, load(x, i));
   }
   if (target != int64 && x.dtype() != int64 && any_requires_grad({&x})) {
     Dtype source = x.dtype();
@@ -205,9 +220,9 @@ Tensor empty(const Shape& shape, Dtype dtype) {
 Tensor full(const Shape& shape, double value, Dtype dtype) {
   Tensor t = empty(shape, dtype);
   switch (dtype) {
-    case float32: std::fill_n(t.data<float>(), t.numel(), static_cast<float>(value)); break;
-    case float64: std::fill_n(t.data<double>(), t.numel(), value); break;
-    case int64: std::fill_n(t.data<int64_t>(), t.numel(), static_cast<int64_t>(value)); break;
+    case float32: std::fill_n(t.mutable_data<float>(), t.numel(), static_cast<float>(value)); break;
+    case float64: std::fill_n(t.mutable_data<double>(), t.numel(), value); break;
+    case int64: std::fill_n(t.mutable_data<int64_t>(), t.numel(), static_cast<int64_t>(value)); break;
   }
   return t;
 }
@@ -222,7 +237,8 @@ Tensor arange(double start, double end, double step, Dtype dtype) {
                 std::to_string(end));
   auto n = static_cast<int64_t>(std::ceil((end - start) / step));
   Tensor t = empty({n}, dtype);
-  for (int64_t i = 0; i < n; ++i) store(t, i, start + static_cast<double>(i) * step);
+  void* data = t.mutable_raw_data();
+  for (int64_t i = 0; i < n; ++i) store_raw(data, dtype, i, start + static_cast<double>(i) * step);
   return t;
 }
 
@@ -234,7 +250,8 @@ Tensor tensor(const std::vector<double>& values, const Shape& shape, Dtype dtype
   if (static_cast<int64_t>(values.size()) != t.numel())
     throw Error("tensor: " + std::to_string(values.size()) + " values do not fill shape " + shape_str(shape) + " (" +
                 std::to_string(t.numel()) + " elements)");
-  for (int64_t i = 0; i < t.numel(); ++i) store(t, i, values[i]);
+  void* data = t.mutable_raw_data();
+  for (int64_t i = 0; i < t.numel(); ++i) store_raw(data, dtype, i, values[i]);
   return t;
 }
 
@@ -273,27 +290,40 @@ Xoshiro& generator() {
   }();
   return g;
 }
+std::mutex g_generator_mutex;  // one generator for all threads, one thread at a time
 }  // namespace
 
-void manual_seed(uint64_t seed) { generator().seed(seed); }
-uint64_t random_u64() { return generator().next(); }
-double random_uniform() { return static_cast<double>(random_u64() >> 11) * 0x1.0p-53; }
+RandomDraws::RandomDraws() : lock_(g_generator_mutex) {}
+uint64_t RandomDraws::u64() { return generator().next(); }
+double RandomDraws::uniform() { return static_cast<double>(u64() >> 11) * 0x1.0p-53; }
 // Box-Muller: if u1, u2 ~ U(0,1], then sqrt(-2 ln u1) cos(2 pi u2) ~ N(0, 1).
-double random_normal() {
-  double u1 = 1.0 - random_uniform(), u2 = random_uniform();
+double RandomDraws::normal() {
+  double u1 = 1.0 - uniform(), u2 = uniform();
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }
+
+void manual_seed(uint64_t seed) {
+  std::lock_guard<std::mutex> lock(g_generator_mutex);
+  generator().seed(seed);
+}
+uint64_t random_u64() { return RandomDraws().u64(); }
+double random_uniform() { return RandomDraws().uniform(); }
+double random_normal() { return RandomDraws().normal(); }
 
 // float32 draws 24 random bits, k / 2^24: a 53-bit double close to 1 would round up to 1.0f.
 Tensor rand(const Shape& shape, Dtype dtype) {
   Tensor t = empty(shape, dtype);
+  void* data = t.mutable_raw_data();
+  RandomDraws draws;
   for (int64_t i = 0; i < t.numel(); ++i)
-    store(t, i, dtype == float32 ? static_cast<double>(random_u64() >> 40) * 0x1.0p-24 : random_uniform());
+    store_raw(data, dtype, i, dtype == float32 ? static_cast<double>(draws.u64() >> 40) * 0x1.0p-24 : draws.uniform());
   return t;
 }
 Tensor randn(const Shape& shape, Dtype dtype) {
   Tensor t = empty(shape, dtype);
-  for (int64_t i = 0; i < t.numel(); ++i) store(t, i, random_normal());
+  void* data = t.mutable_raw_data();
+  RandomDraws draws;
+  for (int64_t i = 0; i < t.numel(); ++i) store_raw(data, dtype, i, draws.normal());
   return t;
 }
 

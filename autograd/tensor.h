@@ -12,7 +12,9 @@
 #include <cstdint>
 #include <initializer_list>
 #include <iosfwd>
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -45,6 +47,13 @@ int64_t shape_numel(const Shape& shape);
 int64_t normalize_dim(const char* op, int64_t dim, int64_t ndim);
 
 // The bytes behind one or more tensors, 64-byte aligned so that loops over them vectorize.
+//
+// `version` counts the writes into an existing buffer (PyTorch's version counter): every writer
+// (mutable_data(), set(), the in-place ops, the optimizers, checkpoint loading) bumps it, and a node
+// that saved the tensor for its backward compares it with the version it saw (SavedTensor, graph.h).
+// Tensors that share a buffer (reshape, view, detach) share the counter, since a write through one
+// changes them all. `serial` numbers buffers in the order they were made: the backward pass uses it to
+// tell a gradient buffer a closure has just made (its own to add into) from one shared with others.
 struct Storage {
   explicit Storage(std::size_t bytes);
   ~Storage();
@@ -52,7 +61,11 @@ struct Storage {
   Storage& operator=(const Storage&) = delete;
   void* data;
   std::size_t bytes;
+  std::atomic<uint64_t> version{0};
+  uint64_t serial;
 };
+// The serial the next Storage will get (graph.cpp compares serials against it).
+uint64_t next_storage_serial();
 // How many Storage buffers are alive: tests use it to prove a training step leaves nothing behind.
 int64_t live_storages();
 
@@ -61,6 +74,9 @@ struct TensorImpl;
 
 struct BackwardOptions {
   bool retain_graph = false;  // keep the graph's saved buffers so backward can run through it again
+  // Record the backward pass itself, so that the gradients it produces can be differentiated again
+  // (Hessian-vector products, gradient penalties). Implies retain_graph, as in PyTorch.
+  bool create_graph = false;
 };
 
 class Tensor {
@@ -75,16 +91,22 @@ class Tensor {
   int64_t size(int64_t dim) const;  // dim may be negative
   Dtype dtype() const;
 
-  // Raw access to the buffer; T must match dtype() (float, double or int64_t).
-  template <class T> T* data();
+  // Read-only access to the buffer; T must match dtype() (float, double or int64_t).
   template <class T> const T* data() const;
-  void* raw_data() const;
+  const void* raw_data() const;
+  // Writable access: counts as a write (bumps the version), so a backward that saved this tensor
+  // before the write refuses to run instead of using the new numbers. Kernels filling a tensor they
+  // just made use it too; for them the bump is harmless.
+  template <class T> T* mutable_data();
+  void* mutable_raw_data();
+  // How many writes the buffer has seen (PyTorch's t._version).
+  uint64_t version() const;
 
   // The value of a one-element tensor, as a double.
   double item() const;
   // Element access for tests and small programs (slow: one bounds check per call).
   double at(std::initializer_list<int64_t> index) const;
-  void set(std::initializer_list<int64_t> index, double value);
+  void set(std::initializer_list<int64_t> index, double value);  // a write: bumps the version
   // All elements in row-major order, converted to double.
   std::vector<double> to_vector() const;
 
@@ -105,6 +127,18 @@ class Tensor {
   // Reverse mode from this tensor: it must hold one element, or an upstream gradient of its shape is given.
   void backward(BackwardOptions options = {}) const;
   void backward(const Tensor& upstream, BackwardOptions options = {}) const;
+
+  // In-place ops (ops_inplace.cpp), PyTorch's add_, mul_, ...: they write into this tensor's buffer
+  // and bump its version. On a leaf that requires grad they throw while grad mode is on (wrap
+  // optimizer-style updates in NoGradGuard); on a tensor in a graph they are recorded.
+  Tensor& add_(const Tensor& other);
+  Tensor& add_(double value);
+  Tensor& mul_(const Tensor& other);
+  Tensor& mul_(double value);
+  Tensor& zero_();
+  Tensor& fill_(double value);
+  Tensor& copy_(const Tensor& source);  // same shape (or broadcastable to it); converts the dtype
+  Tensor& clamp_(double min, double max);
 
   // A name shown by printing and by to_dot (parameters get theirs from nn::Module).
   Tensor& set_name(std::string name);
@@ -149,6 +183,9 @@ struct TensorImpl {
   std::weak_ptr<Node> grad_accumulator;   // leaves: the graph node that adds into `grad` (graph.cpp)
   Tensor grad;                            // leaves: the accumulated gradient
   std::string name;
+  // Guards grad_accumulator and grad: two threads may run forward and backward through the same
+  // leaf (a shared parameter) at once.
+  std::mutex leaf_mutex;
 };
 
 // ---- factories ------------------------------------------------------------------------------------
@@ -170,10 +207,24 @@ Tensor tensor(const std::vector<double>& values, const Shape& shape, Dtype dtype
 template <class T> Tensor from_vector(const std::vector<T>& values, const Shape& shape);
 
 // The global random generator (splitmix64-seeded xoshiro256**; the same seed gives the same numbers everywhere).
+// It is shared by all threads and guarded by a lock, as PyTorch's default CPU generator is: each call
+// takes the next numbers of the one sequence.
 void manual_seed(uint64_t seed);
 uint64_t random_u64();
 double random_uniform();  // [0, 1)
 double random_normal();   // N(0, 1)
+// Holds the generator's lock for a run of draws (a whole tensor's worth), so that they are one
+// uninterrupted stretch of the sequence and cost no lock each.
+class RandomDraws {
+ public:
+  RandomDraws();
+  uint64_t u64();
+  double uniform();  // [0, 1)
+  double normal();   // N(0, 1)
+
+ private:
+  std::unique_lock<std::mutex> lock_;
+};
 
 // PyTorch-like printing: values (summarized when large), shape, dtype and grad_fn or requires_grad.
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
@@ -183,12 +234,15 @@ template <> constexpr Dtype dtype_of<float>() { return float32; }
 template <> constexpr Dtype dtype_of<double>() { return float64; }
 template <> constexpr Dtype dtype_of<int64_t>() { return int64; }
 
-template <class T> T* Tensor::data() { return const_cast<T*>(static_cast<const Tensor&>(*this).data<T>()); }
-
 void check_dtype_access(const Tensor& t, Dtype wanted);
 template <class T> const T* Tensor::data() const {
   check_dtype_access(*this, dtype_of<T>());
   return static_cast<const T*>(impl_->storage->data);
+}
+template <class T> T* Tensor::mutable_data() {
+  check_dtype_access(*this, dtype_of<T>());
+  impl_->storage->version.fetch_add(1, std::memory_order_relaxed);
+  return static_cast<T*>(impl_->storage->data);
 }
 
 template <class T> Tensor from_vector(const std::vector<T>& values, const Shape& shape) {
@@ -196,7 +250,7 @@ template <class T> Tensor from_vector(const std::vector<T>& values, const Shape&
   if (static_cast<int64_t>(values.size()) != out.numel())
     throw Error("from_vector: " + std::to_string(values.size()) + " values do not fill shape " + shape_str(shape) +
                 " (" + std::to_string(out.numel()) + " elements)");
-  T* dst = out.data<T>();
+  T* dst = out.mutable_data<T>();
   for (std::size_t i = 0; i < values.size(); ++i) dst[i] = values[i];
   return out;
 }

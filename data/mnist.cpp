@@ -73,8 +73,8 @@ Batch MNIST::get_batch(const std::vector<int64_t>& indices) const {
   int64_t pixels = height() * width();
   Tensor inputs = empty({batch_size, 1, height(), width()}, float32);
   Tensor labels = empty({batch_size}, int64);
-  float* out = inputs.data<float>();
-  int64_t* label_out = labels.data<int64_t>();
+  float* out = inputs.mutable_data<float>();
+  int64_t* label_out = labels.mutable_data<int64_t>();
   for (int64_t b = 0; b < batch_size; ++b) {
     int64_t index = indices[b];
     check_index("MNIST", index);

@@ -154,7 +154,7 @@ SafetensorsFile read_safetensors(const std::string& path) {
       throw Error(context + ": truncated: tensor '" + entry.name + "' ends at data byte " + std::to_string(entry.end) +
                   ", but the file holds " + std::to_string(data_size) + " data bytes");
     Tensor tensor = empty(entry.shape, dtype);
-    in.read(static_cast<char*>(tensor.raw_data()), static_cast<std::streamsize>(bytes));
+    in.read(static_cast<char*>(tensor.mutable_raw_data()), static_cast<std::streamsize>(bytes));
     if (!in) throw Error(which + ": reading its data failed");
     data_end = entry.end;
     file.tensors.emplace_back(entry.name, std::move(tensor));

@@ -21,7 +21,7 @@ std::array<float, 256> byte_to_float_table(const Normalize& normalize) {
 Tensor bytes_to_tensor(const uint8_t* bytes, const Shape& shape, const Normalize& normalize) {
   const std::array<float, 256> table = byte_to_float_table(normalize);
   Tensor out = empty(shape, float32);
-  float* values = out.data<float>();
+  float* values = out.mutable_data<float>();
   for (int64_t i = 0; i < out.numel(); ++i) values[i] = table[bytes[i]];
   return out;
 }
@@ -34,7 +34,7 @@ Tensor normalize(const Tensor& x, const Normalize& normalize) {
     using T = decltype(zero);
     const T mean = static_cast<T>(normalize.mean), std = static_cast<T>(normalize.std);
     const T* in = x.data<T>();
-    T* values = out.data<T>();
+    T* values = out.mutable_data<T>();
     for (int64_t i = 0; i < x.numel(); ++i) values[i] = (in[i] - mean) / std;
   });
   return out;

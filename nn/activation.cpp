@@ -26,8 +26,9 @@ Tensor Dropout::forward(const Tensor& x) {
       const double keep_scale = 1.0 / (1.0 - p);
       dispatch_float("Dropout", x.dtype(), [&](auto zero) {
         using T = decltype(zero);
-        T* m = mask.data<T>();
-        for (int64_t i = 0; i < mask.numel(); ++i) m[i] = random_uniform() >= p ? static_cast<T>(keep_scale) : T(0);
+        T* m = mask.mutable_data<T>();
+        RandomDraws draws;
+        for (int64_t i = 0; i < mask.numel(); ++i) m[i] = draws.uniform() >= p ? static_cast<T>(keep_scale) : T(0);
       });
     }
   }

@@ -73,8 +73,8 @@ void BatchNormBase::update_running_stats(const functional::BatchNormResult& batc
   const double unbiased = static_cast<double>(m) / static_cast<double>(m - 1);
   dispatch_float(name_, options.dtype, [&](auto zero) {
     using T = decltype(zero);
-    T* mean = running_mean.data<T>();
-    T* var = running_var.data<T>();
+    T* mean = running_mean.mutable_data<T>();  // writes: they bump the running statistics' versions
+    T* var = running_var.mutable_data<T>();
     const T* batch_mean = batch.batch_mean.data<T>();
     const T* batch_var = batch.batch_var.data<T>();
     for (int64_t c = 0; c < num_features; ++c) {
@@ -82,7 +82,7 @@ void BatchNormBase::update_running_stats(const functional::BatchNormResult& batc
       var[c] = static_cast<T>((1 - momentum) * var[c] + momentum * unbiased * batch_var[c]);
     }
   });
-  num_batches_tracked.data<int64_t>()[0] += 1;
+  num_batches_tracked.mutable_data<int64_t>()[0] += 1;
 }
 
 }  // namespace ng::nn

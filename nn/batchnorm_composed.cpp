@@ -13,26 +13,13 @@ namespace ng::nn::functional {
 
 namespace {
 
-// The dims a channel's statistics run over, and the shape that lines a [C] tensor up with x's channel
-// dim for broadcasting: [N, C] -> dims {0}, [C] broadcasts as is; [N, C, L] -> dims {0, 2}, [1, C, 1];
-// [N, C, H, W] -> dims {0, 2, 3}, [1, C, 1, 1].
-std::vector<int64_t> batch_dims(const Tensor& x) {
-  std::vector<int64_t> dims{0};
-  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
-  return dims;
-}
-
-Tensor per_channel(const Tensor& t, const Tensor& x) {
-  if (x.dim() == 2) return t;
-  Shape shape(static_cast<std::size_t>(x.dim()), 1);
-  shape[1] = x.size(1);
-  return reshape(t, shape);
-}
-
 // gamma and beta lined up with x's channels; without them (affine = false) the scale is 1 and the shift 0.
 struct Affine {
   Tensor gamma, beta;
 };
+using detail::batch_dims;
+using detail::per_channel;
+
 Affine per_channel_affine(const Tensor& gamma, const Tensor& beta, const Tensor& x) {
   return {per_channel(gamma.defined() ? gamma : ones({x.size(1)}, x.dtype()), x),
           per_channel(beta.defined() ? beta : zeros({x.size(1)}, x.dtype()), x)};

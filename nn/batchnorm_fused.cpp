@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "autograd/graph.h"
+#include "autograd/ops.h"
 #include "batchnorm.h"
 #include "batchnorm_shapes.h"
 
@@ -116,7 +117,7 @@ Tensor channel_tensor(const std::vector<double>& values, int64_t C, Dtype dtype)
   Tensor t = empty({C}, dtype);
   dispatch_float("batch_norm_fused", dtype, [&](auto zero) {
     using T = decltype(zero);
-    T* out = t.data<T>();
+    T* out = t.mutable_data<T>();
     for (int64_t c = 0; c < C; ++c) out[c] = static_cast<T>(values[c]);
   });
   return t;
@@ -124,6 +125,20 @@ Tensor channel_tensor(const std::vector<double>& values, int64_t C, Dtype dtype)
 
 template <class T> const T* data_or_null(const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; }
 
+
+// The same closed form, written with ops so that it can be differentiated again: the backward the
+// node runs under create_graph (second derivatives of BN, a gradient penalty through BN). It
+// recomputes x_hat from x, so that gradients reach x through x_hat too.
+//   dx = gamma inv_std (g - mean(g) - x_hat mean(g x_hat)),  dgamma = sum(g x_hat),  dbeta = sum(g)
+std::vector<Tensor> backward_with_ops(const Tensor& g, const Tensor& x, const Tensor& gamma, double eps) {
+  const std::vector<int64_t> B = detail::batch_dims(x);
+  const Tensor centered = x - mean(x, B, true);
+  const Tensor inv_std = 1.0 / sqrt(mean(pow(centered, 2.0), B, true) + eps);
+  const Tensor x_hat = centered * inv_std;
+  const Tensor scale = gamma.defined() ? detail::per_channel(gamma, x) * inv_std : inv_std;
+  const Tensor dx = scale * (g - mean(g, B, true) - x_hat * mean(g * x_hat, B, true));
+  return {dx, sum(g * x_hat, B), sum(g, B)};
+}
 }  // namespace
 
 // x: [N, C], [N, C, L] or [N, C, H, W], gamma, beta: [C] -> y: the shape of x
@@ -134,7 +149,7 @@ BatchNormResult batch_norm_fused_with_stats(const Tensor& x, const Tensor& gamma
   Tensor y = empty(x.shape(), x.dtype());
   Statistics stats = dispatch_float("batch_norm_fused", x.dtype(), [&](auto zero) {
     using T = decltype(zero);
-    return forward_kernel<T>(x.data<T>(), data_or_null<T>(gamma), data_or_null<T>(beta), y.data<T>(), layout, eps);
+    return forward_kernel<T>(x.data<T>(), data_or_null<T>(gamma), data_or_null<T>(beta), y.mutable_data<T>(), layout, eps);
   });
   BatchNormResult result{y, channel_tensor(stats.mean, layout.C, x.dtype()), channel_tensor(stats.var, layout.C, x.dtype())};
 
@@ -146,20 +161,34 @@ BatchNormResult batch_norm_fused_with_stats(const Tensor& x, const Tensor& gamma
   for (const Tensor* t : inputs) needs_graph = needs_graph || t->requires_grad();
   if (!is_grad_enabled() || !needs_graph) return result;
 
+  // Without create_graph (grad mode off in the backward) the fast kernel runs; with it, the same
+  // formula in ops, so that the gradient has a graph of its own.
   const std::size_t gamma_at = 1, beta_at = gamma.defined() ? 2 : 1;
   record(result.y, "batch_norm", inputs,
-         [x = x.detach(), gamma = gamma.defined() ? gamma.detach() : Tensor(), has_beta = beta.defined(), gamma_at,
-          beta_at, n_inputs = inputs.size(), stats = std::move(stats), layout](const Tensor& g, const Node& node) {
+         [x = SavedTensor(x), gamma = SavedTensor(gamma), has_beta = beta.defined(), gamma_at, beta_at,
+          n_inputs = inputs.size(), stats = std::move(stats), layout, eps](const Tensor& g, const Node& node) {
+           const Tensor xv = x.unpack(node), gv = gamma.unpack(node);
            std::vector<Tensor> grads(n_inputs);
-           if (node.needs_grad(0)) grads[0] = empty(x.shape(), x.dtype());
-           std::vector<double> dgamma, dbeta;
-           dispatch_float("batch_norm_fused", x.dtype(), [&](auto zero) {
-             using T = decltype(zero);
-             backward_kernel<T>(g.data<T>(), x.data<T>(), data_or_null<T>(gamma), stats, layout,
-                                node.needs_grad(0) ? grads[0].data<T>() : nullptr, dgamma, dbeta);
-           });
-           if (gamma.defined() && node.needs_grad(gamma_at)) grads[gamma_at] = channel_tensor(dgamma, layout.C, x.dtype());
-           if (has_beta && node.needs_grad(beta_at)) grads[beta_at] = channel_tensor(dbeta, layout.C, x.dtype());
+           Tensor dgamma, dbeta;
+           if (is_grad_enabled()) {
+             std::vector<Tensor> d = backward_with_ops(g, xv, gv, eps);
+             grads[0] = d[0];
+             dgamma = d[1];
+             dbeta = d[2];
+           } else {
+             if (node.needs_grad(0)) grads[0] = empty(xv.shape(), xv.dtype());
+             std::vector<double> dgamma_sum, dbeta_sum;
+             dispatch_float("batch_norm_fused", xv.dtype(), [&](auto zero) {
+               using T = decltype(zero);
+               backward_kernel<T>(g.data<T>(), xv.data<T>(), data_or_null<T>(gv), stats, layout,
+                                  node.needs_grad(0) ? grads[0].mutable_data<T>() : nullptr, dgamma_sum, dbeta_sum);
+             });
+             dgamma = channel_tensor(dgamma_sum, layout.C, xv.dtype());
+             dbeta = channel_tensor(dbeta_sum, layout.C, xv.dtype());
+           }
+           if (!node.needs_grad(0)) grads[0] = Tensor();
+           if (gv.defined() && node.needs_grad(gamma_at)) grads[gamma_at] = dgamma;
+           if (has_beta && node.needs_grad(beta_at)) grads[beta_at] = dbeta;
            return grads;
          });
   return result;

@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "autograd/ops.h"
 #include "autograd/tensor.h"
 
 namespace ng::nn::detail {
@@ -53,6 +54,22 @@ inline void check_batch_size(const char* op, const Tensor& x, const ChannelLayou
   if (layout.m() <= 1)
     throw Error(std::string(op) + ": expected more than 1 value per channel when training, got input of shape " +
                 shape_str(x.shape()) + " (" + std::to_string(layout.m()) + " value(s) per channel)");
+}
+
+// The dims a channel's statistics run over, and the shape that lines a [C] tensor up with x's channel
+// dim for broadcasting: [N, C] -> dims {0}, [C] broadcasts as is; [N, C, L] -> dims {0, 2}, [1, C, 1];
+// [N, C, H, W] -> dims {0, 2, 3}, [1, C, 1, 1].
+inline std::vector<int64_t> batch_dims(const Tensor& x) {
+  std::vector<int64_t> dims{0};
+  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
+  return dims;
+}
+
+inline Tensor per_channel(const Tensor& t, const Tensor& x) {
+  if (x.dim() == 2) return t;
+  Shape shape(static_cast<std::size_t>(x.dim()), 1);
+  shape[1] = x.size(1);
+  return reshape(t, shape);
 }
 
 }  // namespace ng::nn::detail

@@ -51,7 +51,7 @@ void load(Module& module, const std::string& path) {
 
   NoGradGuard no_grad;
   for (auto& [name, tensor] : expected)
-    std::memcpy(tensor.raw_data(), saved_by_name[name]->raw_data(),
+    std::memcpy(tensor.mutable_raw_data(), saved_by_name[name]->raw_data(),
                 static_cast<std::size_t>(tensor.numel()) * dtype_size(tensor.dtype()));
 }
 

@@ -24,13 +24,16 @@ void check_target(const char* op, const Tensor& tensor) {
                 tensor.grad_fn()->op + "'; expected a leaf (a parameter, or a tensor made by a factory)");
 }
 
-// Sets every element to value(), called once per element in row-major order.
+// Sets every element to value(zero, draws), called once per element in row-major order. The random
+// draws are one uninterrupted run of the generator's sequence (RandomDraws holds its lock). The write
+// bumps the tensor's version, like every in-place write.
 template <class Draw> Tensor fill(const char* op, Tensor tensor, Draw value) {
   check_target(op, tensor);
   dispatch_float(op, tensor.dtype(), [&](auto zero) {
     using T = decltype(zero);
-    T* out = tensor.data<T>();
-    for (int64_t i = 0; i < tensor.numel(); ++i) out[i] = static_cast<T>(value(zero));
+    T* out = tensor.mutable_data<T>();
+    RandomDraws draws;
+    for (int64_t i = 0; i < tensor.numel(); ++i) out[i] = static_cast<T>(value(zero, draws));
   });
   return tensor;
 }
@@ -60,9 +63,9 @@ Tensor normal_(Tensor tensor, double mean, double std) {
   if (!(std >= 0)) throw Error("init::normal_: std = " + std::to_string(std) + "; expected std >= 0");
   // x = mean + std * z in the tensor's dtype: normal_(t, 0, std) on float32 gives exactly the numbers
   // of randn(shape) * std.
-  return fill("normal_", std::move(tensor), [&](auto zero) {
+  return fill("normal_", std::move(tensor), [&](auto zero, RandomDraws& draws) {
     using T = decltype(zero);
-    return static_cast<T>(mean) + static_cast<T>(std) * static_cast<T>(random_normal());
+    return static_cast<T>(mean) + static_cast<T>(std) * static_cast<T>(draws.normal());
   });
 }
 
@@ -70,14 +73,14 @@ Tensor uniform_(Tensor tensor, double a, double b) {
   if (!(a <= b))
     throw Error("init::uniform_: a = " + std::to_string(a) + ", b = " + std::to_string(b) + "; expected a <= b");
   // x = a + (b - a) * u, computed in double and rounded once.
-  return fill("uniform_", std::move(tensor), [&](auto) { return a + (b - a) * random_uniform(); });
+  return fill("uniform_", std::move(tensor), [&](auto, RandomDraws& draws) { return a + (b - a) * draws.uniform(); });
 }
 
 Tensor constant_(Tensor tensor, double value) {
-  return fill("constant_", std::move(tensor), [&](auto) { return value; });
+  return fill("constant_", std::move(tensor), [&](auto, RandomDraws&) { return value; });
 }
-Tensor zeros_(Tensor tensor) { return fill("zeros_", std::move(tensor), [](auto) { return 0.0; }); }
-Tensor ones_(Tensor tensor) { return fill("ones_", std::move(tensor), [](auto) { return 1.0; }); }
+Tensor zeros_(Tensor tensor) { return fill("zeros_", std::move(tensor), [](auto, RandomDraws&) { return 0.0; }); }
+Tensor ones_(Tensor tensor) { return fill("ones_", std::move(tensor), [](auto, RandomDraws&) { return 1.0; }); }
 
 Fans calculate_fans(const char* op, const Tensor& tensor) {
   check_target(op, tensor);

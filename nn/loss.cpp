@@ -27,7 +27,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets) {
   // Position of (n, targets[n]) in the flattened [N*C] log-probabilities.
   Tensor picked_at = empty({N}, int64);
   const int64_t* target = targets.data<int64_t>();
-  int64_t* flat_index = picked_at.data<int64_t>();
+  int64_t* flat_index = picked_at.mutable_data<int64_t>();
   for (int64_t n = 0; n < N; ++n) {
     if (target[n] < 0 || target[n] >= C)
       throw Error("cross_entropy: target " + std::to_string(target[n]) + " at position " + std::to_string(n) +

@@ -75,7 +75,7 @@ void Adam::step() {
     int64_t t = ++steps_[i];
     dispatch_float(name(), p.dtype(), [&](auto zero) {
       using T = decltype(zero);
-      adam_update<T>(p.data<T>(), grad.data<T>(), exp_avgs_[i].data<T>(), exp_avg_sqs_[i].data<T>(), p.numel(),
+      adam_update<T>(p.mutable_data<T>(), grad.data<T>(), exp_avgs_[i].mutable_data<T>(), exp_avg_sqs_[i].mutable_data<T>(), p.numel(),
                      options_, lr(), t, decoupled_weight_decay_);
     });
   }

@@ -55,8 +55,8 @@ void SGD::step() {
     if (first_step) buffer = empty(p.shape(), p.dtype());
     dispatch_float("SGD.step", p.dtype(), [&](auto zero) {
       using T = decltype(zero);
-      T* buffer_data = options_.momentum != 0 ? buffer.data<T>() : nullptr;
-      sgd_update<T>(p.data<T>(), grad.data<T>(), buffer_data, p.numel(), options_, lr(), first_step);
+      T* buffer_data = options_.momentum != 0 ? buffer.mutable_data<T>() : nullptr;
+      sgd_update<T>(p.mutable_data<T>(), grad.data<T>(), buffer_data, p.numel(), options_, lr(), first_step);
     });
   }
 }

@@ -55,7 +55,7 @@ ng::Shape broadcastable_to(const ng::Shape& target) {
 // 1, 2, 3, ... (or a scaled variant) in `shape`: distinct values that show where each element went.
 ng::Tensor counting(const ng::Shape& shape, double scale, ng::Dtype dtype) {
   ng::Tensor t = ng::empty(shape, dtype);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<double>()[i] = scale * static_cast<double>(i + 1);
+  for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<double>()[i] = scale * static_cast<double>(i + 1);
   return t;
 }
 
@@ -173,7 +173,7 @@ TEST_CASE("max, cat, slice and index_select along a random dim agree with per-el
     const int64_t dim = random_int(0, rank - 1), n = shape[dim];
     // Values that are not monotone along dim, so that the maximum is not always the last element.
     ng::Tensor x = ng::empty(shape, ng::float64);
-    for (int64_t i = 0; i < x.numel(); ++i) x.data<double>()[i] = static_cast<double>((i * 7919) % 101);
+    for (int64_t i = 0; i < x.numel(); ++i) x.mutable_data<double>()[i] = static_cast<double>((i * 7919) % 101);
     const int64_t start = random_int(0, n - 1), end = random_int(start, n);
     const ng::Tensor index = ng::from_vector<int64_t>({n - 1, 0, n - 1}, {3});
     const ng::Tensor maxima = ng::max(x, dim, true).values, sliced = ng::slice(x, dim, start, end);

@@ -27,7 +27,7 @@ ng::Tensor uniform(const ng::Shape& shape, double lo, double hi) {
 // A float64 leaf whose values have magnitude in [0.2, 1) and a random sign: never near 0.
 ng::Tensor away_from_zero(const ng::Shape& shape) {
   ng::Tensor t = ng::empty(shape, ng::float64);
-  for (double& v : std::span<double>(t.data<double>(), static_cast<std::size_t>(t.numel())))
+  for (double& v : std::span<double>(t.mutable_data<double>(), static_cast<std::size_t>(t.numel())))
     v = (0.2 + 0.8 * ng::random_uniform()) * (ng::random_uniform() < 0.5 ? -1 : 1);
   t.requires_grad_();
   return t;

@@ -61,7 +61,7 @@ TEST_CASE("Module names parameters and buffers hierarchically, in registration o
 TEST_CASE("parameters() returns handles to the module's own tensors") {
   nn::Linear linear(2, 2);
   Tensor w = linear.parameters()[0];
-  w.data<float>()[0] = 42;
+  w.mutable_data<float>()[0] = 42;
   CHECK(linear.weight.at({0, 0}) == 42);
 }
 

@@ -69,7 +69,7 @@ std::shared_ptr<ng::nn::Sequential> make_mlp(bool bn) {
   ng::NoGradGuard no_grad;
   for (auto& [name, p] : net->named_parameters()) {  // weights N(0, 0.1^2), biases 0
     const bool is_weight = name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0 && p.dim() == 2;
-    float* data = p.data<float>();
+    float* data = p.mutable_data<float>();
     for (int64_t i = 0; i < p.numel(); ++i) data[i] = is_weight ? static_cast<float>(0.1 * ng::random_normal()) : 0.0f;
   }
   return net;
