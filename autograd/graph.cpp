@@ -203,13 +203,13 @@ struct Slot {
 };
 
 // The pass's table of slots, by node: open addressing over a power-of-two array, because a training
-// step's backward is a few dozen nodes and must not pay a hash-map allocation per node.
+// step's backward is a few dozen nodes and must not pay a hash-map allocation per node. Small graphs
+// (up to 8 nodes, such as one op and its leaves) fit in the table's own array and allocate nothing.
 class SlotTable {
  public:
-  SlotTable() : slots_(16) {}
   // The node's slot, made on first use; `made` says whether it was.
   Slot& find_or_make(Node* node, bool& made) {
-    if ((count_ + 1) * 2 > slots_.size()) grow();
+    if ((count_ + 1) * 2 > capacity_) grow();
     Slot& slot = probe(node);
     made = slot.node == nullptr;
     if (made) {
@@ -221,19 +221,27 @@ class SlotTable {
   Slot& at(Node* node) { return probe(node); }  // the node must be in the table
 
  private:
+  static constexpr std::size_t kInline = 16;
+  Slot* slots() { return heap_.empty() ? inline_.data() : heap_.data(); }
   Slot& probe(Node* node) {
-    const std::size_t mask = slots_.size() - 1;
-    std::size_t i = (reinterpret_cast<std::uintptr_t>(node) >> 4) * 0x9E3779B97F4A7C15ULL >> 20 & mask;
-    while (slots_[i].node != nullptr && slots_[i].node != node) i = (i + 1) & mask;
-    return slots_[i];
+    Slot* table = slots();
+    const std::size_t mask = capacity_ - 1;
+    std::size_t i = ((reinterpret_cast<std::uintptr_t>(node) >> 4) * 0x9E3779B97F4A7C15ULL >> 20) & mask;
+    while (table[i].node != nullptr && table[i].node != node) i = (i + 1) & mask;
+    return table[i];
   }
   void grow() {
-    std::vector<Slot> old(slots_.size() * 2);
-    old.swap(slots_);
-    for (Slot& s : old)
-      if (s.node) probe(s.node) = std::move(s);
+    std::vector<Slot> old(capacity_ * 2);
+    old.swap(heap_);
+    Slot* from = old.empty() ? inline_.data() : old.data();
+    const std::size_t old_capacity = capacity_;
+    capacity_ *= 2;
+    for (std::size_t i = 0; i < old_capacity; ++i)
+      if (from[i].node) probe(from[i].node) = std::move(from[i]);
   }
-  std::vector<Slot> slots_;
+  std::array<Slot, kInline> inline_{};
+  std::vector<Slot> heap_;
+  std::size_t capacity_ = kInline;
   std::size_t count_ = 0;
 };
 
@@ -276,7 +284,6 @@ void anomaly_check_backward(const Node& node, std::size_t input, const Tensor& g
 struct Capture {
   Node* node;
   Tensor grad;
-  bool owned = false;
 };
 using Captured = std::vector<Capture>;
 
@@ -331,10 +338,7 @@ void run_backward(const std::vector<Root>& roots, bool retain_graph, bool create
     const bool owned = slot.owned;
     if (captured)
       for (Capture& c : *captured)
-        if (c.node == node) {
-          c.grad = g;
-          c.owned = owned;
-        }
+        if (c.node == node) c.grad = g;
     input_grads.clear();  // stays empty when no consumer sent a gradient (all undefined)
     const uint64_t made_after = next_storage_serial();
     if (g.defined()) {
@@ -419,9 +423,9 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     if (!g.defined())
       throw Error("grad: input " + std::to_string(i) + " (shape " + shape_str(inputs[i].shape()) +
                   ") is not used in the graph of the outputs");
-    // Hand out a buffer nobody else holds: the pass's own, or a copy. Under create_graph the gradient is
-    // handed out as it is, with its graph.
-    result.push_back(create_graph || captured[i].owned ? g : g.clone());
+    // As torch.autograd.grad, the gradient is handed out as it reached the input: it may share its buffer
+    // with another result or with a grad_output (y = a + b passes the same gradient to a and b).
+    result.push_back(g);
   }
   return result;
 }
