@@ -157,6 +157,10 @@ int main(int argc, char** argv) {
     report("add_1elem_requires_grad", bench([&] { ng::add(ag, bg); }), "graph node recorded, no backward");
     report("add_1elem_fwd_bwd", bench([&] { ng::grad({ng::add(ag, bg)}, {ag, bg}, {ng::ones({1})}); }),
            "ng::grad incl. ones() seed");
+    // The same with anomaly mode on (normgrad only): the cost of checking every output and gradient.
+    ng::DetectAnomalyGuard anomaly;
+    report("add_1elem_fwd_bwd_anomaly", bench([&] { ng::grad({ng::add(ag, bg)}, {ag, bg}, {ng::ones({1})}); }),
+           "anomaly mode on");
   }
   return 0;
 }
