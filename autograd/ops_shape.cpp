@@ -158,7 +158,8 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     out_shape[d] += t.shape()[d];
   }
   Tensor out = empty(out_shape, first.dtype());
-  const auto [outer, total, inner] = kernel::around_dim(out_shape, d);
+  const kernel::AroundDim around = kernel::around_dim(out_shape, d);
+  const int64_t outer = around.outer, total = around.size, inner = around.inner;
   std::vector<int64_t> starts;
   int64_t at = 0;
   for (const Tensor& t : tensors) {
@@ -198,7 +199,8 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end) {
   Shape out_shape = x.shape();
   out_shape[d] = end - start;
   Tensor out = empty(out_shape, x.dtype());
-  const auto [outer, size, inner] = kernel::around_dim(x.shape(), d);
+  const kernel::AroundDim around = kernel::around_dim(x.shape(), d);
+  const int64_t outer = around.outer, size = around.size, inner = around.inner;
   copy_block(x, size, start, out, end - start, 0, outer, end - start, inner);
   if (any_requires_grad({&x}))
     record(out, "slice", {&x}, [shape = x.shape(), d, start](const Tensor& g, const Node&) {
@@ -213,7 +215,8 @@ Tensor slice_backward(const Tensor& g, const Shape& shape, int64_t dim, int64_t 
   const int64_t d = normalize_dim("slice_backward", dim, static_cast<int64_t>(shape.size()));
   const int64_t count = g.shape()[d];
   Tensor out = zeros(shape, g.dtype());
-  const auto [outer, size, inner] = kernel::around_dim(shape, d);
+  const kernel::AroundDim around = kernel::around_dim(shape, d);
+  const int64_t outer = around.outer, size = around.size, inner = around.inner;
   copy_block(g, count, 0, out, size, start, outer, count, inner);
   if (any_requires_grad({&g}))
     record(out, "slice_backward", {&g}, [d, start, count](const Tensor& gg, const Node&) {
@@ -242,7 +245,8 @@ void check_index_1d(const char* op, const Tensor& x, int64_t d, const Tensor& in
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   const int64_t d = normalize_dim("index_select", dim, x.dim());
   check_index_1d("index_select", x, d, index);
-  const auto [outer, size, inner] = kernel::around_dim(x.shape(), d);
+  const kernel::AroundDim around = kernel::around_dim(x.shape(), d);
+  const int64_t outer = around.outer, size = around.size, inner = around.inner;
   const int64_t count = index.numel();
   const int64_t* idx = index.data<int64_t>();
   Shape out_shape = x.shape();
@@ -268,7 +272,8 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
                 shape_str(x.shape()) + " " + dtype_name(x.dtype()) + " and " + std::to_string(index.numel()) +
                 " indices along dim " + std::to_string(d) + "; expected source " + shape_str(expected) + " of x's dtype");
   Tensor out = x.detach().clone();
-  const auto [outer, size, inner] = kernel::around_dim(x.shape(), d);
+  const kernel::AroundDim around = kernel::around_dim(x.shape(), d);
+  const int64_t outer = around.outer, size = around.size, inner = around.inner;
   dispatch_float("index_add", x.dtype(), [&](auto zero) {
     using T = decltype(zero);
     const T* src = source.data<T>();

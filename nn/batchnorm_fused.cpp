@@ -163,9 +163,9 @@ BatchNormResult batch_norm_fused_with_stats(const Tensor& x, const Tensor& gamma
 
   // Without create_graph (grad mode off in the backward) the fast kernel runs; with it, the same
   // formula in ops, so that the gradient has a graph of its own.
-  const std::size_t gamma_at = 1, beta_at = gamma.defined() ? 2 : 1;
+  const std::size_t beta_at = gamma.defined() ? 2 : 1;  // gamma, when there is one, is input 1
   record(result.y, "batch_norm", inputs,
-         [x = SavedTensor(x), gamma = SavedTensor(gamma), has_beta = beta.defined(), gamma_at, beta_at,
+         [x = SavedTensor(x), gamma = SavedTensor(gamma), has_beta = beta.defined(), beta_at,
           n_inputs = inputs.size(), stats = std::move(stats), layout, eps](const Tensor& g, const Node& node) {
            const Tensor xv = x.unpack(node), gv = gamma.unpack(node);
            std::vector<Tensor> grads(n_inputs);
@@ -187,7 +187,7 @@ BatchNormResult batch_norm_fused_with_stats(const Tensor& x, const Tensor& gamma
              dbeta = channel_tensor(dbeta_sum, layout.C, xv.dtype());
            }
            if (!node.needs_grad(0)) grads[0] = Tensor();
-           if (gv.defined() && node.needs_grad(gamma_at)) grads[gamma_at] = dgamma;
+           if (gv.defined() && node.needs_grad(1)) grads[1] = dgamma;
            if (has_beta && node.needs_grad(beta_at)) grads[beta_at] = dbeta;
            return grads;
          });
