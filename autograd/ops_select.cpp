@@ -114,9 +114,12 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
                 shape_str(b.shape()) + " (b) cannot be broadcast together; sizes must match or be 1 in each dim");
   }
   Tensor out = empty(shape, a.dtype());
+  // Each operand is read with stride 0 along the dims it is broadcast in.
   const auto sc = kernel::broadcast_strides(cond.shape(), shape), sa = kernel::broadcast_strides(a.shape(), shape),
              sb = kernel::broadcast_strides(b.shape(), shape);
-  const std::size_t last = shape.empty() ? 0 : shape.size() - 1;
+  // Steps along the last dim (none for a 0-dim output, whose one row has one element).
+  const auto last_step = [&](const std::vector<int64_t>& strides) { return shape.empty() ? int64_t{0} : strides.back(); };
+  const int64_t ic = last_step(sc), ia = last_step(sa), ib = last_step(sb);
   dispatch_all(cond.dtype(), [&](auto cond_zero) {
     dispatch_all(a.dtype(), [&](auto zero) {
       using C = decltype(cond_zero);
@@ -124,9 +127,6 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
       const C* pc = cond.data<C>();
       const T *pa = a.data<T>(), *pb = b.data<T>();
       T* po = out.mutable_data<T>();
-      // Steps along the last dim (0 for a 0-dim output, whose one "row" has one element).
-      const int64_t ic = shape.empty() ? 0 : sc[last], ia = shape.empty() ? 0 : sa[last],
-                    ib = shape.empty() ? 0 : sb[last];
       kernel::for_each_row<3>(shape, {sc.data(), sa.data(), sb.data()}, [&](const std::array<int64_t, 3>& off, int64_t len) {
         for (int64_t j = 0; j < len; ++j)
           *po++ = pc[off[0] + j * ic] != C(0) ? pa[off[1] + j * ia] : pb[off[2] + j * ib];
@@ -134,10 +134,11 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
     });
   });
   if (any_requires_grad({&a, &b}))
-    record(out, "where", {&a, &b}, [cond = SavedTensor(cond), sa = a.shape(), sb = b.shape()](const Tensor& g, const Node& n) {
+    record(out, "where", {&a, &b}, [cond = SavedTensor(cond), shape_a = a.shape(), shape_b = b.shape()](
+                                  const Tensor& g, const Node& n) {
       const Tensor c = cond.unpack(n), zero = scalar(0, g.dtype());
-      return Grads{n.needs_grad(0) ? sum_to(where(c, g, zero), sa) : Tensor(),
-                   n.needs_grad(1) ? sum_to(where(c, zero, g), sb) : Tensor()};
+      return Grads{n.needs_grad(0) ? sum_to(where(c, g, zero), shape_a) : Tensor(),
+                   n.needs_grad(1) ? sum_to(where(c, zero, g), shape_b) : Tensor()};
     });
   return out;
 }
@@ -227,11 +228,13 @@ Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) {
 
 // The index of the largest (smallest) element of x flattened to 1-D, as a 0-dim int64 tensor.
 Tensor argmax(const Tensor& x) {
-  if (x.numel() == 0) throw Error("argmax: the tensor of shape " + shape_str(x.shape()) + " is empty; expected at least one element");
+  if (x.numel() == 0)
+    throw Error("argmax: the tensor of shape " + shape_str(x.shape()) + " is empty; expected at least one element");
   return argmax(reshape(x.detach(), {-1}), 0);
 }
 Tensor argmin(const Tensor& x) {
-  if (x.numel() == 0) throw Error("argmin: the tensor of shape " + shape_str(x.shape()) + " is empty; expected at least one element");
+  if (x.numel() == 0)
+    throw Error("argmin: the tensor of shape " + shape_str(x.shape()) + " is empty; expected at least one element");
   return argmin(reshape(x.detach(), {-1}), 0);
 }
 
@@ -247,8 +250,8 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
     if (t.shape() != first.shape() || t.dtype() != first.dtype())
-      throw Error("stack: tensor " + std::to_string(i) + " has shape " + shape_str(t.shape()) + " " + dtype_name(t.dtype()) +
-                  " but tensor 0 has " + shape_str(first.shape()) + " " + dtype_name(first.dtype()) +
+      throw Error("stack: tensor " + std::to_string(i) + " has shape " + shape_str(t.shape()) + " " +
+                  dtype_name(t.dtype()) + " but tensor 0 has " + shape_str(first.shape()) + " " + dtype_name(first.dtype()) +
                   "; expected every tensor to have the same shape and dtype");
     unsqueezed.push_back(unsqueeze(t, d));
   }
