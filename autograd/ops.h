@@ -10,6 +10,9 @@
 //                                      index_add gather scatter_add broadcast_to
 //   in place    (ops_inplace.cpp):     Tensor::add_ mul_ zero_ fill_ copy_ clamp_
 //   matmul      (ops_matmul.cpp)
+//   selection   (ops_select.cpp):      eq ne lt le gt ge (and == != < <= > >=) where maximum minimum
+//                                      max min argmax argmin (over all elements or a dim) stack
+//   trigonometry (ops_trig.cpp):       sin cos
 //
 // Binary elementwise ops broadcast by NumPy's rules: shapes are aligned at the right, and a size-1 (or
 // missing) dimension stretches to the other's size. Their backward sums each gradient back down to
@@ -106,5 +109,61 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape);
 Tensor matmul(const Tensor& a, const Tensor& b);
 // x @ weight^T + bias (bias may be undefined): x [N,in], weight [out,in] -> [N,out]. One node, no transpose copy.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// ---- selection (ops_select.cpp) -------------------------------------------------------------------
+// Comparisons, broadcasting like the arithmetic ops: a 0/1 mask in the inputs' dtype (there is no bool
+// dtype; int64 inputs give an int64 mask). No gradient flows through them (they are piecewise constant).
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+Tensor eq(const Tensor& a, double b);
+Tensor ne(const Tensor& a, double b);
+Tensor lt(const Tensor& a, double b);
+Tensor le(const Tensor& a, double b);
+Tensor gt(const Tensor& a, double b);
+Tensor ge(const Tensor& a, double b);
+Tensor operator==(const Tensor& a, const Tensor& b);
+Tensor operator!=(const Tensor& a, const Tensor& b);
+Tensor operator<(const Tensor& a, const Tensor& b);
+Tensor operator<=(const Tensor& a, const Tensor& b);
+Tensor operator>(const Tensor& a, const Tensor& b);
+Tensor operator>=(const Tensor& a, const Tensor& b);
+Tensor operator==(const Tensor& a, double b);
+Tensor operator!=(const Tensor& a, double b);
+Tensor operator<(const Tensor& a, double b);
+Tensor operator<=(const Tensor& a, double b);
+Tensor operator>(const Tensor& a, double b);
+Tensor operator>=(const Tensor& a, double b);
+Tensor operator==(double a, const Tensor& b);
+Tensor operator!=(double a, const Tensor& b);
+Tensor operator<(double a, const Tensor& b);
+Tensor operator<=(double a, const Tensor& b);
+Tensor operator>(double a, const Tensor& b);
+Tensor operator>=(double a, const Tensor& b);
+
+// a where cond is nonzero, else b; cond may have any dtype, and all three broadcast together.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+// Elementwise max / min of two tensors (broadcasting); on ties each side gets half the gradient.
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+
+// The largest / smallest element, 0-dim; tied elements share the gradient evenly.
+Tensor max(const Tensor& x);
+Tensor min(const Tensor& x);
+using MinResult = MaxResult;  // values and indices, as for max
+MinResult min(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor argmin(const Tensor& x, int64_t dim, bool keepdim = false);
+// The index into x flattened to 1-D, 0-dim int64 (the first one on ties).
+Tensor argmax(const Tensor& x);
+Tensor argmin(const Tensor& x);
+// Tensors of one shape joined along a new dim: n of [A, B] with dim 1 -> [A, n, B].
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
+
+// ---- trigonometry (ops_trig.cpp) ------------------------------------------------------------------
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
 
 }  // namespace ng

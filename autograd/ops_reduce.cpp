@@ -86,7 +86,10 @@ Tensor expand_back(const Tensor& g, const Shape& input_shape, const std::vector<
 }  // namespace
 
 // out = sum_i x_i over the reduced dims      d out / d x_i = 1
+// int64 input (counts, labels, comparison masks): the sum is int64, as in PyTorch, counted in double
+// (exact below 2^53).
 Tensor sum(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  if (x.dtype() == int64) return sum(x.to(float64), std::move(dims), keepdim).to(int64);
   auto reduced = reduced_dims("sum", x, dims);
   Tensor out = sum_kernel("sum", x, reduced, keepdim, 1.0);
   if (any_requires_grad({&x}))
@@ -98,7 +101,10 @@ Tensor sum(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
 Tensor sum(const Tensor& x) { return sum(x, {}, false); }
 
 // out = (1/m) sum_i x_i over the m reduced elements      d out / d x_i = 1/m
+// int64 input: the mean is float32. PyTorch refuses the mean of an int64 tensor; we allow it so that
+// accuracy is one line, (argmax(logits, 1) == labels).mean().item().
 Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  if (x.dtype() == int64) return mean(x.to(float64), std::move(dims), keepdim).to(float32);
   auto reduced = reduced_dims("mean", x, dims);
   const int64_t m = reduced_count(x.shape(), reduced);
   if (m == 0) throw Error("mean: reducing " + shape_str(x.shape()) + " over zero elements; expected a non-empty tensor");

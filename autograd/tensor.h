@@ -71,6 +71,7 @@ int64_t live_storages();
 
 struct Node;
 struct TensorImpl;
+struct MaxResult;  // ops.h
 
 struct BackwardOptions {
   bool retain_graph = false;  // keep the graph's saved buffers so backward can run through it again
@@ -165,6 +166,15 @@ class Tensor {
   Tensor unsqueeze(int64_t dim) const;
   Tensor squeeze(int64_t dim) const;
   Tensor matmul(const Tensor& other) const;
+  // (ops_select.cpp) over all elements, or along dim with values and indices, as PyTorch's t.max(dim).
+  Tensor max() const;
+  MaxResult max(int64_t dim, bool keepdim = false) const;
+  Tensor min() const;
+  MaxResult min(int64_t dim, bool keepdim = false) const;
+  Tensor argmax() const;
+  Tensor argmax(int64_t dim, bool keepdim = false) const;
+  Tensor argmin() const;
+  Tensor argmin(int64_t dim, bool keepdim = false) const;
 
   TensorImpl* impl() const { return impl_.get(); }
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }

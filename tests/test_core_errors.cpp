@@ -35,7 +35,7 @@ TEST_CASE("arithmetic on int64 tensors throws an error naming the op and the dty
   ng::Tensor i = ng::arange(3, ng::int64);
   CHECK_ERROR_MENTIONS(ng::exp(i), "exp", "int64");
   CHECK_ERROR_MENTIONS(i + i, "add", "int64");
-  CHECK_ERROR_MENTIONS(i.sum(), "sum", "int64");
+  CHECK_ERROR_MENTIONS(ng::sqrt(i), "sqrt", "int64");
   CHECK_ERROR_MENTIONS(ng::log_softmax(i, 0), "log_softmax", "int64");
 }
 

@@ -1,0 +1,271 @@
+// ops_select.cpp: comparisons, where, maximum/minimum, max/min/argmax/argmin and stack.
+//
+// Comparisons return a 0/1 mask. normgrad has no bool dtype, so the mask has the inputs' dtype
+// (float32, float64 or int64): `(argmax(logits, 1) == y)` on int64 labels is an int64 mask, and
+// `.mean()` of it is the accuracy (mean of int64 returns float32, ops_reduce.cpp). A comparison is
+// piecewise constant, so its derivative is 0 wherever it exists: it records no gradient.
+//
+// The ops that pick between values (where, maximum, minimum, max, min) send the gradient to the value
+// they picked. Their backward multiplies g by a constant 0/1 (or 1/2 on ties) mask, which is itself an
+// op on g, so the gradient can be differentiated again.
+#include <cmath>
+#include <type_traits>
+
+#include "graph.h"
+#include "kernels.h"
+#include "ops.h"
+
+namespace ng {
+
+using Grads = std::vector<Tensor>;
+
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);  // ops_elementwise.cpp
+
+namespace {
+
+// Calls f with a value of the C++ type behind any dtype (float, double or int64_t).
+template <class F> decltype(auto) dispatch_all(Dtype dtype, F&& f) {
+  switch (dtype) {
+    case float32: return f(float{});
+    case float64: return f(double{});
+    default: return f(int64_t{});
+  }
+}
+
+template <class T> bool is_nan(T v) {
+  if constexpr (std::is_floating_point_v<T>)
+    return std::isnan(v);
+  else
+    return false;
+}
+
+// a, b: broadcastable, same dtype -> out: broadcast shape, that dtype; out = f(a, b) for any dtype.
+template <class F> Tensor binary_any_dtype(const char* op, const Tensor& a, const Tensor& b, F f) {
+  check_same_dtype(op, a, b);
+  Tensor out = empty(broadcast_shapes(op, a.shape(), b.shape()), a.dtype());
+  dispatch_all(a.dtype(), [&](auto zero) { kernel::binary<decltype(zero)>(a, b, out, f); });
+  return out;
+}
+
+// 1 where pred(a, b) holds, else 0, in the inputs' dtype. No node: the derivative is 0.
+template <class Pred> Tensor compare(const char* op, const Tensor& a, const Tensor& b, Pred pred) {
+  return binary_any_dtype(op, a, b, [pred](auto x, auto y) { return static_cast<decltype(x)>(pred(x, y) ? 1 : 0); });
+}
+
+// The scalar operand of `t op value` as a 0-dim tensor of t's dtype. An int64 tensor meets a value
+// with a fraction (x == 2.5) by comparing in float64, as PyTorch promotes; the mask is then turned
+// back into int64, so the result's dtype does not depend on the value.
+template <class Pred> Tensor compare_scalar(const char* op, const Tensor& a, double value, Pred pred) {
+  const bool whole = std::trunc(value) == value && std::abs(value) < 9.2e18;
+  if (a.dtype() == int64 && !whole) return compare(op, a.to(float64), scalar(value, float64), pred).to(int64);
+  return compare(op, a, scalar(value, a.dtype()), pred);
+}
+
+}  // namespace
+
+// ---- comparisons ----------------------------------------------------------------------------------
+// a, b: broadcastable, same dtype -> mask: broadcast shape, that dtype, 1 where the relation holds.
+// NaN compares unequal to everything (itself included), so only ne is 1 for it, as in IEEE and PyTorch.
+Tensor eq(const Tensor& a, const Tensor& b) { return compare("eq", a, b, [](auto x, auto y) { return x == y; }); }
+Tensor ne(const Tensor& a, const Tensor& b) { return compare("ne", a, b, [](auto x, auto y) { return x != y; }); }
+Tensor lt(const Tensor& a, const Tensor& b) { return compare("lt", a, b, [](auto x, auto y) { return x < y; }); }
+Tensor le(const Tensor& a, const Tensor& b) { return compare("le", a, b, [](auto x, auto y) { return x <= y; }); }
+Tensor gt(const Tensor& a, const Tensor& b) { return compare("gt", a, b, [](auto x, auto y) { return x > y; }); }
+Tensor ge(const Tensor& a, const Tensor& b) { return compare("ge", a, b, [](auto x, auto y) { return x >= y; }); }
+
+Tensor eq(const Tensor& a, double b) { return compare_scalar("eq", a, b, [](auto x, auto y) { return x == y; }); }
+Tensor ne(const Tensor& a, double b) { return compare_scalar("ne", a, b, [](auto x, auto y) { return x != y; }); }
+Tensor lt(const Tensor& a, double b) { return compare_scalar("lt", a, b, [](auto x, auto y) { return x < y; }); }
+Tensor le(const Tensor& a, double b) { return compare_scalar("le", a, b, [](auto x, auto y) { return x <= y; }); }
+Tensor gt(const Tensor& a, double b) { return compare_scalar("gt", a, b, [](auto x, auto y) { return x > y; }); }
+Tensor ge(const Tensor& a, double b) { return compare_scalar("ge", a, b, [](auto x, auto y) { return x >= y; }); }
+
+Tensor operator==(const Tensor& a, const Tensor& b) { return eq(a, b); }
+Tensor operator!=(const Tensor& a, const Tensor& b) { return ne(a, b); }
+Tensor operator<(const Tensor& a, const Tensor& b) { return lt(a, b); }
+Tensor operator<=(const Tensor& a, const Tensor& b) { return le(a, b); }
+Tensor operator>(const Tensor& a, const Tensor& b) { return gt(a, b); }
+Tensor operator>=(const Tensor& a, const Tensor& b) { return ge(a, b); }
+Tensor operator==(const Tensor& a, double b) { return eq(a, b); }
+Tensor operator!=(const Tensor& a, double b) { return ne(a, b); }
+Tensor operator<(const Tensor& a, double b) { return lt(a, b); }
+Tensor operator<=(const Tensor& a, double b) { return le(a, b); }
+Tensor operator>(const Tensor& a, double b) { return gt(a, b); }
+Tensor operator>=(const Tensor& a, double b) { return ge(a, b); }
+// A scalar on the left is the mirrored relation with the scalar on the right: 2 < x is x > 2.
+Tensor operator==(double a, const Tensor& b) { return eq(b, a); }
+Tensor operator!=(double a, const Tensor& b) { return ne(b, a); }
+Tensor operator<(double a, const Tensor& b) { return gt(b, a); }
+Tensor operator<=(double a, const Tensor& b) { return ge(b, a); }
+Tensor operator>(double a, const Tensor& b) { return lt(b, a); }
+Tensor operator>=(double a, const Tensor& b) { return le(b, a); }
+
+// ---- where ----------------------------------------------------------------------------------------
+// cond (any dtype), a, b (same dtype), all broadcastable -> out: their broadcast shape, a's dtype;
+// out = a where cond != 0, else b.
+//   d out/da = [cond], d out/db = 1 - [cond]:  da = sum_to(where(cond, g, 0)), db = sum_to(where(cond, 0, g))
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  check_same_dtype("where", a, b);
+  Shape shape;
+  try {
+    shape = broadcast_shapes("where", broadcast_shapes("where", cond.shape(), a.shape()), b.shape());
+  } catch (const Error&) {
+    throw Error("where: shapes " + shape_str(cond.shape()) + " (cond), " + shape_str(a.shape()) + " (a) and " +
+                shape_str(b.shape()) + " (b) cannot be broadcast together; sizes must match or be 1 in each dim");
+  }
+  Tensor out = empty(shape, a.dtype());
+  // Each operand is read with stride 0 along the dims it is broadcast in.
+  const auto sc = kernel::broadcast_strides(cond.shape(), shape), sa = kernel::broadcast_strides(a.shape(), shape),
+             sb = kernel::broadcast_strides(b.shape(), shape);
+  // Steps along the last dim (none for a 0-dim output, whose one row has one element).
+  const auto last_step = [&](const std::vector<int64_t>& strides) { return shape.empty() ? int64_t{0} : strides.back(); };
+  const int64_t ic = last_step(sc), ia = last_step(sa), ib = last_step(sb);
+  dispatch_all(cond.dtype(), [&](auto cond_zero) {
+    dispatch_all(a.dtype(), [&](auto zero) {
+      using C = decltype(cond_zero);
+      using T = decltype(zero);
+      const C* pc = cond.data<C>();
+      const T *pa = a.data<T>(), *pb = b.data<T>();
+      T* po = out.mutable_data<T>();
+      kernel::for_each_row<3>(shape, {sc.data(), sa.data(), sb.data()}, [&](const std::array<int64_t, 3>& off, int64_t len) {
+        for (int64_t j = 0; j < len; ++j)
+          *po++ = pc[off[0] + j * ic] != C(0) ? pa[off[1] + j * ia] : pb[off[2] + j * ib];
+      });
+    });
+  });
+  if (any_requires_grad({&a, &b}))
+    record(out, "where", {&a, &b}, [cond = SavedTensor(cond), shape_a = a.shape(), shape_b = b.shape()](
+                                  const Tensor& g, const Node& n) {
+      const Tensor c = cond.unpack(n), zero = scalar(0, g.dtype());
+      return Grads{n.needs_grad(0) ? sum_to(where(c, g, zero), shape_a) : Tensor(),
+                   n.needs_grad(1) ? sum_to(where(c, zero, g), shape_b) : Tensor()};
+    });
+  return out;
+}
+
+// ---- maximum, minimum -----------------------------------------------------------------------------
+// a, b: broadcastable, same dtype -> out: broadcast shape; out = max(a, b) elementwise (NaN if either is).
+//   d out/da = [a > b] + 1/2 [a = b],  d out/db = [b > a] + 1/2 [a = b]
+// On a tie the gradient is split half and half, as PyTorch does; NaN pairs get none.
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_any_dtype("maximum", a, b, [](auto x, auto y) {
+    if (is_nan(x)) return x;
+    if (is_nan(y)) return y;
+    return x < y ? y : x;
+  });
+  if (any_requires_grad({&a, &b}))
+    record(out, "maximum", {&a, &b}, [a = SavedTensor(a), b = SavedTensor(b)](const Tensor& g, const Node& n) {
+      const Tensor av = a.unpack(n), bv = b.unpack(n), half_on_ties = eq(av, bv) * 0.5;
+      return Grads{n.needs_grad(0) ? sum_to(g * (gt(av, bv) + half_on_ties), av.shape()) : Tensor(),
+                   n.needs_grad(1) ? sum_to(g * (gt(bv, av) + half_on_ties), bv.shape()) : Tensor()};
+    });
+  return out;
+}
+
+// out = min(a, b) elementwise.   d out/da = [a < b] + 1/2 [a = b],  d out/db = [b < a] + 1/2 [a = b]
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_any_dtype("minimum", a, b, [](auto x, auto y) {
+    if (is_nan(x)) return x;
+    if (is_nan(y)) return y;
+    return y < x ? y : x;
+  });
+  if (any_requires_grad({&a, &b}))
+    record(out, "minimum", {&a, &b}, [a = SavedTensor(a), b = SavedTensor(b)](const Tensor& g, const Node& n) {
+      const Tensor av = a.unpack(n), bv = b.unpack(n), half_on_ties = eq(av, bv) * 0.5;
+      return Grads{n.needs_grad(0) ? sum_to(g * (lt(av, bv) + half_on_ties), av.shape()) : Tensor(),
+                   n.needs_grad(1) ? sum_to(g * (lt(bv, av) + half_on_ties), bv.shape()) : Tensor()};
+    });
+  return out;
+}
+
+// ---- max, min over all elements -------------------------------------------------------------------
+namespace {
+// x: any non-empty shape -> out: [] (0-dim), the largest (largest = true) or smallest element; NaN if
+// any element is NaN, as in PyTorch.
+//   d out/dx_i = [x_i = out] / (number of elements equal to out): when several elements tie for the
+//   extreme, the gradient is shared evenly among them (PyTorch's evenly_distribute_backward).
+Tensor extreme(const char* op, const Tensor& x, bool largest) {
+  if (x.numel() == 0)
+    throw Error(std::string(op) + ": the tensor of shape " + shape_str(x.shape()) +
+                " is empty; expected at least one element (or give a dim)");
+  Tensor out = empty({}, x.dtype());
+  dispatch_float(op, x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data<T>();
+    T best = px[0];
+    for (int64_t i = 1; i < x.numel() && !std::isnan(best); ++i)
+      if (std::isnan(px[i]) || (largest ? px[i] > best : px[i] < best)) best = px[i];
+    out.mutable_data<T>()[0] = best;
+  });
+  if (any_requires_grad({&x}))
+    record(out, op, {&x}, [x = SavedTensor(x), out = SavedTensor::output(out)](const Tensor& g, const Node& n) {
+      const Tensor xv = x.unpack(n), ov = out.unpack(n).detach();
+      // Where the extreme sits (for a NaN result: the NaNs, which are the only elements unequal to themselves).
+      const Tensor at_extreme = std::isnan(ov.item()) ? ne(xv, xv) : eq(xv, ov);
+      return Grads{at_extreme * (g / sum(at_extreme))};
+    });
+  return out;
+}
+}  // namespace
+
+Tensor max(const Tensor& x) { return extreme("max", x, true); }
+Tensor min(const Tensor& x) { return extreme("min", x, false); }
+
+// min along a dim is max of -x along it, negated: the same first-of-ties index (and first NaN), and
+// the gradient flows back through the two negations and max's scatter.
+MinResult min(const Tensor& x, int64_t dim, bool keepdim) {
+  if (x.dim() == 0) throw Error("min: needs a tensor with at least one dimension; got a 0-dim tensor");
+  if (x.dtype() == int64) throw Error("min: dtype int64 is not supported; expected float32 or float64");
+  normalize_dim("min", dim, x.dim());  // so that a bad dim is reported as min's, not max's
+  MaxResult of_negated = max(-x, dim, keepdim);
+  return {-of_negated.values, of_negated.indices};
+}
+
+Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) {
+  NoGradGuard no_grad;
+  return min(x, dim, keepdim).indices;
+}
+
+// The index of the largest (smallest) element of x flattened to 1-D, as a 0-dim int64 tensor.
+Tensor argmax(const Tensor& x) {
+  if (x.numel() == 0)
+    throw Error("argmax: the tensor of shape " + shape_str(x.shape()) + " is empty; expected at least one element");
+  return argmax(reshape(x.detach(), {-1}), 0);
+}
+Tensor argmin(const Tensor& x) {
+  if (x.numel() == 0)
+    throw Error("argmin: the tensor of shape " + shape_str(x.shape()) + " is empty; expected at least one element");
+  return argmin(reshape(x.detach(), {-1}), 0);
+}
+
+// ---- stack ----------------------------------------------------------------------------------------
+// n tensors of shape S -> out: S with a new dim of size n inserted at `dim`, out[.., i, ..] = tensors[i].
+// It is cat of the tensors each unsqueezed at dim, so its backward is theirs (slice, reshape).
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
+  if (tensors.empty()) throw Error("stack: expected a non-empty list of tensors, got none");
+  const Tensor& first = tensors[0];
+  const int64_t d = normalize_dim("stack", dim, first.dim() + 1);
+  std::vector<Tensor> unsqueezed;
+  unsqueezed.reserve(tensors.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    if (t.shape() != first.shape() || t.dtype() != first.dtype())
+      throw Error("stack: tensor " + std::to_string(i) + " has shape " + shape_str(t.shape()) + " " +
+                  dtype_name(t.dtype()) + " but tensor 0 has " + shape_str(first.shape()) + " " + dtype_name(first.dtype()) +
+                  "; expected every tensor to have the same shape and dtype");
+    unsqueezed.push_back(unsqueeze(t, d));
+  }
+  return cat(unsqueezed, d);
+}
+
+// ---- method forms ---------------------------------------------------------------------------------
+Tensor Tensor::max() const { return ng::max(*this); }
+MaxResult Tensor::max(int64_t dim, bool keepdim) const { return ng::max(*this, dim, keepdim); }
+Tensor Tensor::min() const { return ng::min(*this); }
+MinResult Tensor::min(int64_t dim, bool keepdim) const { return ng::min(*this, dim, keepdim); }
+Tensor Tensor::argmax() const { return ng::argmax(*this); }
+Tensor Tensor::argmax(int64_t dim, bool keepdim) const { return ng::argmax(*this, dim, keepdim); }
+Tensor Tensor::argmin() const { return ng::argmin(*this); }
+Tensor Tensor::argmin(int64_t dim, bool keepdim) const { return ng::argmin(*this, dim, keepdim); }
+
+}  // namespace ng
