@@ -133,7 +133,9 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
 MaxResult max(const Tensor& x, int64_t dim, bool keepdim) {
   if (x.dim() == 0) throw Error("max: needs a tensor with at least one dimension; got a 0-dim tensor");
   const int64_t d = normalize_dim("max", dim, x.dim());
-  const auto [outer, size, inner] = kernel::around_dim(x.shape(), d);
+  // Plain variables, not a structured binding: clang 14 cannot capture those in the lambda below.
+  const kernel::AroundDim around = kernel::around_dim(x.shape(), d);
+  const int64_t outer = around.outer, size = around.size, inner = around.inner;
   if (size == 0) throw Error("max: dim " + std::to_string(dim) + " of shape " + shape_str(x.shape()) + " is empty");
   std::vector<bool> reduced(static_cast<std::size_t>(x.dim()), false);
   reduced[d] = true;
@@ -180,7 +182,9 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
 Tensor log_softmax(const Tensor& x, int64_t dim) {
   if (x.dim() == 0) throw Error("log_softmax: needs a tensor with at least one dimension; got a 0-dim tensor");
   const int64_t d = normalize_dim("log_softmax", dim, x.dim());
-  const auto [outer, size, inner] = kernel::around_dim(x.shape(), d);
+  // Plain variables, not a structured binding: clang 14 cannot capture those in the lambda below.
+  const kernel::AroundDim around = kernel::around_dim(x.shape(), d);
+  const int64_t outer = around.outer, size = around.size, inner = around.inner;
   Tensor out = empty(x.shape(), x.dtype());
   dispatch_float("log_softmax", x.dtype(), [&](auto zero) {
     using T = decltype(zero);

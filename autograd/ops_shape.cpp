@@ -268,7 +268,9 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
                 shape_str(x.shape()) + " " + dtype_name(x.dtype()) + " and " + std::to_string(index.numel()) +
                 " indices along dim " + std::to_string(d) + "; expected source " + shape_str(expected) + " of x's dtype");
   Tensor out = x.detach().clone();
-  const auto [outer, size, inner] = kernel::around_dim(x.shape(), d);
+  // Plain variables, not a structured binding: clang 14 cannot capture those in the lambda below.
+  const kernel::AroundDim around = kernel::around_dim(x.shape(), d);
+  const int64_t outer = around.outer, size = around.size, inner = around.inner;
   dispatch_float("index_add", x.dtype(), [&](auto zero) {
     using T = decltype(zero);
     const T* src = source.data<T>();

@@ -119,7 +119,9 @@ TEST_CASE("every in-place op on a leaf that requires grad throws while grad mode
       {"zero_", [&] { p.zero_(); }},          {"fill_", [&] { p.fill_(1.0); }},
       {"copy_", [&] { p.copy_(other); }},     {"clamp_", [&] { p.clamp_(0, 1); }},
   };
-  for (const auto& [op, write] : writes) {
+  for (const auto& entry : writes) {  // not a structured binding: CAPTURE captures it in a lambda (clang 14)
+    const char* op = entry.first;
+    const std::function<void()>& write = entry.second;
     CAPTURE(op);
     const uint64_t v = p.version();
     const std::string message = error_message(write);

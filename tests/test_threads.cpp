@@ -178,7 +178,9 @@ TEST_CASE("rand and randn of a whole tensor are one uninterrupted stretch of the
       {"rand", [] { return ng::rand({kSize}, ng::float64); }},
       {"randn", [] { return ng::randn({7, 143}, ng::float32); }},
   };
-  for (const auto& [name, sample] : samplers) {
+  for (const auto& entry : samplers) {  // not a structured binding: lambdas below capture it (clang 14)
+    const char* name = entry.first;
+    const std::function<ng::Tensor()>& sample = entry.second;
     CAPTURE(name);
     // The reference: the same 2 * kTensors tensors drawn by one thread from the same seed.
     ng::manual_seed(99);

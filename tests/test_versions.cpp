@@ -155,7 +155,9 @@ TEST_CASE("every nn::init function bumps the version; a backward saved before it
       {"xavier_uniform_", [](ng::Tensor t) { init::xavier_uniform_(t); }},
       {"xavier_normal_", [](ng::Tensor t) { init::xavier_normal_(t); }},
   };
-  for (const auto& [name, write] : writers) {
+  for (const auto& entry : writers) {  // not a structured binding: CAPTURE captures it in a lambda (clang 14)
+    const char* name = entry.first;
+    const Writer write = entry.second;
     CAPTURE(name);
     ng::Tensor w = leaf({1, 2, 3, 4, 5, 6}, {2, 3});
     ng::Tensor loss = (w * w).sum();
