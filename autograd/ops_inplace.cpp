@@ -99,14 +99,15 @@ Tensor& Tensor::copy_(const Tensor& source) {
   return *this;
 }
 
-// self = value everywhere
-Tensor& Tensor::fill_(double value) {
-  if (records("fill_", *this, {})) return rebase(*this, full(shape(), value, dtype()));
-  const Tensor filled = full(shape(), value, dtype());
-  std::memcpy(mutable_raw_data(), filled.raw_data(), static_cast<std::size_t>(numel()) * dtype_size(dtype()));
-  return *this;
+// self = value everywhere (`op` names fill_ or zero_ in errors)
+static Tensor& fill_named(const char* op, Tensor& self, double value) {
+  if (records(op, self, {})) return rebase(self, full(self.shape(), value, self.dtype()));
+  const Tensor filled = full(self.shape(), value, self.dtype());
+  std::memcpy(self.mutable_raw_data(), filled.raw_data(), static_cast<std::size_t>(self.numel()) * dtype_size(self.dtype()));
+  return self;
 }
-Tensor& Tensor::zero_() { return fill_(0.0); }
+Tensor& Tensor::fill_(double value) { return fill_named("fill_", *this, value); }
+Tensor& Tensor::zero_() { return fill_named("zero_", *this, 0.0); }
 
 // out = min(max(x, lo), hi)      d/dx = 1 where lo <= x <= hi, else 0
 Tensor clamp(const Tensor& x, double lo, double hi) {
