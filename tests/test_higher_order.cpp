@@ -211,6 +211,10 @@ TEST_CASE("the fused backward ops sigmoid_backward, tanh_backward, pow_backward 
   ng::manual_seed(14);
   for (const auto& [shape_g, shape_y] : kBinaryShapes) {
     const std::string shapes = ng::shape_str(shape_g) + " " + ng::shape_str(shape_y);
+    // Their first derivatives too: broadcast operands must get gradients of their own shape.
+    const auto first = ng::gradcheck([](const Inputs& in) { return ng::sigmoid_backward(in[0], in[1]); },
+                                     {uniform(shape_g, -1, 1), uniform(shape_y, 0.1, 0.9)});
+    CHECK_MESSAGE(first.ok, "sigmoid_backward first derivative " << shapes << ": " << first.message);
     check_second_derivatives("sigmoid_backward " + shapes,
                              [](const Inputs& in) { return ng::sigmoid_backward(in[0], in[1]); },
                              {uniform(shape_g, -1, 1), uniform(shape_y, 0.1, 0.9)});
