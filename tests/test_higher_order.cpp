@@ -141,6 +141,15 @@ TEST_CASE("gradgradcheck accepts a given grad_output and refuses one of the wron
   CHECK_THROWS_AS(ng::gradgradcheck(cube, {x.detach().to(ng::float32).detach().requires_grad_()}), ng::Error);
 }
 
+TEST_CASE("gradgradcheck draws its grad_output without touching ng's random generator") {
+  Tensor x = ng::tensor({0.5, 1.5}, ng::float64).requires_grad_();
+  ng::manual_seed(5);
+  const double expected = ng::random_uniform();
+  ng::manual_seed(5);
+  CHECK(ng::gradgradcheck([](const Inputs& in) { return ng::exp(in[0]); }, {x}, {}, Tensor(), /*seed=*/9).ok);
+  CHECK(ng::random_uniform() == expected);
+}
+
 TEST_CASE("gradgradcheck passes for an input f does not use and for f linear in its input") {
   ng::manual_seed(4);
   Tensor x = uniform({3}, -1, 1), unused = uniform({2}, -1, 1);
