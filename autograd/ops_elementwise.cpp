@@ -260,16 +260,17 @@ Tensor tanh(const Tensor& x) {
 // ---- fused backward ops ---------------------------------------------------------------------------
 // The hot backward formulas as single ops (one pass over memory instead of three or four), as PyTorch's
 // sigmoid_backward. Each is an op like any other: it records its own derivative, with respect to both
-// the incoming gradient g and the saved value, so a second derivative can flow through it.
+// the incoming gradient g and the saved value, so a second derivative can flow through it. They
+// broadcast like the other binary ops, so each gradient is summed back to its operand's shape.
 
 // out = g * y * (1 - y)      d/dg = y (1 - y),  d/dy = g (1 - 2y)
 Tensor sigmoid_backward(const Tensor& g, const Tensor& y) {
   Tensor out = binary_forward("sigmoid_backward", g, y, [](auto gv, auto yv) { return gv * yv * (decltype(yv)(1) - yv); });
   if (any_requires_grad({&g, &y}))
     record(out, "sigmoid_backward", {&g, &y}, [g = SavedTensor(g), y = SavedTensor(y)](const Tensor& gg, const Node& n) {
-      const Tensor yv = y.unpack(n);
-      return Grads{n.needs_grad(0) ? sigmoid_backward(gg, yv) : Tensor(),
-                   n.needs_grad(1) ? gg * g.unpack(n) * (1.0 - 2.0 * yv) : Tensor()};
+      const Tensor gv = g.unpack(n), yv = y.unpack(n);
+      return Grads{n.needs_grad(0) ? sum_to(sigmoid_backward(gg, yv), gv.shape()) : Tensor(),
+                   n.needs_grad(1) ? sum_to(gg * gv * (1.0 - 2.0 * yv), yv.shape()) : Tensor()};
     });
   return out;
 }
@@ -279,9 +280,9 @@ Tensor tanh_backward(const Tensor& g, const Tensor& y) {
   Tensor out = binary_forward("tanh_backward", g, y, [](auto gv, auto yv) { return gv * (decltype(yv)(1) - yv * yv); });
   if (any_requires_grad({&g, &y}))
     record(out, "tanh_backward", {&g, &y}, [g = SavedTensor(g), y = SavedTensor(y)](const Tensor& gg, const Node& n) {
-      const Tensor yv = y.unpack(n);
-      return Grads{n.needs_grad(0) ? tanh_backward(gg, yv) : Tensor(),
-                   n.needs_grad(1) ? gg * g.unpack(n) * yv * -2.0 : Tensor()};
+      const Tensor gv = g.unpack(n), yv = y.unpack(n);
+      return Grads{n.needs_grad(0) ? sum_to(tanh_backward(gg, yv), gv.shape()) : Tensor(),
+                   n.needs_grad(1) ? sum_to(gg * gv * yv * -2.0, yv.shape()) : Tensor()};
     });
   return out;
 }
@@ -290,8 +291,8 @@ Tensor tanh_backward(const Tensor& g, const Tensor& y) {
 Tensor threshold_backward(const Tensor& g, const Tensor& y) {
   Tensor out = binary_forward("threshold_backward", g, y, [](auto gv, auto yv) { return yv > 0 ? gv : decltype(gv){0}; });
   if (any_requires_grad({&g}))
-    record(out, "threshold_backward", {&g}, [y = SavedTensor(y)](const Tensor& gg, const Node& n) {
-      return Grads{threshold_backward(gg, y.unpack(n))};
+    record(out, "threshold_backward", {&g}, [sg = g.shape(), y = SavedTensor(y)](const Tensor& gg, const Node& n) {
+      return Grads{sum_to(threshold_backward(gg, y.unpack(n)), sg)};
     });
   return out;
 }
@@ -310,9 +311,9 @@ Tensor pow_backward(const Tensor& g, const Tensor& x, double p) {
   });
   if (p != 0 && any_requires_grad({&g, &x}))
     record(out, "pow_backward", {&g, &x}, [g = SavedTensor(g), x = SavedTensor(x), p](const Tensor& gg, const Node& n) {
-      const Tensor xv = x.unpack(n);
-      return Grads{n.needs_grad(0) ? pow_backward(gg, xv, p) : Tensor(),
-                   n.needs_grad(1) ? pow_backward(gg * g.unpack(n), xv, p - 1) * p : Tensor()};
+      const Tensor gv = g.unpack(n), xv = x.unpack(n);
+      return Grads{n.needs_grad(0) ? sum_to(pow_backward(gg, xv, p), gv.shape()) : Tensor(),
+                   n.needs_grad(1) ? sum_to(pow_backward(gg * gv, xv, p - 1) * p, xv.shape()) : Tensor()};
     });
   return out;
 }
