@@ -10,6 +10,8 @@
 //                                      index_add gather scatter_add broadcast_to
 //   in place    (ops_inplace.cpp):     Tensor::add_ mul_ zero_ fill_ copy_ clamp_
 //   matmul      (ops_matmul.cpp)
+//   softmax     (ops_softmax.cpp):     softmax multinomial
+//   activations (ops_activation.cpp):  erf leaky_relu
 //
 // Binary elementwise ops broadcast by NumPy's rules: shapes are aligned at the right, and a size-1 (or
 // missing) dimension stretches to the other's size. Their backward sums each gradient back down to
@@ -106,5 +108,18 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape);
 Tensor matmul(const Tensor& a, const Tensor& b);
 // x @ weight^T + bias (bias may be undefined): x [N,in], weight [out,in] -> [N,out]. One node, no transpose copy.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// ---- softmax and sampling (ops_softmax.cpp) ------------------------------------------------------
+// e^(x - max) / sum(e^(x - max)) along dim: each slice along dim becomes a probability distribution.
+Tensor softmax(const Tensor& x, int64_t dim);
+// Category indices (int64) drawn from the rows of probs ([C] -> [num_samples], [R, C] -> [R, num_samples]),
+// each row weights up to scale, from the global generator (manual_seed). Without replacement the
+// indices of a row are distinct. Throws for negative, NaN or infinite weights, an all-zero row, and more
+// samples than categories (with positive weight) without replacement. Records no gradient.
+Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement = false);
+
+// ---- activations (ops_activation.cpp) -------------------------------------------------------------
+Tensor erf(const Tensor& x);  // the error function 2/sqrt(pi) * integral_0^x e^(-t^2) dt (GELU uses it)
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);  // x if x > 0 else negative_slope * x
 
 }  // namespace ng
