@@ -2,6 +2,9 @@
 // hand-computed values, plain reference loops and finite differences (gradcheck, float64).
 //
 //   ops     softmax, erf, leaky_relu, multinomial
+//   nn      Embedding, LayerNorm, GroupNorm, GELU, LeakyReLU, Softmax
+//   losses  nll_loss, cross_entropy (ignore_index, label_smoothing), binary_cross_entropy_with_logits
+//   utils   clip_grad_norm_
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -268,4 +271,373 @@ TEST_CASE("softmax, erf and leaky_relu reject bad arguments with messages naming
   CHECK_ERROR_MENTIONS(ng::softmax(ng::arange(3, ng::int64), 0), "softmax", "int64");
   CHECK_ERROR_MENTIONS(ng::erf(ng::arange(3, ng::int64)), "erf", "int64");
   CHECK_ERROR_MENTIONS(ng::leaky_relu(ng::zeros({2}), std::nan("")), "leaky_relu", "negative_slope");
+}
+
+// ---- nn::Embedding --------------------------------------------------------------------------------
+
+TEST_CASE("Embedding looks up rows of weight for indices of any shape: [*] -> [*, dim]") {
+  ng::nn::Embedding emb(4, 2, ng::float64);
+  {
+    ng::NoGradGuard no_grad;
+    emb.weight.copy_(ng::tensor({0, 1, 10, 11, 20, 21, 30, 31}, {4, 2}, ng::float64));
+  }
+  ng::Tensor idx = ng::from_vector<int64_t>({3, 0, 2, 2, 1, 3}, {2, 3});
+  ng::Tensor y = emb(idx);
+  REQUIRE(y.shape() == ng::Shape{2, 3, 2});
+  const int64_t* id = idx.data<int64_t>();
+  for (int64_t i = 0; i < 2; ++i)
+    for (int64_t j = 0; j < 3; ++j)
+      for (int64_t k = 0; k < 2; ++k) CHECK(y.at({i, j, k}) == 10.0 * static_cast<double>(id[i * 3 + j]) + k);
+  ng::Tensor one = emb(ng::from_vector<int64_t>({2}, {}));  // a 0-dim index gives one vector
+  REQUIRE(one.shape() == ng::Shape{2});
+  CHECK(one.at({1}) == 21);
+}
+
+TEST_CASE("Embedding's weight is a parameter named weight, drawn from N(0, 1)") {
+  ng::manual_seed(10);
+  ng::nn::Embedding emb(1000, 50);
+  auto named = emb.named_parameters();
+  REQUIRE(named.size() == 1);
+  CHECK(named[0].first == "weight");
+  CHECK(named[0].second.shape() == ng::Shape{1000, 50});
+  CHECK(named[0].second.requires_grad());
+  const std::vector<double> w = emb.weight.to_vector();
+  double mean = 0, var = 0;
+  for (double v : w) mean += v / static_cast<double>(w.size());
+  for (double v : w) var += (v - mean) * (v - mean) / static_cast<double>(w.size());
+  // 50000 draws: the sample mean has std 1/sqrt(50000) = 0.0045, the sample variance about 0.0063.
+  CHECK(std::abs(mean) < 0.02);
+  CHECK(std::abs(var - 1) < 0.03);
+}
+
+TEST_CASE("Embedding's gradient adds up over repeated indices, and passes gradcheck") {
+  ng::nn::Embedding emb(5, 3, ng::float64);
+  ng::Tensor idx = ng::from_vector<int64_t>({1, 4, 1, 1, 0, 4}, {3, 2});
+  ng::Tensor upstream = ng::arange(0, 18, 1, ng::float64).reshape({3, 2, 3});
+  emb(idx).backward(upstream);
+  // Row 1 is used at positions 0, 2, 3 (upstream rows 0, 2, 3), row 4 at 1 and 5, row 0 at 4; rows 2, 3 never.
+  const std::vector<std::vector<int64_t>> used_at = {{4}, {0, 2, 3}, {}, {}, {1, 5}};
+  for (int64_t r = 0; r < 5; ++r)
+    for (int64_t k = 0; k < 3; ++k) {
+      double expected = 0;
+      for (int64_t p : used_at[r]) expected += static_cast<double>(p * 3 + k);
+      CHECK(emb.weight.grad().at({r, k}) == expected);
+    }
+  ng::Tensor weight = emb.weight.detach().requires_grad_();
+  check_gradients("Embedding", [&emb, idx](const Inputs& in) {
+    emb.weight = in[0];  // the forward reads the public member
+    return emb(idx);
+  }, {weight});
+}
+
+TEST_CASE("Embedding rejects out-of-range and non-int64 indices with a message naming the index and the range") {
+  ng::nn::Embedding emb(27, 10);
+  CHECK_ERROR_MENTIONS(emb(ng::from_vector<int64_t>({3, 27}, {2})), "Embedding", "index 27", "27 embeddings", "0..26");
+  CHECK_ERROR_MENTIONS(emb(ng::from_vector<int64_t>({-1}, {1})), "Embedding", "index -1");
+  CHECK_ERROR_MENTIONS(emb(ng::tensor({1, 2})), "Embedding", "float32", "int64");
+  CHECK_ERROR_MENTIONS(ng::nn::Embedding(0, 3), "Embedding", "positive");
+}
+
+// ---- LayerNorm and GroupNorm ----------------------------------------------------------------------
+
+TEST_CASE("LayerNorm normalizes each row of [[1, 2, 3, 4], [2, 4, 6, 8]] by its own mean and variance") {
+  // Row 0: mean 2.5, variance (2.25 + 0.25 + 0.25 + 2.25) / 4 = 1.25. Row 1 = 2 * row 0: mean 5, variance 5.
+  ng::Tensor x = ng::tensor({1, 2, 3, 4, 2, 4, 6, 8}, {2, 4}, ng::float64);
+  ng::nn::LayerNorm ln({4}, 1e-5, true, ng::float64);
+  ng::Tensor y = ln(x);
+  const double means[] = {2.5, 5}, vars[] = {1.25, 5};
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t i = 0; i < 4; ++i)
+      CHECK(y.at({n, i}) == Approx((x.at({n, i}) - means[n]) / std::sqrt(vars[n] + 1e-5)).epsilon(1e-13));
+  // With eps = 0: exactly (-3, -1, 1, 3) / sqrt(5) for both rows; then weight and bias per feature.
+  ng::Tensor weight = ng::tensor({1, 2, 3, 4}, ng::float64), bias = ng::tensor({0, 0.5, 0, -1}, ng::float64);
+  ng::Tensor z = ng::nn::functional::layer_norm(x, {4}, weight, bias, 0.0);
+  const double x_hat[] = {-3 / std::sqrt(5.0), -1 / std::sqrt(5.0), 1 / std::sqrt(5.0), 3 / std::sqrt(5.0)};
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t i = 0; i < 4; ++i)
+      CHECK(z.at({n, i}) == Approx(x_hat[i] * weight.at({i}) + bias.at({i})).epsilon(1e-13));
+}
+
+TEST_CASE("LayerNorm over the last two dims matches a reference loop, with a batch of one, in train and eval") {
+  ng::manual_seed(11);
+  ng::Tensor x = ng::randn({1, 2, 3}, ng::float64) * 4.0 + 1.0;
+  ng::nn::LayerNorm ln({2, 3}, 1e-5, true, ng::float64);
+  ng::Tensor y_train = ln(x);
+  ln.eval();
+  ng::Tensor y_eval = ln(x);
+  double mean = 0, var = 0;
+  for (int64_t i = 0; i < 2; ++i)
+    for (int64_t j = 0; j < 3; ++j) mean += x.at({0, i, j}) / 6;
+  for (int64_t i = 0; i < 2; ++i)
+    for (int64_t j = 0; j < 3; ++j) var += (x.at({0, i, j}) - mean) * (x.at({0, i, j}) - mean) / 6;
+  for (int64_t i = 0; i < 2; ++i)
+    for (int64_t j = 0; j < 3; ++j) {
+      const double expected = (x.at({0, i, j}) - mean) / std::sqrt(var + 1e-5);
+      CHECK(y_train.at({0, i, j}) == Approx(expected).epsilon(1e-12));
+      CHECK(y_eval.at({0, i, j}) == y_train.at({0, i, j}));
+    }
+}
+
+TEST_CASE("GroupNorm of one example [1, 4, 2] in 2 groups normalizes channels {0, 1} and {2, 3} together") {
+  // Group 0 holds 1, 3, 5, 7 (channels 0 and 1): mean 4, variance (9 + 1 + 1 + 9) / 4 = 5.
+  // Group 1 holds 0, 0, 2, 2 (channels 2 and 3): mean 1, variance 1.
+  ng::Tensor x = ng::tensor({1, 3, 5, 7, 0, 0, 2, 2}, {1, 4, 2}, ng::float64);
+  ng::Tensor weight = ng::tensor({1, 2, 3, 4}, ng::float64), bias = ng::tensor({0, 1, 0, -1}, ng::float64);
+  ng::Tensor y = ng::nn::functional::group_norm(x, 2, weight, bias, 0.0);
+  const double s5 = std::sqrt(5.0);
+  const double expected[] = {-3 / s5 * 1, -1 / s5 * 1, 1 / s5 * 2 + 1, 3 / s5 * 2 + 1, -1 * 3.0, -1 * 3.0, 1 * 4.0 - 1,
+                             1 * 4.0 - 1};
+  const std::vector<double> got = y.to_vector();
+  for (std::size_t i = 0; i < 8; ++i) CHECK(got[i] == Approx(expected[i]).epsilon(1e-13));
+}
+
+TEST_CASE("GroupNorm on [2, 6, 3, 2] with 3 groups matches a reference loop, and its parameters are weight and bias") {
+  ng::manual_seed(12);
+  ng::nn::GroupNorm gn(3, 6, 1e-5, true, ng::float64);
+  auto named = gn.named_parameters();
+  REQUIRE(named.size() == 2);
+  CHECK(named[0].first == "weight");
+  CHECK(named[1].first == "bias");
+  for (double v : gn.weight.to_vector()) CHECK(v == 1);
+  for (double v : gn.bias.to_vector()) CHECK(v == 0);
+  {
+    ng::NoGradGuard no_grad;
+    gn.weight.copy_(ng::randn({6}, ng::float64));
+    gn.bias.copy_(ng::randn({6}, ng::float64));
+  }
+  ng::Tensor x = ng::randn({2, 6, 3, 2}, ng::float64) * 2.0 - 1.0;
+  ng::Tensor y = gn(x);
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t g = 0; g < 3; ++g) {
+      double mean = 0, var = 0;
+      for (int64_t c = 2 * g; c < 2 * g + 2; ++c)
+        for (int64_t h = 0; h < 3; ++h)
+          for (int64_t w = 0; w < 2; ++w) mean += x.at({n, c, h, w}) / 12;
+      for (int64_t c = 2 * g; c < 2 * g + 2; ++c)
+        for (int64_t h = 0; h < 3; ++h)
+          for (int64_t w = 0; w < 2; ++w) var += (x.at({n, c, h, w}) - mean) * (x.at({n, c, h, w}) - mean) / 12;
+      for (int64_t c = 2 * g; c < 2 * g + 2; ++c)
+        for (int64_t h = 0; h < 3; ++h)
+          for (int64_t w = 0; w < 2; ++w) {
+            const double expected =
+                (x.at({n, c, h, w}) - mean) / std::sqrt(var + 1e-5) * gn.weight.at({c}) + gn.bias.at({c});
+            CHECK(y.at({n, c, h, w}) == Approx(expected).epsilon(1e-12));
+          }
+    }
+}
+
+TEST_CASE("layer_norm and group_norm pass gradcheck with respect to the input, weight and bias") {
+  ng::manual_seed(13);
+  {
+    ng::Tensor x = uniform({3, 4}, -2, 2), w = uniform({4}, 0.5, 1.5), b = uniform({4}, -1, 1);
+    check_gradients("layer_norm [3, 4] over [4]", [](const Inputs& in) {
+      return ng::nn::functional::layer_norm(in[0], {4}, in[1], in[2]);
+    }, {x, w, b});
+  }
+  {
+    ng::Tensor x = uniform({2, 3, 4}, -2, 2), w = uniform({3, 4}, 0.5, 1.5), b = uniform({3, 4}, -1, 1);
+    check_gradients("layer_norm [2, 3, 4] over [3, 4]", [](const Inputs& in) {
+      return ng::nn::functional::layer_norm(in[0], {3, 4}, in[1], in[2]);
+    }, {x, w, b});
+  }
+  for (int64_t groups : {1, 2, 4}) {
+    ng::Tensor x = uniform({2, 4, 3}, -2, 2), w = uniform({4}, 0.5, 1.5), b = uniform({4}, -1, 1);
+    check_gradients("group_norm [2, 4, 3], groups " + std::to_string(groups), [groups](const Inputs& in) {
+      return ng::nn::functional::group_norm(in[0], groups, in[1], in[2]);
+    }, {x, w, b});
+  }
+  ng::Tensor x2 = uniform({3, 4}, -2, 2);  // [N, C]: each group is C/G features of one example
+  check_gradients("group_norm [3, 4], 2 groups, no affine",
+                  [](const Inputs& in) { return ng::nn::functional::group_norm(in[0], 2); }, {x2});
+}
+
+TEST_CASE("LayerNorm and GroupNorm reject bad shapes and arguments with messages saying what was expected") {
+  using namespace ng::nn;
+  CHECK_ERROR_MENTIONS(functional::layer_norm(ng::zeros({2, 3}), {4}), "layer_norm", "[2, 3]", "[4]", "[*, 4]");
+  CHECK_ERROR_MENTIONS(functional::layer_norm(ng::zeros({3}), {2, 3}), "layer_norm", "[3]", "[2, 3]");
+  CHECK_ERROR_MENTIONS(functional::layer_norm(ng::zeros({2, 3}), {3}, ng::ones({2})), "layer_norm", "weight", "[2]",
+                       "expected [3]");
+  CHECK_ERROR_MENTIONS(functional::layer_norm(ng::zeros({2, 3}), {3}, ng::ones({3}, ng::float64)), "layer_norm",
+                       "float64", "float32");
+  CHECK_ERROR_MENTIONS(functional::layer_norm(ng::zeros({2, 3}), {3}, {}, {}, -1), "layer_norm", "eps");
+  CHECK_ERROR_MENTIONS(LayerNorm(ng::Shape{}), "LayerNorm", "empty");
+  CHECK_ERROR_MENTIONS(functional::group_norm(ng::zeros({2, 6, 3}), 4), "group_norm", "6 channels", "4 groups");
+  CHECK_ERROR_MENTIONS(functional::group_norm(ng::zeros({6}), 2), "group_norm", "[6]", "[N, C, *]");
+  CHECK_ERROR_MENTIONS(functional::group_norm(ng::zeros({2, 6}), 2, ng::ones({3})), "group_norm", "weight", "[6]");
+  CHECK_ERROR_MENTIONS(GroupNorm(4, 6), "GroupNorm", "num_groups = 4", "num_channels = 6");
+  CHECK_ERROR_MENTIONS(GroupNorm(2, 6)(ng::zeros({2, 4, 3})), "GroupNorm", "[2, 4, 3]", "[N, 6, *]");
+}
+
+// ---- activations ----------------------------------------------------------------------------------
+
+TEST_CASE("GELU is x Phi(x): tabulated values, and gradcheck") {
+  // Phi(1) = 0.8413447460685429, Phi(-1) = 0.15865525393145707, Phi(2) = 0.9772498680518208.
+  ng::nn::GELU gelu;
+  const std::vector<double> y = gelu(ng::tensor({0, 1, -1, 2}, ng::float64)).to_vector();
+  const double expected[] = {0, 0.8413447460685429, -0.15865525393145707, 2 * 0.9772498680518208};
+  for (std::size_t i = 0; i < 4; ++i) CHECK(y[i] == Approx(expected[i]).epsilon(1e-15));
+  ng::manual_seed(14);
+  check_gradients("GELU", [&gelu](const Inputs& in) { return gelu(in[0]); }, {uniform({3, 4}, -3, 3)});
+}
+
+TEST_CASE("LeakyReLU and Softmax modules apply their ops, and pass gradcheck") {
+  ng::nn::LeakyReLU leaky(0.1);
+  const std::vector<double> y = leaky(ng::tensor({-3, 2}, ng::float64)).to_vector();
+  CHECK(y[0] == Approx(-0.3));
+  CHECK(y[1] == 2);
+  CHECK(ng::nn::LeakyReLU().negative_slope == 0.01);
+  ng::nn::Softmax softmax(1);
+  ng::Tensor p = softmax(ng::tensor({0, 0, std::log(2.0), 0}, {2, 2}, ng::float64));
+  CHECK(p.at({0, 0}) == Approx(0.5));
+  CHECK(p.at({1, 0}) == Approx(2.0 / 3));
+  ng::manual_seed(15);
+  check_gradients("LeakyReLU", [&leaky](const Inputs& in) { return leaky(in[0]); }, {away_from_zero({3, 4})});
+  check_gradients("Softmax", [&softmax](const Inputs& in) { return softmax(in[0]); }, {uniform({3, 4}, -2, 2)});
+}
+
+// ---- losses ---------------------------------------------------------------------------------------
+
+TEST_CASE("nll_loss is minus the mean of the picked log-probabilities over the targets not ignored") {
+  ng::Tensor log_probs = ng::tensor({-1, -2, -3, -0.5, -1.5, -2.5, -4, -5, -6}, {3, 3}, ng::float64);
+  // Row 2 is ignored (-100, the default): (1 + 2.5) / 2.
+  CHECK(ng::nn::nll_loss(log_probs, ng::from_vector<int64_t>({0, 2, -100}, {3})).item() == Approx(1.75));
+  // A class index may serve as ignore_index: ignoring class 1 leaves rows 0 and 2: (1 + 4) / 2.
+  CHECK(ng::nn::nll_loss(log_probs, ng::from_vector<int64_t>({0, 1, 0}, {3}), 1).item() == Approx(2.5));
+  // Every target ignored: 0 / 0 = NaN, as PyTorch's mean reduction.
+  CHECK(std::isnan(ng::nn::nll_loss(log_probs, ng::from_vector<int64_t>({-100, -100, -100}, {3})).item()));
+}
+
+TEST_CASE("nll_loss with ignore_index passes gradcheck, and ignored rows get zero gradient") {
+  ng::manual_seed(16);
+  ng::Tensor x = uniform({4, 5}, -3, -0.1);
+  ng::Tensor targets = ng::from_vector<int64_t>({1, -100, 4, 0}, {4});
+  check_gradients("nll_loss", [targets](const Inputs& in) { return ng::nn::nll_loss(in[0], targets); }, {x});
+  ng::nn::nll_loss(x, targets).backward();
+  for (int64_t c = 0; c < 5; ++c) CHECK(x.grad().at({1, c}) == 0);
+  CHECK(x.grad().at({0, 1}) == Approx(-1.0 / 3));  // three rows counted
+}
+
+namespace {
+// The cross entropy against the smoothed target distribution q = (1 - eps) one_hot + eps / C, averaged
+// over the rows whose target is not `ignore`: a reference loop written from the definition.
+double reference_cross_entropy(const ng::Tensor& logits, const std::vector<int64_t>& targets, double eps,
+                               int64_t ignore) {
+  const int64_t N = logits.size(0), C = logits.size(1);
+  double total = 0;
+  int64_t counted = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    if (targets[n] == ignore) continue;
+    double log_sum = 0;
+    for (int64_t c = 0; c < C; ++c) log_sum += std::exp(logits.at({n, c}));
+    log_sum = std::log(log_sum);
+    for (int64_t c = 0; c < C; ++c) {
+      const double q = (c == targets[n] ? 1 - eps : 0) + eps / static_cast<double>(C);
+      total -= q * (logits.at({n, c}) - log_sum);
+    }
+    ++counted;
+  }
+  return total / static_cast<double>(counted);
+}
+}  // namespace
+
+TEST_CASE("cross_entropy with label_smoothing and ignore_index matches the smoothed-target definition") {
+  ng::manual_seed(17);
+  ng::Tensor logits = ng::randn({5, 4}, ng::float64) * 2.0;
+  const std::vector<int64_t> t = {3, -100, 0, 2, -100};
+  ng::Tensor targets = ng::from_vector(t, {5});
+  for (double eps : {0.0, 0.1, 0.5, 1.0})
+    CHECK(ng::nn::cross_entropy(logits, targets, {.label_smoothing = eps}).item() ==
+          Approx(reference_cross_entropy(logits, t, eps, -100)).epsilon(1e-12));
+  const std::vector<int64_t> t2 = {3, 1, 0, 1, 1};
+  CHECK(ng::nn::cross_entropy(logits, ng::from_vector(t2, {5}), {.ignore_index = 1, .label_smoothing = 0.2}).item() ==
+        Approx(reference_cross_entropy(logits, t2, 0.2, 1)).epsilon(1e-12));
+  // The existing two-argument call is unchanged: mean over all rows, no smoothing.
+  const std::vector<int64_t> t3 = {3, 1, 0, 1, 2};
+  CHECK(ng::nn::cross_entropy(logits, ng::from_vector(t3, {5})).item() ==
+        Approx(reference_cross_entropy(logits, t3, 0, -100)).epsilon(1e-12));
+  CHECK(std::isnan(ng::nn::cross_entropy(logits, ng::full({5}, -100, ng::int64), {.label_smoothing = 0.1}).item()));
+}
+
+TEST_CASE("cross_entropy with label_smoothing and ignore_index passes gradcheck") {
+  ng::manual_seed(18);
+  ng::Tensor logits = uniform({4, 3}, -2, 2);
+  ng::Tensor targets = ng::from_vector<int64_t>({2, -100, 0, 1}, {4});
+  check_gradients("cross_entropy label_smoothing 0.1", [targets](const Inputs& in) {
+    return ng::nn::cross_entropy(in[0], targets, {.label_smoothing = 0.1});
+  }, {logits});
+  ng::Tensor zeros_ignored = ng::from_vector<int64_t>({2, 0, 0, 1}, {4});
+  check_gradients("cross_entropy ignore_index 0, label_smoothing 0.3", [zeros_ignored](const Inputs& in) {
+    return ng::nn::cross_entropy(in[0], zeros_ignored, {.ignore_index = 0, .label_smoothing = 0.3});
+  }, {logits});
+}
+
+TEST_CASE("binary_cross_entropy_with_logits matches -t log s - (1 - t) log(1 - s) and stays finite for huge logits") {
+  ng::Tensor x = ng::tensor({-2, -0.5, 0, 0.7, 3}, ng::float64), t = ng::tensor({0, 1, 0.3, 1, 0.2}, ng::float64);
+  double expected = 0;
+  for (int64_t i = 0; i < 5; ++i) {
+    const double s = 1 / (1 + std::exp(-x.at({i})));
+    expected += (-t.at({i}) * std::log(s) - (1 - t.at({i})) * std::log(1 - s)) / 5;
+  }
+  CHECK(ng::nn::binary_cross_entropy_with_logits(x, t).item() == Approx(expected).epsilon(1e-14));
+  // x = 1000 with t = 0 costs 1000, x = -1000 with t = 1 too; the right answers cost about e^-1000 = 0.
+  ng::Tensor huge = ng::tensor({1000, -1000, 1000, -1000}, ng::float32);
+  ng::Tensor labels = ng::tensor({0, 1, 1, 0}, ng::float32);
+  CHECK(ng::nn::binary_cross_entropy_with_logits(huge, labels).item() == Approx(500.0));
+}
+
+TEST_CASE("binary_cross_entropy_with_logits passes gradcheck, and its gradient at x = 0 is (1/2 - t) / n") {
+  ng::manual_seed(19);
+  ng::Tensor x = uniform({3, 4}, -4, 4), t = ng::rand({3, 4}, ng::float64);
+  check_gradients("bce_with_logits", [t](const Inputs& in) { return ng::nn::binary_cross_entropy_with_logits(in[0], t); },
+                  {x});
+  ng::Tensor zero = ng::zeros({2}, ng::float64).requires_grad_();
+  ng::nn::binary_cross_entropy_with_logits(zero, ng::tensor({0, 1}, ng::float64)).backward();
+  CHECK(zero.grad().at({0}) == Approx(0.25));
+  CHECK(zero.grad().at({1}) == Approx(-0.25));
+}
+
+TEST_CASE("the losses reject bad arguments with messages saying what was expected") {
+  ng::Tensor scores = ng::zeros({2, 3});
+  CHECK_ERROR_MENTIONS(ng::nn::nll_loss(scores, ng::from_vector<int64_t>({0, 3}, {2})), "nll_loss", "target 3",
+                       "3 classes", "ignore_index = -100");
+  CHECK_ERROR_MENTIONS(ng::nn::nll_loss(ng::zeros({3}), ng::from_vector<int64_t>({0}, {1})), "nll_loss", "log_probs",
+                       "[N, C]");
+  CHECK_ERROR_MENTIONS(ng::nn::cross_entropy(scores, ng::from_vector<int64_t>({0, 1}, {2}), {.label_smoothing = 1.5}),
+                       "cross_entropy", "label_smoothing", "[0, 1]");
+  CHECK_ERROR_MENTIONS(ng::nn::binary_cross_entropy_with_logits(scores, ng::zeros({3, 2})), "binary_cross_entropy_with_logits",
+                       "[2, 3]", "[3, 2]");
+  CHECK_ERROR_MENTIONS(ng::nn::binary_cross_entropy_with_logits(scores, ng::zeros({2, 3}, ng::float64)),
+                       "binary_cross_entropy_with_logits", "float64");
+}
+
+// ---- clip_grad_norm_ ------------------------------------------------------------------------------
+
+TEST_CASE("clip_grad_norm_ scales all gradients by max_norm / (total_norm + 1e-6) when that is below 1") {
+  ng::Tensor a = ng::zeros({2}, ng::float64).requires_grad_(), b = ng::zeros({1}, ng::float64).requires_grad_();
+  ng::Tensor no_grad = ng::zeros({3}, ng::float64).requires_grad_();  // no gradient: skipped
+  a.set_grad(ng::tensor({3, 4}, ng::float64));
+  b.set_grad(ng::tensor({-12}, ng::float64));
+  // ||(3, 4, -12)||_2 = 13.
+  ng::Tensor norm = ng::nn::clip_grad_norm_({a, no_grad, b}, 6.5);
+  CHECK(norm.item() == 13);
+  const double coef = 6.5 / (13 + 1e-6);
+  CHECK(a.grad().at({0}) == Approx(3 * coef).epsilon(1e-15));
+  CHECK(a.grad().at({1}) == Approx(4 * coef).epsilon(1e-15));
+  CHECK(b.grad().at({0}) == Approx(-12 * coef).epsilon(1e-15));
+  CHECK(!no_grad.grad().defined());
+  // Below max_norm: returned, nothing changed.
+  a.set_grad(ng::tensor({3, 4}, ng::float64));
+  CHECK(ng::nn::clip_grad_norm_({a}, 20).item() == 5);
+  CHECK(a.grad().at({1}) == 4);
+}
+
+TEST_CASE("clip_grad_norm_ measures the 1-norm and the max norm when asked") {
+  ng::Tensor a = ng::zeros({3}).requires_grad_();
+  a.set_grad(ng::tensor({3, -4, 12}));
+  CHECK(ng::nn::clip_grad_norm_({a}, 100, 1).item() == Approx(19));
+  CHECK(ng::nn::clip_grad_norm_({a}, 6, INFINITY).item() == Approx(12));
+  CHECK(a.grad().at({2}) == Approx(12 * 6 / (12 + 1e-6)));
+  CHECK(ng::nn::clip_grad_norm_({ng::zeros({2}).requires_grad_()}, 1).item() == 0);
+  CHECK_ERROR_MENTIONS(ng::nn::clip_grad_norm_({a}, -1), "clip_grad_norm_", "max_norm");
+  CHECK_ERROR_MENTIONS(ng::nn::clip_grad_norm_({a}, 1, 0), "clip_grad_norm_", "norm_type");
 }
