@@ -8,8 +8,6 @@
 // which the graph produces without any new code.
 #include "loss.h"
 
-#include <cmath>
-
 #include "autograd/ops.h"
 
 namespace ng::nn {

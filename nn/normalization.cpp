@@ -3,6 +3,8 @@
 // Their backward is the chain rule through those ops; nothing about their gradients is written here.
 #include "normalization.h"
 
+#include <utility>
+
 #include "autograd/ops.h"
 #include "batchnorm_shapes.h"
 
