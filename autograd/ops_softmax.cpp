@@ -22,7 +22,9 @@ using Grads = std::vector<Tensor>;
 Tensor softmax(const Tensor& x, int64_t dim) {
   if (x.dim() == 0) throw Error("softmax: needs a tensor with at least one dimension; got a 0-dim tensor");
   const int64_t d = normalize_dim("softmax", dim, x.dim());
-  const auto [outer, size, inner] = kernel::around_dim(x.shape(), d);
+  // Not a structured binding: clang before 16 cannot capture those in the kernel's lambda.
+  const kernel::AroundDim around = kernel::around_dim(x.shape(), d);
+  const int64_t outer = around.outer, size = around.size, inner = around.inner;
   Tensor out = empty(x.shape(), x.dtype());
   dispatch_float("softmax", x.dtype(), [&](auto zero) {
     using T = decltype(zero);
