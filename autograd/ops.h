@@ -13,6 +13,8 @@
 //   selection   (ops_select.cpp):      eq ne lt le gt ge (and == != < <= > >=) where maximum minimum
 //                                      max min argmax argmin (over all elements or a dim) stack
 //   trigonometry (ops_trig.cpp):       sin cos
+//   softmax     (ops_softmax.cpp):     softmax multinomial
+//   activations (ops_activation.cpp):  erf leaky_relu
 //
 // Binary elementwise ops broadcast by NumPy's rules: shapes are aligned at the right, and a size-1 (or
 // missing) dimension stretches to the other's size. Their backward sums each gradient back down to
@@ -165,5 +167,18 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
 // ---- trigonometry (ops_trig.cpp) ------------------------------------------------------------------
 Tensor sin(const Tensor& x);
 Tensor cos(const Tensor& x);
+
+// ---- softmax and sampling (ops_softmax.cpp) ------------------------------------------------------
+// e^(x - max) / sum(e^(x - max)) along dim: each slice along dim becomes a probability distribution.
+Tensor softmax(const Tensor& x, int64_t dim);
+// Category indices (int64) drawn from the rows of probs ([C] -> [num_samples], [R, C] -> [R, num_samples]),
+// each row weights up to scale, from the global generator (manual_seed). Without replacement the
+// indices of a row are distinct. Throws for negative, NaN or infinite weights, an all-zero row, and more
+// samples than categories (with positive weight) without replacement. Records no gradient.
+Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement = false);
+
+// ---- activations (ops_activation.cpp) -------------------------------------------------------------
+Tensor erf(const Tensor& x);  // the error function 2/sqrt(pi) * integral_0^x e^(-t^2) dt (GELU uses it)
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);  // x if x > 0 else negative_slope * x
 
 }  // namespace ng

@@ -1,5 +1,8 @@
-// activation.cpp: the activation layers (wrappers of the primitive ops) and Dropout.
+// activation.cpp: the activation layers (wrappers of the primitive ops), GELU composed from erf, and Dropout.
 #include "activation.h"
+
+#include <cmath>
+#include <numbers>
 
 #include "autograd/graph.h"
 #include "autograd/ops.h"
@@ -34,5 +37,22 @@ Tensor Dropout::forward(const Tensor& x) {
   }
   return x * mask;
 }
+
+namespace functional {
+// y = 0.5 x (1 + erf(x / sqrt 2)), composed from erf (ops_activation.cpp), mul and add:
+//   dy/dx = Phi(x) + x phi(x) = 0.5 (1 + erf(x / sqrt 2)) + x e^(-x^2/2) / sqrt(2 pi), which the graph computes.
+Tensor gelu(const Tensor& x) { return x * 0.5 * (1.0 + erf(x * (1 / std::numbers::sqrt2))); }
+}  // namespace functional
+
+Tensor GELU::forward(const Tensor& x) { return functional::gelu(x); }
+
+LeakyReLU::LeakyReLU(double slope) : negative_slope(slope) {
+  if (!std::isfinite(slope))
+    throw Error("LeakyReLU: negative_slope = " + std::to_string(slope) + "; expected a finite number");
+}
+Tensor LeakyReLU::forward(const Tensor& x) { return leaky_relu(x, negative_slope); }
+
+Softmax::Softmax(int64_t d) : dim(d) {}
+Tensor Softmax::forward(const Tensor& x) { return softmax(x, dim); }
 
 }  // namespace ng::nn

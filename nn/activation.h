@@ -1,4 +1,4 @@
-// activation.h: the parameter-free layers: ReLU, Sigmoid, Tanh, Identity and Dropout.
+// activation.h: the parameter-free layers: ReLU, Sigmoid, Tanh, Identity, Dropout, GELU, LeakyReLU, Softmax.
 #pragma once
 
 #include "module.h"
@@ -34,5 +34,32 @@ class Dropout : public Module {
   Tensor forward(const Tensor& x) override;
   double p;
 };
+
+// GELU (Hendrycks & Gimpel 2016), exact form: y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), Phi the standard
+// normal CDF. A smooth ReLU: near 0 for x << 0, near x for x >> 0. (PyTorch's approximate='none'.)
+class GELU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+// y = x if x > 0 else negative_slope * x: a ReLU whose negative side still passes a (small) gradient.
+class LeakyReLU : public Module {
+ public:
+  explicit LeakyReLU(double negative_slope = 0.01);
+  Tensor forward(const Tensor& x) override;
+  double negative_slope;
+};
+
+// y = softmax(x, dim): each slice along dim becomes a probability distribution.
+class Softmax : public Module {
+ public:
+  explicit Softmax(int64_t dim);
+  Tensor forward(const Tensor& x) override;
+  int64_t dim;
+};
+
+namespace functional {
+Tensor gelu(const Tensor& x);  // 0.5 x (1 + erf(x / sqrt 2))
+}  // namespace functional
 
 }  // namespace ng::nn

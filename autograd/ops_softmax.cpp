@@ -1,0 +1,141 @@
+// ops_softmax.cpp: softmax along a dim, with its backward, and multinomial sampling from probabilities.
+//
+// softmax turns scores into a probability distribution along one dim; multinomial draws category
+// indices from such distributions (a language model's sampling step: probs = softmax(logits), then
+// next = multinomial(probs, 1)). log_softmax, the form losses use, is in ops_reduce.cpp.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "graph.h"
+#include "kernels.h"
+#include "ops.h"
+
+namespace ng {
+
+using Grads = std::vector<Tensor>;
+
+// y_k = e^(x_k - m) / sum_j e^(x_j - m), with m = max_j x_j so that no exponent is positive (no overflow;
+// the largest term is e^0 = 1, so the sum is >= 1 and never underflows to 0).
+// dy_k/dx_j = y_k ([k = j] - y_j), so dx_j = sum_k g_k y_k ([k = j] - y_j) = y_j (g_j - sum_k g_k y_k).
+// The backward is that line in ops (mul, sub, sum), so it can be differentiated again.
+Tensor softmax(const Tensor& x, int64_t dim) {
+  if (x.dim() == 0) throw Error("softmax: needs a tensor with at least one dimension; got a 0-dim tensor");
+  const int64_t d = normalize_dim("softmax", dim, x.dim());
+  // Not a structured binding: clang before 16 cannot capture those in the kernel's lambda.
+  const kernel::AroundDim around = kernel::around_dim(x.shape(), d);
+  const int64_t outer = around.outer, size = around.size, inner = around.inner;
+  Tensor out = empty(x.shape(), x.dtype());
+  dispatch_float("softmax", x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data<T>();
+    T* py = out.mutable_data<T>();
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < inner; ++i) {
+        const T* xs = px + o * size * inner + i;  // the `size` entries of one distribution, `inner` apart
+        T* ys = py + o * size * inner + i;
+        T m = -std::numeric_limits<T>::infinity();
+        for (int64_t k = 0; k < size; ++k) m = std::max(m, xs[k * inner]);
+        double total = 0;
+        for (int64_t k = 0; k < size; ++k) total += std::exp(static_cast<double>(xs[k * inner] - m));
+        for (int64_t k = 0; k < size; ++k)
+          ys[k * inner] = static_cast<T>(std::exp(static_cast<double>(xs[k * inner] - m)) / total);
+      }
+  });
+  if (any_requires_grad({&x}))
+    record(out, "softmax", {&x}, [out = SavedTensor::output(out), d](const Tensor& g, const Node& n) {
+      const Tensor y = out.unpack(n);
+      return Grads{y * (g - sum(g * y, {d}, true))};
+    });
+  return out;
+}
+
+Tensor Tensor::softmax(int64_t dim) const { return ng::softmax(*this, dim); }
+
+namespace {
+
+// Checks one row of (unnormalized) probabilities and returns how many categories have weight > 0.
+template <class T>
+int64_t check_distribution(const T* row, int64_t categories, int64_t row_index, const Tensor& probs) {
+  int64_t positive = 0;
+  for (int64_t k = 0; k < categories; ++k) {
+    const T p = row[k];
+    if (!(p >= 0) || std::isinf(p))
+      throw Error("multinomial: probs " + shape_str(probs.shape()) + " has the entry " + std::to_string(p) +
+                  " in row " + std::to_string(row_index) + ", category " + std::to_string(k) +
+                  "; expected finite, non-negative weights (not NaN)");
+    positive += p > 0;
+  }
+  if (positive == 0)
+    throw Error("multinomial: row " + std::to_string(row_index) + " of probs " + shape_str(probs.shape()) +
+                " is all zeros; expected at least one positive weight per row");
+  return positive;
+}
+
+// The first category k with weight[k] > 0 whose cumulative weight exceeds target, target in [0, total):
+// category k is chosen with probability weight[k] / total. Zero weights are never chosen (their
+// cumulative sum does not rise above the previous one).
+int64_t pick(const std::vector<double>& weight, double target) {
+  double cumulative = 0;
+  int64_t last_positive = -1;
+  for (int64_t k = 0; k < static_cast<int64_t>(weight.size()); ++k) {
+    if (weight[k] <= 0) continue;
+    cumulative += weight[k];
+    last_positive = k;
+    if (target < cumulative) return k;
+  }
+  return last_positive;  // target rounded to total: the last category that can be drawn
+}
+
+}  // namespace
+
+// probs: [C] -> [num_samples], or [R, C] -> [R, num_samples]; int64 category indices.
+// Each row is a distribution up to scale (p_k / sum_j p_j), as in PyTorch. With replacement every draw
+// is independent; without, a drawn category is removed (its weight set to 0) before the next draw, so
+// the indices of a row are distinct. Draws come from the global generator (manual_seed), row by row.
+// Sampling is not differentiable: the result records no graph.
+Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement) {
+  if (probs.dim() != 1 && probs.dim() != 2)
+    throw Error("multinomial: probs of shape " + shape_str(probs.shape()) + "; expected [C] or [R, C]");
+  const int64_t rows = probs.dim() == 2 ? probs.size(0) : 1, categories = probs.size(-1);
+  if (categories == 0) throw Error("multinomial: probs " + shape_str(probs.shape()) + " has no categories");
+  if (num_samples <= 0)
+    throw Error("multinomial: num_samples = " + std::to_string(num_samples) + "; expected a positive number");
+  if (!replacement && num_samples > categories)
+    throw Error("multinomial: cannot draw " + std::to_string(num_samples) + " samples without replacement from " +
+                std::to_string(categories) + " categories; expected num_samples <= " + std::to_string(categories) +
+                " (or replacement = true)");
+  Shape out_shape = probs.dim() == 2 ? Shape{rows, num_samples} : Shape{num_samples};
+  Tensor out = empty(out_shape, int64);
+  int64_t* samples = out.mutable_data<int64_t>();
+  dispatch_float("multinomial", probs.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* p = probs.data<T>();
+    // Every row is checked before the first draw, so an error leaves the generator where it was.
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t positive = check_distribution(p + r * categories, categories, r, probs);
+      if (!replacement && num_samples > positive)
+        throw Error("multinomial: row " + std::to_string(r) + " of probs " + shape_str(probs.shape()) + " has only " +
+                    std::to_string(positive) + " categories with positive weight, too few for " +
+                    std::to_string(num_samples) + " samples without replacement");
+    }
+    RandomDraws draws;
+    std::vector<double> weight(static_cast<std::size_t>(categories));
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* row = p + r * categories;
+      double total = 0;
+      for (int64_t k = 0; k < categories; ++k) total += (weight[k] = static_cast<double>(row[k]));
+      for (int64_t s = 0; s < num_samples; ++s) {
+        const int64_t k = pick(weight, draws.uniform() * total);
+        samples[r * num_samples + s] = k;
+        if (!replacement) {
+          total -= weight[k];
+          weight[k] = 0;
+        }
+      }
+    }
+  });
+  return out;
+}
+
+}  // namespace ng
