@@ -408,3 +408,101 @@ TEST_CASE("convolution and pooling refuse bad arguments with a message naming th
   throws([&] { ng::pad(ng::zeros({3}), {1, 1, 1, 1}); }, "at most two per dimension");
   throws([&] { ng::pad(x, {1, -1}); }, "expected sizes >= 0");
 }
+
+// ---- modules --------------------------------------------------------------------------------------
+
+TEST_CASE("nn::Conv2d names its parameters weight and bias, with PyTorch's shapes") {
+  ng::nn::Conv2d conv(6, 4, {3, 2}, {1, 1}, {0, 0}, {1, 1}, 2);
+  const auto named = conv.named_parameters();
+  REQUIRE(named.size() == 2);
+  CHECK(named[0].first == "weight");
+  CHECK(named[0].second.shape() == ng::Shape{4, 3, 3, 2});  // [out, in/groups, kH, kW]
+  CHECK(named[1].first == "bias");
+  CHECK(named[1].second.shape() == ng::Shape{4});
+  ng::nn::Conv2d no_bias(1, 8, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, false);
+  REQUIRE(no_bias.named_parameters().size() == 1);
+  CHECK(!no_bias.bias.defined());
+}
+
+TEST_CASE("nn::Conv2d starts uniform within +-1/sqrt(fan_in), fan_in = in/groups * kH * kW, and fills that range") {
+  ng::manual_seed(13);
+  ng::nn::Conv2d conv(8, 64, {3, 3}, {1, 1}, {0, 0}, {1, 1}, 2);
+  const double bound = 1.0 / std::sqrt(4.0 * 3 * 3);  // 1/6
+  for (const ng::Tensor& p : {conv.weight, conv.bias}) {
+    double lo = 1, hi = -1;
+    for (double v : p.to_vector()) {
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+    CHECK(lo >= -bound);
+    CHECK(hi <= bound);
+    CHECK(lo < -0.8 * bound);  // 2304 weights, 64 biases: the extremes come near the bounds
+    CHECK(hi > 0.8 * bound);
+  }
+}
+
+TEST_CASE("nn::Conv2d's forward is conv2d with its parameters, and it refuses bad sizes") {
+  ng::manual_seed(14);
+  ng::nn::Conv2d conv(3, 5, {3, 3}, {2, 2}, {1, 1});
+  const ng::Tensor x = ng::randn({2, 3, 7, 7});
+  check_close(conv(x), ng::detail::conv2d_reference(x, conv.weight, conv.bias, {2, 2}, {1, 1}), 1e-5, "Conv2d");
+  CHECK_THROWS_WITH_AS(conv(ng::randn({2, 4, 7, 7})), "Conv2d: input of shape [2, 4, 7, 7]; expected [N, 3, H, W]",
+                       ng::Error);
+  CHECK_THROWS_WITH_AS(ng::nn::Conv2d(3, 4, {3, 3}, {1, 1}, {0, 0}, {1, 1}, 2),
+                       doctest::Contains("expected in_channels and out_channels divisible by groups"), ng::Error);
+  CHECK_THROWS_WITH_AS(ng::nn::Conv2d(3, 4, {0, 3}), doctest::Contains("expected positive channel counts"), ng::Error);
+  CHECK_THROWS_WITH_AS(ng::nn::Conv2d(3, 4, {3, 3}, {0, 1}), doctest::Contains("expected strides and dilations >= 1"),
+                       ng::Error);
+}
+
+TEST_CASE("the pooling modules have no parameters and call their ops (stride defaulting to the kernel)") {
+  ng::manual_seed(15);
+  const ng::Tensor x = ng::randn({2, 3, 7, 6});
+  ng::nn::MaxPool2d max_pool({2, 2});
+  ng::nn::AvgPool2d avg_pool({3, 3}, {2, 2}, {1, 1});
+  ng::nn::AdaptiveAvgPool2d adaptive({1, 1});
+  CHECK(max_pool.parameters().empty());
+  CHECK(avg_pool.parameters().empty());
+  CHECK(adaptive.parameters().empty());
+  check_close(max_pool(x), ng::max_pool2d(x, {2, 2}, {2, 2}), 0, "MaxPool2d");
+  CHECK(max_pool(x).shape() == ng::Shape{2, 3, 3, 3});
+  check_close(avg_pool(x), ng::avg_pool2d(x, {3, 3}, {2, 2}, {1, 1}), 0, "AvgPool2d");
+  check_close(adaptive(x), ng::mean(x, {2, 3}, true), 1e-6, "AdaptiveAvgPool2d");
+}
+
+// ---- training -------------------------------------------------------------------------------------
+
+namespace {
+bool fashion_mnist_missing() { return !ng::data::MNIST::available(ng::data::default_fashion_mnist_dir()); }
+}  // namespace
+
+// Reported as skipped (not passed) when the dataset is not installed (apt-get install dataset-fashion-mnist).
+TEST_CASE("a small CNN with BatchNorm2d learns Fashion-MNIST: its loss falls clearly in 150 SGD steps" *
+          doctest::skip(fashion_mnist_missing())) {
+  ng::manual_seed(1);
+  const ng::data::MNIST train(ng::data::default_fashion_mnist_dir(), true);
+  auto net = std::make_shared<ng::nn::Sequential>(std::initializer_list<std::shared_ptr<ng::nn::Module>>{
+      std::make_shared<ng::nn::Conv2d>(1, 8, ng::Pair{3, 3}, ng::Pair{1, 1}, ng::Pair{1, 1}, ng::Pair{1, 1}, 1, false),
+      std::make_shared<ng::nn::BatchNorm2d>(8), std::make_shared<ng::nn::ReLU>(),
+      std::make_shared<ng::nn::MaxPool2d>(ng::Pair{2, 2}), std::make_shared<ng::nn::Flatten>(),
+      std::make_shared<ng::nn::Linear>(8 * 14 * 14, 10)});
+  ng::optim::SGD sgd(net->parameters(), {.lr = 0.05, .momentum = 0.9});
+  ng::data::DataLoader loader(train, {.batch_size = 32, .shuffle = true, .seed = 1, .drop_last = true});
+  std::vector<double> losses;
+  for (const ng::data::Batch& batch : loader) {
+    ng::Tensor loss = ng::nn::cross_entropy((*net)(batch.inputs), batch.labels);
+    sgd.zero_grad();
+    loss.backward();
+    sgd.step();
+    losses.push_back(loss.item());
+    if (losses.size() == 150) break;
+  }
+  REQUIRE(losses.size() == 150);
+  double first = 0, last = 0;
+  for (std::size_t i = 0; i < 10; ++i) first += losses[i] / 10;
+  for (std::size_t i = 130; i < 150; ++i) last += losses[i] / 20;
+  MESSAGE("cross-entropy: mean of the first 10 steps " << first << ", of the last 20 " << last);
+  CHECK(losses[0] > 1.8);  // about ln(10) = 2.3 at the start
+  CHECK(last < 0.8);       // a linear model on pixels needs several hundred steps to get there
+  CHECK(last < 0.5 * first);
+}
