@@ -83,14 +83,27 @@ ConvGeometry conv_geometry(const char* op, const Shape& x, const Shape& w, Pair 
   return g;
 }
 
+// The outputs ow whose input column iw = ow * stride + offset falls inside [0, W): [lo, hi).
+struct ValidRange {
+  int64_t lo, hi;
+};
+ValidRange valid_outputs(int64_t offset, int64_t stride, int64_t W, int64_t W_out) {
+  const int64_t lo = std::min(W_out, offset >= 0 ? 0 : (-offset + stride - 1) / stride);
+  const int64_t hi = W - 1 - offset >= 0 ? std::min(W_out, (W - 1 - offset) / stride + 1) : 0;
+  return {lo, std::max(lo, hi)};
+}
+
 // cols[(c, i, j), (oh, ow)] = x[c0 + c, oh*s_h - p_h + i*d_h, ow*s_w - p_w + j*d_w] (0 outside the image)
 // for one image x: [C, H, W] and the group's channels c0 .. c0 + C/groups; cols: [window, L].
+// The columns that fall in the padding are found once per kernel column j, so the copy loop has no test.
 template <class T> void im2col(const ConvGeometry& g, const T* x, int64_t c0, T* cols) {
   for (int64_t c = 0; c < g.C_group(); ++c)
     for (int64_t i = 0; i < g.kH; ++i)
       for (int64_t j = 0; j < g.kW; ++j) {
         const T* plane = x + (c0 + c) * g.H * g.W;
         T* row = cols + ((c * g.kH + i) * g.kW + j) * g.L();
+        const int64_t offset = j * g.dilation[1] - g.padding[1], s = g.stride[1];
+        const auto [lo, hi] = valid_outputs(offset, s, g.W, g.W_out);
         for (int64_t oh = 0; oh < g.H_out; ++oh) {
           const int64_t ih = oh * g.stride[0] - g.padding[0] + i * g.dilation[0];
           T* out = row + oh * g.W_out;
@@ -99,10 +112,12 @@ template <class T> void im2col(const ConvGeometry& g, const T* x, int64_t c0, T*
             continue;
           }
           const T* in = plane + ih * g.W;
-          for (int64_t ow = 0; ow < g.W_out; ++ow) {
-            const int64_t iw = ow * g.stride[1] - g.padding[1] + j * g.dilation[1];
-            out[ow] = iw >= 0 && iw < g.W ? in[iw] : T(0);
-          }
+          std::fill_n(out, lo, T(0));
+          if (s == 1)
+            std::copy(in + lo + offset, in + hi + offset, out + lo);
+          else
+            for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow * s + offset];
+          std::fill(out + hi, out + g.W_out, T(0));
         }
       }
 }
@@ -114,15 +129,14 @@ template <class T> void col2im_add(const ConvGeometry& g, const T* cols, int64_t
       for (int64_t j = 0; j < g.kW; ++j) {
         T* plane = x + (c0 + c) * g.H * g.W;
         const T* row = cols + ((c * g.kH + i) * g.kW + j) * g.L();
+        const int64_t offset = j * g.dilation[1] - g.padding[1], s = g.stride[1];
+        const auto [lo, hi] = valid_outputs(offset, s, g.W, g.W_out);
         for (int64_t oh = 0; oh < g.H_out; ++oh) {
           const int64_t ih = oh * g.stride[0] - g.padding[0] + i * g.dilation[0];
           if (ih < 0 || ih >= g.H) continue;
           T* out = plane + ih * g.W;
           const T* in = row + oh * g.W_out;
-          for (int64_t ow = 0; ow < g.W_out; ++ow) {
-            const int64_t iw = ow * g.stride[1] - g.padding[1] + j * g.dilation[1];
-            if (iw >= 0 && iw < g.W) out[iw] += in[ow];
-          }
+          for (int64_t ow = lo; ow < hi; ++ow) out[ow * s + offset] += in[ow];
         }
       }
 }
