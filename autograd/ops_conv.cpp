@@ -329,27 +329,32 @@ MaxResult max_pool2d_with_indices(const Tensor& x, Pair kernel, Pair stride, Pai
     const T* px = x.data<T>();
     T* po = out.mutable_data<T>();
     int64_t* pi = indices.mutable_data<int64_t>();
-    for (int64_t plane = 0; plane < geo.N * geo.C; ++plane) {
-      const T* in = px + plane * geo.H * geo.W;
-      for (int64_t oh = 0; oh < geo.H_out; ++oh) {
-        const int64_t h0 = std::max<int64_t>(oh * stride[0] - padding[0], 0);
-        const int64_t h1 = std::min(oh * stride[0] - padding[0] + kernel[0], geo.H);
-        for (int64_t ow = 0; ow < geo.W_out; ++ow) {
-          const int64_t w0 = std::max<int64_t>(ow * stride[1] - padding[1], 0);
-          const int64_t w1 = std::min(ow * stride[1] - padding[1] + kernel[1], geo.W);
-          int64_t best_at = h0 * geo.W + w0;  // padding <= kernel/2: every window holds an image element
+    // Sizes copied into locals: the int64 stores through pi could otherwise alias them, and the
+    // compiler would reload every one of them after each store.
+    const int64_t H = geo.H, W = geo.W, H_out = geo.H_out, W_out = geo.W_out, planes = geo.N * geo.C;
+    const int64_t kh = kernel[0], kw = kernel[1], sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1];
+    for (int64_t plane = 0; plane < planes; ++plane) {
+      const T* in = px + plane * H * W;
+      for (int64_t oh = 0; oh < H_out; ++oh) {
+        const int64_t h0 = std::max<int64_t>(oh * sh - ph, 0), h1 = std::min(oh * sh - ph + kh, H);
+        for (int64_t ow = 0; ow < W_out; ++ow) {
+          const int64_t w0 = std::max<int64_t>(ow * sw - pw, 0), w1 = std::min(ow * sw - pw + kw, W);
+          int64_t best_at = h0 * W + w0;  // padding <= kernel/2: every window holds an image element
           T best = in[best_at];
           for (int64_t h = h0; h < h1; ++h)
             for (int64_t w = w0; w < w1; ++w) {
-              const T v = in[h * geo.W + w];
-              if (v > best || (std::isnan(v) && !std::isnan(best))) {  // strict: ties keep the first; NaN wins
-                best = v;
-                best_at = h * geo.W + w;
-              }
+              const T v = in[h * W + w];
+              // strict: ties keep the first; a NaN wins (v != v). Selects, not a branch: on real data
+              // the comparison goes either way unpredictably.
+              const bool take = (v > best) | ((v != v) & (best == best));
+              best_at = take ? h * W + w : best_at;
+              best = take ? v : best;
             }
-          *po++ = best;
-          *pi++ = best_at;
+          po[ow] = best;
+          pi[ow] = best_at;
         }
+        po += W_out;
+        pi += W_out;
       }
     }
   });
