@@ -16,7 +16,6 @@
 // tensor; its backward is slicing.
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <memory>
 #include <string>
 
@@ -333,28 +332,31 @@ MaxResult max_pool2d_with_indices(const Tensor& x, Pair kernel, Pair stride, Pai
     // compiler would reload every one of them after each store.
     const int64_t H = geo.H, W = geo.W, H_out = geo.H_out, W_out = geo.W_out, planes = geo.N * geo.C;
     const int64_t kh = kernel[0], kw = kernel[1], sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1];
+    // One output row at a time, all its windows together: for each kernel offset (i, j) in row-major
+    // order, every window of the row compares its element at (i, j) with its best so far. The loop
+    // over the windows has no branch (selects), so it runs at the speed of the loads.
     for (int64_t plane = 0; plane < planes; ++plane) {
       const T* in = px + plane * H * W;
-      for (int64_t oh = 0; oh < H_out; ++oh) {
-        const int64_t h0 = std::max<int64_t>(oh * sh - ph, 0), h1 = std::min(oh * sh - ph + kh, H);
-        for (int64_t ow = 0; ow < W_out; ++ow) {
-          const int64_t w0 = std::max<int64_t>(ow * sw - pw, 0), w1 = std::min(ow * sw - pw + kw, W);
-          int64_t best_at = h0 * W + w0;  // padding <= kernel/2: every window holds an image element
-          T best = in[best_at];
-          for (int64_t h = h0; h < h1; ++h)
-            for (int64_t w = w0; w < w1; ++w) {
-              const T v = in[h * W + w];
-              // strict: ties keep the first; a NaN wins (v != v). Selects, not a branch: on real data
-              // the comparison goes either way unpredictably.
-              const bool take = (v > best) | ((v != v) & (best == best));
-              best_at = take ? h * W + w : best_at;
-              best = take ? v : best;
+      for (int64_t oh = 0; oh < H_out; ++oh, po += W_out, pi += W_out) {
+        std::fill_n(pi, W_out, int64_t{-1});  // -1: nothing seen yet (the padding is never taken)
+        std::fill_n(po, W_out, T(0));
+        for (int64_t i = 0; i < kh; ++i) {
+          const int64_t ih = oh * sh - ph + i;
+          if (ih < 0 || ih >= H) continue;
+          const T* row = in + ih * W;
+          for (int64_t j = 0; j < kw; ++j) {
+            const int64_t offset = j - pw;
+            const auto [lo, hi] = valid_outputs(offset, sw, W, W_out);
+            for (int64_t ow = lo; ow < hi; ++ow) {
+              const int64_t iw = ow * sw + offset;
+              const T v = row[iw], best = po[ow];
+              // strict >: ties keep the first in row-major order; a NaN wins (v != v) and stays
+              const bool take = (pi[ow] < 0) | (v > best) | ((v != v) & (best == best));
+              po[ow] = take ? v : best;
+              pi[ow] = take ? ih * W + iw : pi[ow];
             }
-          po[ow] = best;
-          pi[ow] = best_at;
+          }
         }
-        po += W_out;
-        pi += W_out;
       }
     }
   });

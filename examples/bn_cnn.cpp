@@ -16,8 +16,9 @@
 //   accuracy.svg   test accuracy (10,000 test images) against training step, one line per run
 //   metrics.csv    model,lr,step,train_loss,test_acc  (model "bn" or "plain")
 //
-// What to look for: at a small learning rate (0.01) both nets learn, BN somewhat faster; at a large
-// one (0.2) the net without BN is stuck at chance while the BN net still learns. For reference,
+// What to look for: at a small learning rate (0.01) both nets learn, the BN net faster and further
+// (this program, defaults: 0.891 against 0.871 after 3,000 steps, and 0.875 against 0.825 at step
+// 500); at lr 0.2 both reach only about 0.78 here, the BN net slightly ahead. For reference,
 // libtorch with exactly this net, 3,000 steps: lr 0.01 -> 0.901 with BN, 0.880 without; lr 0.05 ->
 // 0.871 with BN, 0.886 without; lr 0.2 -> 0.80 with BN, chance (0.10) without; lr 0.5 both collapse.
 // The full sweep: bn_cnn --lr 0.01,0.05,0.2,0.5
@@ -254,7 +255,8 @@ void print_summary(const Context& ctx, double wall_seconds) {
       for (const Run& run : ctx.runs)
         if (run.lr == lr) (run.batch_norm ? with_bn : without) = std::isnan(final_accuracy(run)) ? 0.1 : final_accuracy(run);
       const double gain = with_bn - without;
-      const char* verdict = gain > 0.005 ? "yes, BN helped" : gain < -0.005 ? "no, BN was worse" : "no clear difference";
+      // Within 0.01 the difference is about what another seed or the test set's sampling error would give.
+      const char* verdict = gain > 0.01 ? "yes, BN helped" : gain < -0.01 ? "no, BN was worse" : "no clear difference";
       std::printf("  lr %-6s  with BN %.4f, without %.4f  (%+.4f): %s\n", lr_text(lr).c_str(), with_bn, without, gain,
                   verdict);
     }
