@@ -15,11 +15,15 @@
 //   trigonometry (ops_trig.cpp):       sin cos
 //   softmax     (ops_softmax.cpp):     softmax multinomial
 //   activations (ops_activation.cpp):  erf leaky_relu
+
+//   convolution and pooling (ops_conv.cpp): conv2d conv1d max_pool2d avg_pool2d adaptive_avg_pool2d pad
 //
 // Binary elementwise ops broadcast by NumPy's rules: shapes are aligned at the right, and a size-1 (or
 // missing) dimension stretches to the other's size. Their backward sums each gradient back down to
 // its input's shape (sum_to).
 #pragma once
+
+#include <array>
 
 #include "tensor.h"
 
@@ -180,5 +184,40 @@ Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement = 
 // ---- activations (ops_activation.cpp) -------------------------------------------------------------
 Tensor erf(const Tensor& x);  // the error function 2/sqrt(pi) * integral_0^x e^(-t^2) dt (GELU uses it)
 Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);  // x if x > 0 else negative_slope * x
+
+// ---- convolution and pooling ----------------------------------------------------------------------
+// Images are [N, C, H, W]. Pairs are {h, w}. Output sizes follow PyTorch (floor division):
+//   H_out = (H + 2 padding_h - dilation_h (kH - 1) - 1) / stride_h + 1
+using Pair = std::array<int64_t, 2>;
+
+// x [N, C, H, W], weight [C_out, C/groups, kH, kW], bias [C_out] or undefined -> [N, C_out, H_out, W_out]
+// (PyTorch's cross-correlation: the kernel is not flipped).
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), Pair stride = {1, 1},
+              Pair padding = {0, 0}, Pair dilation = {1, 1}, int64_t groups = 1);
+// x [N, C, L], weight [C_out, C/groups, k] -> [N, C_out, L_out]: conv2d on [N, C, 1, L].
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
+              int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1);
+// conv2d's backward, each an op with its own derivative (so gradients of gradients flow):
+// dL/dx for dL/dout = g ([N, C_out, H_out, W_out]) -> [x_shape]: col2im of W^T g.
+Tensor conv2d_backward_input(const Tensor& g, const Tensor& weight, const Shape& x_shape, Pair stride = {1, 1},
+                             Pair padding = {0, 0}, Pair dilation = {1, 1}, int64_t groups = 1);
+// dL/dweight -> [weight_shape]: g @ im2col(x)^T, summed over the batch.
+Tensor conv2d_backward_weight(const Tensor& x, const Tensor& g, const Shape& weight_shape, Pair stride = {1, 1},
+                              Pair padding = {0, 0}, Pair dilation = {1, 1}, int64_t groups = 1);
+
+// Maximum over each kernel window; stride defaults to the kernel; padded positions count as -inf and
+// padding may be at most half the kernel (PyTorch's rule). The gradient goes to the first maximum.
+Tensor max_pool2d(const Tensor& x, Pair kernel_size);
+Tensor max_pool2d(const Tensor& x, Pair kernel_size, Pair stride, Pair padding = {0, 0});
+// The same, with the int64 positions (h * W + w within each [H, W] plane) of the maxima.
+MaxResult max_pool2d_with_indices(const Tensor& x, Pair kernel_size, Pair stride, Pair padding = {0, 0});
+// Mean over each window, zeros of the padding included (count_include_pad = true, PyTorch's default).
+Tensor avg_pool2d(const Tensor& x, Pair kernel_size);
+Tensor avg_pool2d(const Tensor& x, Pair kernel_size, Pair stride, Pair padding = {0, 0});
+// Mean over output_size windows: window i along H is [floor(i H / out_h), ceil((i + 1) H / out_h)).
+Tensor adaptive_avg_pool2d(const Tensor& x, Pair output_size);
+// Constant padding of the last dims, F.pad's order: {left, right} pads the last dim, {left, right,
+// top, bottom} the last two, and so on. Sizes must be >= 0 (no cropping).
+Tensor pad(const Tensor& x, const std::vector<int64_t>& padding, double value = 0);
 
 }  // namespace ng

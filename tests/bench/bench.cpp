@@ -75,6 +75,24 @@ std::shared_ptr<ng::nn::Sequential> make_mlp(bool bn) {
   return net;
 }
 
+// The small CNN of the reference (CNNImpl in anchors.cpp): conv 1->16 3x3 pad 1 [-> BatchNorm2d(16)] -> relu
+// -> max pool 2; conv 16->32 3x3 pad 1 [-> BatchNorm2d(32)] -> relu -> max pool 2; flatten; linear 1568 -> 10.
+// PyTorch's default initialization; the convs have no bias when BN follows.
+std::shared_ptr<ng::nn::Sequential> make_cnn(bool bn) {
+  auto net = std::make_shared<ng::nn::Sequential>();
+  const int64_t channels[] = {1, 16, 32};
+  for (int i = 0; i < 2; ++i) {
+    net->push_back(std::make_shared<ng::nn::Conv2d>(channels[i], channels[i + 1], ng::Pair{3, 3}, ng::Pair{1, 1},
+                                                    ng::Pair{1, 1}, ng::Pair{1, 1}, 1, !bn));
+    if (bn) net->push_back(std::make_shared<ng::nn::BatchNorm2d>(channels[i + 1]));
+    net->push_back(std::make_shared<ng::nn::ReLU>());
+    net->push_back(std::make_shared<ng::nn::MaxPool2d>(ng::Pair{2, 2}));
+  }
+  net->push_back(std::make_shared<ng::nn::Flatten>());
+  net->push_back(std::make_shared<ng::nn::Linear>(32 * 7 * 7, 10));
+  return net;
+}
+
 // BatchNorm written with primitives, as libtorch's composed case: mean, sub, pow, mean, add, sqrt, div, mul, add.
 ng::Tensor composed_bn(const ng::Tensor& x, const ng::Tensor& gamma, const ng::Tensor& beta) {
   return ng::nn::functional::batch_norm_composed(x, gamma, beta, 1e-5);
@@ -84,6 +102,9 @@ ng::Tensor composed_bn(const ng::Tensor& x, const ng::Tensor& gamma, const ng::T
 
 int main(int argc, char** argv) {
   const std::string out_path = argc > 1 ? argv[1] : "normgrad_bench.csv";
+  // An optional second argument runs only the cases whose name contains it (e.g. "cnn").
+  const std::string only = argc > 2 ? argv[2] : "";
+  auto wanted = [&](const std::string& name) { return name.find(only) != std::string::npos; };
   std::ofstream out(out_path);
   out << "bench,threads,median_us,p10_us,p90_us,inner,blocks,derived\n";
   auto report = [&](const std::string& name, const Stats& s, const std::string& derived) {
@@ -107,6 +128,7 @@ int main(int argc, char** argv) {
   }
 
   for (bool bn : {false, true}) {
+    if (!wanted(std::string("train_step_") + (bn ? "BN" : "noBN"))) continue;
     ng::manual_seed(1234);
     auto net = make_mlp(bn);
     net->train();
@@ -125,7 +147,7 @@ int main(int argc, char** argv) {
         4.0);
     report(std::string("train_step_") + (bn ? "BN" : "noBN"), s, "");
   }
-  {
+  if (wanted("bn1d_fwd_bwd_60x100")) {
     ng::manual_seed(5);
     ng::nn::BatchNorm1d bn(100);
     bn.train();
@@ -135,14 +157,14 @@ int main(int argc, char** argv) {
     ng::Tensor gamma = ng::ones({100}).requires_grad_(), beta = ng::zeros({100}).requires_grad_();
     report("composed_bn_fwd_bwd_60x100", bench([&] { ng::grad({composed_bn(x, gamma, beta)}, {x, gamma, beta}, {g}); }), "");
   }
-  {
+  if (wanted("matmul_512_alloc")) {
     ng::Tensor a = ng::randn({512, 512}), b = ng::randn({512, 512});
     auto s = bench([&] { ng::matmul(a, b); }, 3.0);
     char derived[64];
     std::snprintf(derived, sizeof derived, "GFLOP/s=%.2f", 2.0 * 512 * 512 * 512 / s.median / 1e9);
     report("matmul_512_alloc", s, derived);
   }
-  {
+  if (wanted("add_1M_f32_alloc")) {
     const int64_t n = 1 << 20;
     ng::Tensor a = ng::randn({n}), b = ng::randn({n});
     auto s = bench([&] { ng::add(a, b); });
@@ -150,7 +172,7 @@ int main(int argc, char** argv) {
     std::snprintf(derived, sizeof derived, "GB/s=%.2f (3 x 4 MiB moved)", 3.0 * n * 4 / s.median / 1e9);
     report("add_1M_f32_alloc", s, derived);
   }
-  {
+  if (wanted("add_1elem")) {
     ng::Tensor a = ng::randn({1}), b = ng::randn({1});
     report("add_1elem_nograd", bench([&] { ng::add(a, b); }), "");
     ng::Tensor ag = ng::randn({1}).requires_grad_(), bg = ng::randn({1}).requires_grad_();
@@ -161,6 +183,61 @@ int main(int argc, char** argv) {
     ng::DetectAnomalyGuard anomaly;
     report("add_1elem_fwd_bwd_anomaly", bench([&] { ng::grad({ng::add(ag, bg)}, {ag, bg}, {ng::ones({1})}); }),
            "anomaly mode on");
+  }
+
+  // The small CNN, batch 64: 20 batches of random pixels and labels, cycled (timing only).
+  std::vector<ng::Tensor> images, image_labels;
+  for (int i = 0; i < 20; ++i) {
+    images.push_back(ng::rand({64, 1, 28, 28}));
+    std::vector<int64_t> labels(64);
+    for (auto& l : labels) l = static_cast<int64_t>(ng::random_u64() % 10);
+    image_labels.push_back(ng::from_vector(labels, {64}));
+  }
+  for (bool bn : {false, true}) {
+    const std::string name = std::string("train_step_cnn_") + (bn ? "BN" : "noBN");
+    if (!wanted(name)) continue;
+    ng::manual_seed(1234);
+    auto net = make_cnn(bn);
+    net->train();
+    ng::optim::SGD sgd(net->parameters(), {.lr = 0.05, .momentum = 0.9});
+    std::size_t k = 0;
+    auto s = bench(
+        [&] {
+          const auto& x = images[k % images.size()];
+          const auto& y = image_labels[k % image_labels.size()];
+          ++k;
+          ng::Tensor loss = ng::nn::cross_entropy((*net)(x), y);
+          sgd.zero_grad();
+          loss.backward();
+          sgd.step();
+        },
+        4.0);
+    report(name, s, "batch 64");
+  }
+  if (wanted("conv2d_fwd_bwd_64x16x14x14_k32")) {  // x [64,16,14,14], 32 filters 3x3, padding 1, no bias
+    ng::manual_seed(6);
+    ng::Tensor x = ng::randn({64, 16, 14, 14}).requires_grad_();
+    ng::Tensor w = (ng::randn({32, 16, 3, 3}) * 0.1).detach().requires_grad_();
+    ng::Tensor g = ng::randn({64, 32, 14, 14});
+    auto s = bench([&] { ng::grad({ng::conv2d(x, w, {}, {1, 1}, {1, 1})}, {x, w}, {g}); });
+    char derived[128];
+    std::snprintf(derived, sizeof derived, "GFLOP/s=%.2f (fwd+2 bwd gemms)",
+                  3 * 2.0 * 64 * 32 * 14 * 14 * 16 * 9 / s.median / 1e9);
+    report("conv2d_fwd_bwd_64x16x14x14_k32", s, derived);
+  }
+  if (wanted("maxpool2d_fwd_bwd_64x16x28x28")) {
+    ng::manual_seed(7);
+    ng::Tensor x = ng::randn({64, 16, 28, 28}).requires_grad_();
+    ng::Tensor g = ng::randn({64, 16, 14, 14});
+    report("maxpool2d_fwd_bwd_64x16x28x28", bench([&] { ng::grad({ng::max_pool2d(x, {2, 2})}, {x}, {g}); }), "");
+  }
+  if (wanted("bn2d_fwd_bwd_64x16x28x28")) {
+    ng::manual_seed(8);
+    ng::nn::BatchNorm2d bn(16);
+    bn.train();
+    ng::Tensor x = ng::randn({64, 16, 28, 28}).requires_grad_();
+    ng::Tensor g = ng::randn({64, 16, 28, 28});
+    report("bn2d_fwd_bwd_64x16x28x28", bench([&] { ng::grad({bn(x)}, {x, bn.weight, bn.bias}, {g}); }), "");
   }
   return 0;
 }

@@ -1,0 +1,542 @@
+// ops_conv.cpp: convolution and pooling over images [N, C, H, W], each with its backward.
+//
+// conv2d is computed as im2col + matrix multiply: for one image and one group, every kernel window of
+// the input is unrolled into a column, so that
+//   cols[(c, i, j), (oh, ow)] = x[c, oh*s_h - p_h + i*d_h, ow*s_w - p_w + j*d_w]   (0 in the padding)
+//   out[co, (oh, ow)]        = sum_(c,i,j) W[co, (c, i, j)] cols[(c, i, j), (oh, ow)]
+// i.e. out = W @ cols, one gemm ([C_out/groups, C/groups*kH*kW] @ [C/groups*kH*kW, H_out*W_out]).
+// The backward is the same product turned around: dcols = W^T @ G, folded back onto the input by
+// col2im (the sum over every window an input element took part in), and dW = G @ cols^T.
+// Those two are ops of their own (conv2d_backward_input, conv2d_backward_weight) whose derivatives
+// are conv2d and each other, so the backward can be differentiated again.
+//
+// Pooling: max_pool2d remembers where each maximum was and sends the gradient there with scatter_add;
+// avg_pool2d and adaptive_avg_pool2d share one "mean over windows" op whose backward spreads g evenly
+// over each window (an op too, whose derivative is the mean again). pad is a copy into a larger
+// tensor; its backward is slicing.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+
+#include "gemm.h"
+#include "graph.h"
+#include "kernels.h"
+#include "ops.h"
+
+namespace ng {
+
+using Grads = std::vector<Tensor>;
+
+namespace {
+
+std::string pair_str(Pair p) {
+  std::string s = std::to_string(p[0]);  // appended step by step: GCC 12 warns (-Wrestrict) on "{" + to_string(..)
+  s.insert(0, 1, '{');
+  s.append(", ").append(std::to_string(p[1])).append("}");
+  return s;
+}
+
+// Every size of a convolution, checked once, shared by the forward and both backward ops.
+struct ConvGeometry {
+  int64_t N, C, H, W;          // input
+  int64_t C_out, kH, kW;       // weight [C_out, C/groups, kH, kW]
+  int64_t H_out, W_out;
+  int64_t groups;
+  Pair stride, padding, dilation;
+  int64_t C_group() const { return C / groups; }                   // input channels per group
+  int64_t C_out_group() const { return C_out / groups; }           // output channels per group
+  int64_t window() const { return C_group() * kH * kW; }           // rows of cols
+  int64_t L() const { return H_out * W_out; }                      // columns of cols
+  Shape out_shape() const { return {N, C_out, H_out, W_out}; }
+};
+
+ConvGeometry conv_geometry(const char* op, const Shape& x, const Shape& w, Pair stride, Pair padding, Pair dilation,
+                           int64_t groups) {
+  const std::string args = std::string(op) + ": input " + shape_str(x) + ", weight " + shape_str(w);
+  if (x.size() != 4) throw Error(args + ": expected a 4-D input [N, C, H, W]");
+  if (w.size() != 4) throw Error(args + ": expected a 4-D weight [C_out, C/groups, kH, kW]");
+  if (groups < 1) throw Error(args + ": groups " + std::to_string(groups) + "; expected >= 1");
+  for (int a = 0; a < 2; ++a) {
+    if (stride[a] < 1) throw Error(args + ": stride " + pair_str(stride) + "; expected every stride >= 1");
+    if (dilation[a] < 1) throw Error(args + ": dilation " + pair_str(dilation) + "; expected every dilation >= 1");
+    if (padding[a] < 0) throw Error(args + ": padding " + pair_str(padding) + "; expected every padding >= 0");
+  }
+  ConvGeometry g{x[0], x[1], x[2], x[3], w[0], w[2], w[3], 0, 0, groups, stride, padding, dilation};
+  if (g.C % groups != 0)
+    throw Error(args + ": " + std::to_string(g.C) + " input channels are not divisible by groups " + std::to_string(groups));
+  if (g.C_out % groups != 0)
+    throw Error(args + ": " + std::to_string(g.C_out) + " output channels are not divisible by groups " +
+                std::to_string(groups));
+  if (w[1] * groups != g.C)
+    throw Error(args + ", groups " + std::to_string(groups) + ": the input has " + std::to_string(g.C) +
+                " channels; expected weight.size(1) * groups = " + std::to_string(w[1] * groups));
+  if (g.kH < 1 || g.kW < 1) throw Error(args + ": expected a kernel of at least 1x1");
+  const int64_t span_h = dilation[0] * (g.kH - 1) + 1, span_w = dilation[1] * (g.kW - 1) + 1;
+  const int64_t padded_h = g.H + 2 * padding[0], padded_w = g.W + 2 * padding[1];
+  if (span_h > padded_h || span_w > padded_w)
+    throw Error(args + ": the (dilated) kernel " + std::to_string(span_h) + "x" + std::to_string(span_w) +
+                " is larger than the padded input " + std::to_string(padded_h) + "x" + std::to_string(padded_w));
+  g.H_out = (padded_h - span_h) / stride[0] + 1;
+  g.W_out = (padded_w - span_w) / stride[1] + 1;
+  return g;
+}
+
+// The outputs ow whose input column iw = ow * stride + offset falls inside [0, W): [lo, hi).
+struct ValidRange {
+  int64_t lo, hi;
+};
+ValidRange valid_outputs(int64_t offset, int64_t stride, int64_t W, int64_t W_out) {
+  const int64_t lo = std::min(W_out, offset >= 0 ? 0 : (-offset + stride - 1) / stride);
+  const int64_t hi = W - 1 - offset >= 0 ? std::min(W_out, (W - 1 - offset) / stride + 1) : 0;
+  return {lo, std::max(lo, hi)};
+}
+
+// cols[(c, i, j), (oh, ow)] = x[c0 + c, oh*s_h - p_h + i*d_h, ow*s_w - p_w + j*d_w] (0 outside the image)
+// for one image x: [C, H, W] and the group's channels c0 .. c0 + C/groups; cols: [window, L].
+// The columns that fall in the padding are found once per kernel column j, so the copy loop has no test.
+template <class T> void im2col(const ConvGeometry& g, const T* x, int64_t c0, T* cols) {
+  for (int64_t c = 0; c < g.C_group(); ++c)
+    for (int64_t i = 0; i < g.kH; ++i)
+      for (int64_t j = 0; j < g.kW; ++j) {
+        const T* plane = x + (c0 + c) * g.H * g.W;
+        T* row = cols + ((c * g.kH + i) * g.kW + j) * g.L();
+        const int64_t offset = j * g.dilation[1] - g.padding[1], s = g.stride[1];
+        const auto [lo, hi] = valid_outputs(offset, s, g.W, g.W_out);
+        for (int64_t oh = 0; oh < g.H_out; ++oh) {
+          const int64_t ih = oh * g.stride[0] - g.padding[0] + i * g.dilation[0];
+          T* out = row + oh * g.W_out;
+          if (ih < 0 || ih >= g.H) {
+            std::fill_n(out, g.W_out, T(0));
+            continue;
+          }
+          const T* in = plane + ih * g.W;
+          std::fill_n(out, lo, T(0));
+          if (s == 1)
+            std::copy(in + lo + offset, in + hi + offset, out + lo);
+          else
+            for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow * s + offset];
+          std::fill(out + hi, out + g.W_out, T(0));
+        }
+      }
+}
+
+// The adjoint of im2col: every entry of cols is added back onto the input element it was copied from.
+template <class T> void col2im_add(const ConvGeometry& g, const T* cols, int64_t c0, T* x) {
+  for (int64_t c = 0; c < g.C_group(); ++c)
+    for (int64_t i = 0; i < g.kH; ++i)
+      for (int64_t j = 0; j < g.kW; ++j) {
+        T* plane = x + (c0 + c) * g.H * g.W;
+        const T* row = cols + ((c * g.kH + i) * g.kW + j) * g.L();
+        const int64_t offset = j * g.dilation[1] - g.padding[1], s = g.stride[1];
+        const auto [lo, hi] = valid_outputs(offset, s, g.W, g.W_out);
+        for (int64_t oh = 0; oh < g.H_out; ++oh) {
+          const int64_t ih = oh * g.stride[0] - g.padding[0] + i * g.dilation[0];
+          if (ih < 0 || ih >= g.H) continue;
+          T* out = plane + ih * g.W;
+          const T* in = row + oh * g.W_out;
+          for (int64_t ow = lo; ow < hi; ++ow) out[ow * s + offset] += in[ow];
+        }
+      }
+}
+
+void check_floats(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors) {
+  const Tensor* first = tensors.begin()->second;
+  for (const auto& [name, t] : tensors)
+    if (t->defined() && t->dtype() != first->dtype())
+      throw Error(std::string(op) + ": " + name + " is " + dtype_name(t->dtype()) + " but " +
+                  tensors.begin()->first + " is " + dtype_name(first->dtype()) + "; convert with .to()");
+}
+
+void check_grad_shape(const char* op, const Tensor& g, const ConvGeometry& geo) {
+  if (g.shape() != geo.out_shape())
+    throw Error(std::string(op) + ": gradient " + shape_str(g.shape()) + "; expected the convolution's output shape " +
+                shape_str(geo.out_shape()));
+}
+
+}  // namespace
+
+// out[n, co, oh, ow] = b[co] + sum_(c,i,j) W[co, c, i, j] x[n, g*C/groups + c, oh*s - p + i*d, ow*s - p + j*d]
+//   (g = co's group).  d out/dx: conv2d_backward_input (col2im of W^T G);  d out/dW: conv2d_backward_weight
+//   (G @ cols^T);  d out/db[co] = 1, so db = sum of G over n, oh, ow.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride, Pair padding, Pair dilation,
+              int64_t groups) {
+  const ConvGeometry geo = conv_geometry("conv2d", x.shape(), weight.shape(), stride, padding, dilation, groups);
+  if (bias.defined() && (bias.dim() != 1 || bias.shape()[0] != geo.C_out))
+    throw Error("conv2d: bias " + shape_str(bias.shape()) + " for weight " + shape_str(weight.shape()) + "; expected [" +
+                std::to_string(geo.C_out) + "] (one per output channel) or no bias");
+  check_floats("conv2d", {{"input", &x}, {"weight", &weight}, {"bias", &bias}});
+  Tensor out = empty(geo.out_shape(), x.dtype());
+  dispatch_float("conv2d", x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data<T>();
+    const T* pw = weight.data<T>();
+    const T* pb = bias.defined() ? bias.data<T>() : nullptr;
+    T* po = out.mutable_data<T>();
+    const int64_t L = geo.L(), K = geo.window(), M = geo.C_out_group();
+    std::vector<T> cols(static_cast<std::size_t>(K * L));
+    for (int64_t n = 0; n < geo.N; ++n)
+      for (int64_t grp = 0; grp < groups; ++grp) {
+        im2col(geo, px + n * geo.C * geo.H * geo.W, grp * geo.C_group(), cols.data());
+        T* block = po + (n * geo.C_out + grp * M) * L;  // out[n, grp*M : (grp+1)*M] as [M, L]
+        for (int64_t co = 0; co < M; ++co) std::fill_n(block + co * L, L, pb ? pb[grp * M + co] : T(0));
+        kernel::gemm(M, L, K, pw + grp * M * K, K, int64_t{1}, cols.data(), L, int64_t{1}, block);
+      }
+  });
+  if (any_requires_grad({&x, &weight, &bias}))
+    record(out, "conv2d", {&x, &weight, &bias},
+           [x = weight.requires_grad() ? SavedTensor(x) : SavedTensor(),
+            weight = x.requires_grad() ? SavedTensor(weight) : SavedTensor(), x_shape = x.shape(),
+            w_shape = weight.shape(), stride, padding, dilation, groups](const Tensor& g, const Node& n) {
+             return Grads{
+                 n.needs_grad(0) ? conv2d_backward_input(g, weight.unpack(n), x_shape, stride, padding, dilation, groups)
+                                 : Tensor(),
+                 n.needs_grad(1) ? conv2d_backward_weight(x.unpack(n), g, w_shape, stride, padding, dilation, groups)
+                                 : Tensor(),
+                 n.needs_grad(2) ? sum(g, {0, 2, 3}) : Tensor()};
+           });
+  return out;
+}
+
+// dx = col2im(W^T @ G), per image and group. It is linear in G and in W:
+//   <gg, dx(G, W)> = <conv2d(gg, W), G>, so  d/dG = conv2d(gg, W)  and  d/dW = conv2d_backward_weight(gg, G).
+Tensor conv2d_backward_input(const Tensor& g, const Tensor& weight, const Shape& x_shape, Pair stride, Pair padding,
+                             Pair dilation, int64_t groups) {
+  const ConvGeometry geo =
+      conv_geometry("conv2d_backward_input", x_shape, weight.shape(), stride, padding, dilation, groups);
+  check_grad_shape("conv2d_backward_input", g, geo);
+  check_floats("conv2d_backward_input", {{"gradient", &g}, {"weight", &weight}});
+  Tensor dx = zeros(x_shape, g.dtype());
+  dispatch_float("conv2d_backward_input", g.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* pg = g.data<T>();
+    const T* pw = weight.data<T>();
+    T* pdx = dx.mutable_data<T>();
+    const int64_t L = geo.L(), K = geo.window(), M = geo.C_out_group();
+    std::vector<T> cols(static_cast<std::size_t>(K * L));
+    for (int64_t n = 0; n < geo.N; ++n)
+      for (int64_t grp = 0; grp < groups; ++grp) {
+        std::fill(cols.begin(), cols.end(), T(0));
+        // cols [K, L] = W_grp^T [K, M] @ G [M, L]; W_grp is [M, K] row-major, read transposed through strides.
+        kernel::gemm(K, L, M, pw + grp * M * K, int64_t{1}, K, pg + (n * geo.C_out + grp * M) * L, L, int64_t{1},
+                     cols.data());
+        col2im_add(geo, cols.data(), grp * geo.C_group(), pdx + n * geo.C * geo.H * geo.W);
+      }
+  });
+  if (any_requires_grad({&g, &weight}))
+    record(dx, "conv2d_backward_input", {&g, &weight},
+           [g = weight.requires_grad() ? SavedTensor(g) : SavedTensor(),
+            weight = g.requires_grad() ? SavedTensor(weight) : SavedTensor(), w_shape = weight.shape(), stride, padding,
+            dilation, groups](const Tensor& gg, const Node& n) {
+             return Grads{
+                 n.needs_grad(0) ? conv2d(gg, weight.unpack(n), Tensor(), stride, padding, dilation, groups) : Tensor(),
+                 n.needs_grad(1) ? conv2d_backward_weight(gg, g.unpack(n), w_shape, stride, padding, dilation, groups)
+                                 : Tensor()};
+           });
+  return dx;
+}
+
+// dW = sum over images of G @ im2col(x)^T, per group. It is linear in x and in G:
+//   <gg, dW(x, G)> = <conv2d(x, gg), G>, so  d/dx = conv2d_backward_input(G, gg)  and  d/dG = conv2d(x, gg).
+Tensor conv2d_backward_weight(const Tensor& x, const Tensor& g, const Shape& weight_shape, Pair stride, Pair padding,
+                              Pair dilation, int64_t groups) {
+  const ConvGeometry geo =
+      conv_geometry("conv2d_backward_weight", x.shape(), weight_shape, stride, padding, dilation, groups);
+  check_grad_shape("conv2d_backward_weight", g, geo);
+  check_floats("conv2d_backward_weight", {{"input", &x}, {"gradient", &g}});
+  Tensor dw = zeros(weight_shape, x.dtype());
+  dispatch_float("conv2d_backward_weight", x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data<T>();
+    const T* pg = g.data<T>();
+    T* pdw = dw.mutable_data<T>();
+    const int64_t L = geo.L(), K = geo.window(), M = geo.C_out_group();
+    std::vector<T> cols(static_cast<std::size_t>(K * L));
+    for (int64_t n = 0; n < geo.N; ++n)
+      for (int64_t grp = 0; grp < groups; ++grp) {
+        im2col(geo, px + n * geo.C * geo.H * geo.W, grp * geo.C_group(), cols.data());
+        // dW_grp [M, K] += G [M, L] @ cols^T [L, K]; cols is [K, L] row-major, read transposed.
+        kernel::gemm(M, K, L, pg + (n * geo.C_out + grp * M) * L, L, int64_t{1}, cols.data(), int64_t{1}, L,
+                     pdw + grp * M * K);
+      }
+  });
+  if (any_requires_grad({&x, &g}))
+    record(dw, "conv2d_backward_weight", {&x, &g},
+           [x = g.requires_grad() ? SavedTensor(x) : SavedTensor(), g = x.requires_grad() ? SavedTensor(g) : SavedTensor(),
+            x_shape = x.shape(), stride, padding, dilation, groups](const Tensor& gg, const Node& n) {
+             return Grads{
+                 n.needs_grad(0) ? conv2d_backward_input(g.unpack(n), gg, x_shape, stride, padding, dilation, groups)
+                                 : Tensor(),
+                 n.needs_grad(1) ? conv2d(x.unpack(n), gg, Tensor(), stride, padding, dilation, groups) : Tensor()};
+           });
+  return dw;
+}
+
+// conv1d as conv2d on images of height 1: [N, C, L] -> [N, C, 1, L]; the graph carries the gradients.
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
+              int64_t dilation, int64_t groups) {
+  if (x.dim() != 3 || weight.dim() != 3)
+    throw Error("conv1d: input " + shape_str(x.shape()) + ", weight " + shape_str(weight.shape()) +
+                "; expected a 3-D input [N, C, L] and a 3-D weight [C_out, C/groups, k]");
+  return squeeze(conv2d(unsqueeze(x, 2), unsqueeze(weight, 2), bias, {1, stride}, {0, padding}, {1, dilation}, groups),
+                 2);
+}
+
+// ---- pooling --------------------------------------------------------------------------------------
+
+namespace {
+
+struct PoolGeometry {
+  int64_t N, C, H, W, H_out, W_out;
+};
+
+// Checks a pooling's arguments as PyTorch does (padding at most half the kernel, so that every window
+// holds at least one element of the image) and computes the output size.
+PoolGeometry pool_geometry(const char* op, const Tensor& x, Pair kernel, Pair stride, Pair padding) {
+  const std::string args = std::string(op) + ": input " + shape_str(x.shape()) + ", kernel " + pair_str(kernel) +
+                           ", stride " + pair_str(stride) + ", padding " + pair_str(padding);
+  if (x.dim() != 4) throw Error(args + ": expected a 4-D input [N, C, H, W]");
+  PoolGeometry g{x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3], 0, 0};
+  const int64_t size[2] = {g.H, g.W};
+  int64_t out[2];
+  for (int a = 0; a < 2; ++a) {
+    if (kernel[a] < 1) throw Error(args + ": expected every kernel size >= 1");
+    if (stride[a] < 1) throw Error(args + ": expected every stride >= 1");
+    if (padding[a] < 0) throw Error(args + ": expected every padding >= 0");
+    if (padding[a] > kernel[a] / 2) throw Error(args + ": expected padding at most half the kernel size");
+    if (kernel[a] > size[a] + 2 * padding[a])
+      throw Error(args + ": the kernel is larger than the padded input " + std::to_string(g.H + 2 * padding[0]) + "x" +
+                  std::to_string(g.W + 2 * padding[1]));
+    out[a] = (size[a] + 2 * padding[a] - kernel[a]) / stride[a] + 1;
+  }
+  g.H_out = out[0];
+  g.W_out = out[1];
+  return g;
+}
+
+}  // namespace
+
+// out[n, c, oh, ow] = max over the window of x (padding is -inf); indices: where, as h * W + w.
+//   d out/dx = 1 at the (first) maximum of each window, else 0: dx = scatter_add of G onto the indices,
+//   on [N, C, H*W] views (scatter_add's own derivative is gather, so this differentiates again).
+MaxResult max_pool2d_with_indices(const Tensor& x, Pair kernel, Pair stride, Pair padding) {
+  const PoolGeometry geo = pool_geometry("max_pool2d", x, kernel, stride, padding);
+  Tensor out = empty({geo.N, geo.C, geo.H_out, geo.W_out}, x.dtype());
+  Tensor indices = empty({geo.N, geo.C, geo.H_out, geo.W_out}, int64);
+  dispatch_float("max_pool2d", x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data<T>();
+    T* po = out.mutable_data<T>();
+    int64_t* pi = indices.mutable_data<int64_t>();
+    // Sizes copied into locals: the int64 stores through pi could otherwise alias them, and the
+    // compiler would reload every one of them after each store.
+    const int64_t H = geo.H, W = geo.W, H_out = geo.H_out, W_out = geo.W_out, planes = geo.N * geo.C;
+    const int64_t kh = kernel[0], kw = kernel[1], sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1];
+    // One output row at a time, all its windows together: for each kernel offset (i, j) in row-major
+    // order, every window of the row compares its element at (i, j) with its best so far. The loop
+    // over the windows has no branch (selects), so it runs at the speed of the loads.
+    for (int64_t plane = 0; plane < planes; ++plane) {
+      const T* in = px + plane * H * W;
+      for (int64_t oh = 0; oh < H_out; ++oh, po += W_out, pi += W_out) {
+        std::fill_n(pi, W_out, int64_t{-1});  // -1: nothing seen yet (the padding is never taken)
+        std::fill_n(po, W_out, T(0));
+        for (int64_t i = 0; i < kh; ++i) {
+          const int64_t ih = oh * sh - ph + i;
+          if (ih < 0 || ih >= H) continue;
+          const T* row = in + ih * W;
+          for (int64_t j = 0; j < kw; ++j) {
+            const int64_t offset = j - pw;
+            const auto [lo, hi] = valid_outputs(offset, sw, W, W_out);
+            for (int64_t ow = lo; ow < hi; ++ow) {
+              const int64_t iw = ow * sw + offset;
+              const T v = row[iw], best = po[ow];
+              // strict >: ties keep the first in row-major order; a NaN wins (v != v) and stays
+              const bool take = (pi[ow] < 0) | (v > best) | ((v != v) & (best == best));
+              po[ow] = take ? v : best;
+              pi[ow] = take ? ih * W + iw : pi[ow];
+            }
+          }
+        }
+      }
+    }
+  });
+  if (any_requires_grad({&x}))
+    record(out, "max_pool2d", {&x}, [x_shape = x.shape(), indices = SavedTensor(indices)](const Tensor& g, const Node& n) {
+      const int64_t N = x_shape[0], C = x_shape[1];
+      const Tensor where = reshape(indices.unpack(n), {N, C, -1});
+      const Tensor dx = scatter_add(zeros({N, C, x_shape[2] * x_shape[3]}, g.dtype()), 2, where, reshape(g, {N, C, -1}));
+      return Grads{reshape(dx, x_shape)};
+    });
+  return {out, indices};
+}
+
+Tensor max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding) {
+  return max_pool2d_with_indices(x, kernel, stride, padding).values;
+}
+Tensor max_pool2d(const Tensor& x, Pair kernel) { return max_pool2d(x, kernel, kernel); }
+
+namespace {
+
+// The windows of an average pooling, as [start, end) ranges in the image along each axis, and what
+// each window's sum is divided by (the kernel area for avg_pool2d, which counts padding as zeros;
+// the window's own area for adaptive_avg_pool2d).
+struct MeanWindows {
+  const char* op;           // "avg_pool2d" or "adaptive_avg_pool2d"
+  const char* backward_op;  // the same + "_backward"
+  Shape in_shape;           // [N, C, H, W]
+  std::vector<int64_t> h_start, h_end, w_start, w_end;
+  int64_t divisor = 0;      // 0: each window's own area
+  int64_t H_out() const { return static_cast<int64_t>(h_start.size()); }
+  int64_t W_out() const { return static_cast<int64_t>(w_start.size()); }
+  template <class T> T scale(int64_t oh, int64_t ow) const {
+    const int64_t area = divisor ? divisor : (h_end[oh] - h_start[oh]) * (w_end[ow] - w_start[ow]);
+    return T(1) / static_cast<T>(area);
+  }
+};
+using Windows = std::shared_ptr<const MeanWindows>;
+
+Tensor window_mean_backward(const Tensor& g, const Windows& win);
+
+// out[n, c, oh, ow] = scale(oh, ow) * sum of x over the window (oh, ow).
+//   d out/dx = scale on the window's elements: dx = window_mean_backward(G).
+Tensor window_mean(const Tensor& x, const Windows& win) {
+  const Shape& s = win->in_shape;
+  Tensor out = empty({s[0], s[1], win->H_out(), win->W_out()}, x.dtype());
+  dispatch_float(win->op, x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data<T>();
+    T* po = out.mutable_data<T>();
+    for (int64_t plane = 0; plane < s[0] * s[1]; ++plane) {
+      const T* in = px + plane * s[2] * s[3];
+      for (int64_t oh = 0; oh < win->H_out(); ++oh)
+        for (int64_t ow = 0; ow < win->W_out(); ++ow) {
+          T total = 0;
+          for (int64_t h = win->h_start[oh]; h < win->h_end[oh]; ++h)
+            for (int64_t w = win->w_start[ow]; w < win->w_end[ow]; ++w) total += in[h * s[3] + w];
+          *po++ = total * win->scale<T>(oh, ow);
+        }
+    }
+  });
+  if (any_requires_grad({&x}))
+    record(out, win->op, {&x}, [win](const Tensor& g, const Node&) { return Grads{window_mean_backward(g, win)}; });
+  return out;
+}
+
+// dx[n, c, h, w] = sum over the windows (oh, ow) holding (h, w) of scale(oh, ow) * G[n, c, oh, ow].
+//   Linear in G, and the adjoint of window_mean: its derivative is window_mean(gg).
+Tensor window_mean_backward(const Tensor& g, const Windows& win) {
+  const Shape& s = win->in_shape;
+  const Shape g_shape = {s[0], s[1], win->H_out(), win->W_out()};
+  if (g.shape() != g_shape)
+    throw Error(std::string(win->backward_op) + ": gradient " + shape_str(g.shape()) + "; expected " + shape_str(g_shape));
+  Tensor dx = zeros(s, g.dtype());
+  dispatch_float(win->backward_op, g.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* pg = g.data<T>();
+    T* pdx = dx.mutable_data<T>();
+    for (int64_t plane = 0; plane < s[0] * s[1]; ++plane) {
+      T* out = pdx + plane * s[2] * s[3];
+      for (int64_t oh = 0; oh < win->H_out(); ++oh)
+        for (int64_t ow = 0; ow < win->W_out(); ++ow) {
+          const T share = *pg++ * win->scale<T>(oh, ow);
+          for (int64_t h = win->h_start[oh]; h < win->h_end[oh]; ++h)
+            for (int64_t w = win->w_start[ow]; w < win->w_end[ow]; ++w) out[h * s[3] + w] += share;
+        }
+    }
+  });
+  if (any_requires_grad({&g}))
+    record(dx, win->backward_op, {&g}, [win](const Tensor& gg, const Node&) { return Grads{window_mean(gg, win)}; });
+  return dx;
+}
+
+}  // namespace
+
+// out = the mean of each kernel window, the padding counted as zeros: (1 / (kH kW)) sum over the window.
+Tensor avg_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding) {
+  const PoolGeometry geo = pool_geometry("avg_pool2d", x, kernel, stride, padding);
+  auto win = std::make_shared<MeanWindows>();
+  win->op = "avg_pool2d";
+  win->backward_op = "avg_pool2d_backward";
+  win->in_shape = x.shape();
+  win->divisor = kernel[0] * kernel[1];
+  for (int64_t oh = 0; oh < geo.H_out; ++oh) {
+    const int64_t start = oh * stride[0] - padding[0];
+    win->h_start.push_back(std::max<int64_t>(start, 0));
+    win->h_end.push_back(std::min(start + kernel[0], geo.H));
+  }
+  for (int64_t ow = 0; ow < geo.W_out; ++ow) {
+    const int64_t start = ow * stride[1] - padding[1];
+    win->w_start.push_back(std::max<int64_t>(start, 0));
+    win->w_end.push_back(std::min(start + kernel[1], geo.W));
+  }
+  return window_mean(x, win);
+}
+Tensor avg_pool2d(const Tensor& x, Pair kernel) { return avg_pool2d(x, kernel, kernel); }
+
+// out[n, c, i, j] = the mean of x over rows [floor(i H / out_h), ceil((i + 1) H / out_h)) and the
+// columns likewise: windows that tile the image (overlapping by one when the sizes do not divide).
+Tensor adaptive_avg_pool2d(const Tensor& x, Pair output_size) {
+  if (x.dim() != 4 || output_size[0] < 1 || output_size[1] < 1)
+    throw Error("adaptive_avg_pool2d: input " + shape_str(x.shape()) + ", output size " + pair_str(output_size) +
+                "; expected a 4-D input [N, C, H, W] and output sizes >= 1");
+  if (x.shape()[2] < 1 || x.shape()[3] < 1)
+    throw Error("adaptive_avg_pool2d: input " + shape_str(x.shape()) + " has an empty image; expected H, W >= 1");
+  auto win = std::make_shared<MeanWindows>();
+  win->op = "adaptive_avg_pool2d";
+  win->backward_op = "adaptive_avg_pool2d_backward";
+  win->in_shape = x.shape();
+  auto windows = [](int64_t size, int64_t out, std::vector<int64_t>& start, std::vector<int64_t>& end) {
+    for (int64_t i = 0; i < out; ++i) {
+      start.push_back(i * size / out);                      // floor
+      end.push_back(((i + 1) * size + out - 1) / out);      // ceil
+    }
+  };
+  windows(x.shape()[2], output_size[0], win->h_start, win->h_end);
+  windows(x.shape()[3], output_size[1], win->w_start, win->w_end);
+  return window_mean(x, win);
+}
+
+// out = x surrounded by `value`: padding {before, after} pairs, from the last dim backwards.
+//   d out/dx = 1 on the copied region: dx = g sliced back to x's region along every padded dim.
+Tensor pad(const Tensor& x, const std::vector<int64_t>& padding, double value) {
+  const int64_t pairs = static_cast<int64_t>(padding.size()) / 2;
+  std::string list;
+  for (int64_t p : padding) list += (list.empty() ? "" : ", ") + std::to_string(p);
+  if (padding.size() % 2 != 0 || pairs > x.dim())
+    throw Error("pad: padding {" + list + "} for input " + shape_str(x.shape()) +
+                "; expected an even number of sizes, at most two per dimension");
+  Shape out_shape = x.shape();
+  std::vector<int64_t> before(static_cast<std::size_t>(x.dim()), 0);
+  for (int64_t k = 0; k < pairs; ++k) {
+    const int64_t d = x.dim() - 1 - k;
+    if (padding[2 * k] < 0 || padding[2 * k + 1] < 0)
+      throw Error("pad: padding {" + list + "} for input " + shape_str(x.shape()) +
+                  "; expected sizes >= 0 (negative padding, i.e. cropping, is not supported)");
+    before[d] = padding[2 * k];
+    out_shape[d] += padding[2 * k] + padding[2 * k + 1];
+  }
+  Tensor out = full(out_shape, value, x.dtype());
+  dispatch_float("pad", x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const auto out_strides = kernel::strides_of(out_shape);
+    int64_t base = 0;
+    for (int64_t d = 0; d < x.dim(); ++d) base += before[d] * out_strides[d];
+    const T* src = x.data<T>();
+    T* dst = out.mutable_data<T>() + base;
+    // Walk x's rows; each lands at the same index (shifted by `before`) of out.
+    kernel::for_each_row<1>(x.shape(), {out_strides.data()}, [&](const std::array<int64_t, 1>& off, int64_t len) {
+      std::copy_n(src, len, dst + off[0]);
+      src += len;
+    });
+  });
+  if (any_requires_grad({&x}))
+    record(out, "pad", {&x}, [before, shape = x.shape()](const Tensor& g, const Node&) {
+      Tensor dx = g;
+      for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d)
+        if (dx.shape()[d] != shape[d]) dx = slice(dx, d, before[d], before[d] + shape[d]);
+      return Grads{dx};
+    });
+  return out;
+}
+
+}  // namespace ng
