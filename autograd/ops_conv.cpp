@@ -116,8 +116,8 @@ template <class T> void im2col(const ConvGeometry& g, const T* x, int64_t c0, T*
           }
           const T* in = plane + ih * g.W;
           std::fill_n(out, lo, T(0));
-          if (s == 1)
-            std::copy(in + lo + offset, in + hi + offset, out + lo);
+          if (s == 1)  // a plain loop: rows are short (W_out), a call to memmove per row costs more than the copy
+            for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow + offset];
           else
             for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow * s + offset];
           std::fill(out + hi, out + g.W_out, T(0));
@@ -140,7 +140,10 @@ template <class T> void col2im_add(const ConvGeometry& g, const T* cols, int64_t
           if (ih < 0 || ih >= g.H) continue;
           T* out = plane + ih * g.W;
           const T* in = row + oh * g.W_out;
-          for (int64_t ow = lo; ow < hi; ++ow) out[ow * s + offset] += in[ow];
+          if (s == 1)  // unit stride on its own, so that the compiler vectorizes it
+            for (int64_t ow = lo; ow < hi; ++ow) out[ow + offset] += in[ow];
+          else
+            for (int64_t ow = lo; ow < hi; ++ow) out[ow * s + offset] += in[ow];
         }
       }
 }
@@ -323,13 +326,13 @@ Tensor conv2d_backward_weight(const Tensor& x, const Tensor& g, const Shape& wei
         const int64_t count = std::min(nb, geo.N - n0), width = count * L;
         for (int64_t n = 0; n < count; ++n)
           im2col(geo, px + (n0 + n) * geo.C * geo.H * geo.W, grp * geo.C_group(), cols.data() + n * L, width);
-        // mat_t [nb*L, M]: mat_t[n*L + l, co] = g[n0 + n, grp*M + co, l]
-        for (int64_t n = 0; n < count; ++n)
-          for (int64_t co = 0; co < M; ++co) {
-            const T* src = pg + ((n0 + n) * geo.C_out + grp * M + co) * L;
-            T* dst = mat_t.data() + n * L * M + co;
-            for (int64_t l = 0; l < L; ++l) dst[l * M] = src[l];
-          }
+        // mat_t [nb*L, M]: mat_t[n*L + l, co] = g[n0 + n, grp*M + co, l]; written row by row (M reads L apart)
+        for (int64_t n = 0; n < count; ++n) {
+          const T* src = pg + ((n0 + n) * geo.C_out + grp * M) * L;  // G_n of the group, [M, L]
+          T* dst = mat_t.data() + n * L * M;                          // [L, M]
+          for (int64_t l = 0; l < L; ++l)
+            for (int64_t co = 0; co < M; ++co) dst[l * M + co] = src[co * L + l];
+        }
         kernel::gemm(K, M, width, cols.data(), width, int64_t{1}, mat_t.data(), M, int64_t{1}, dw_t.data());
       }
       T* dw_grp = pdw + grp * M * K;  // [M, K]
