@@ -149,23 +149,27 @@ template <class T> void col2im_add(const ConvGeometry& g, const T* cols, int64_t
 }
 
 // ---- one gemm for many images ---------------------------------------------------------------------
-// A single image's gemms are small (14x14 images, 16 channels, 32 filters 3x3: [32, 144] @ [144, 196]),
-// too small for the tiled gemm to reach its speed, and each pays for its own ragged edges. So nb images
-// are put side by side, and each op runs ONE gemm per block of images and group
+// A small image's gemms are small (14x14 images, 16 channels, 32 filters 3x3: [32, 144] @ [144, 196]),
+// and each pays for its own ragged edges. So nb images are put side by side, and each op runs ONE gemm
+// per block of images and group
 // (K = C/groups * kH * kW, L = H_out * W_out, M = C_out/groups, images n0 .. n0 + nb):
 //   cols [K, nb*L]   cols[k, n*L + l] = im2col(x[n0 + n])[k, l]
 //   mat  [M, nb*L]   mat[co, n*L + l] = t[n0 + n, grp*M + co, l]   (t: out or G, both [N, C_out, L])
 //   forward          mat [M, nb*L]    = W_grp [M, K] @ cols [K, nb*L]          then copied into out (+ bias)
 //   backward input   cols [K, nb*L]   = W_grp^T [K, M] @ G mat [M, nb*L]       then col2im onto dx
-//   backward weight  dW_grp^T [K, M] += cols [K, nb*L] @ G mat^T [nb*L, M]     (summed over the blocks,
-//                                        i.e. dW_grp = sum over the images of G_n @ cols_n^T, transposed)
-// nb is as large as keeps cols within kColsBytes, at least 1: cols then stays in the L2 cache between
-// im2col and the gemm (measured on the benchmark case: 0.5 to 1 MB run alike, 2 MB and more 10-30% slower).
+//   backward weight  dW_grp [M, K]   += G mat [M, nb*L] @ cols^T [nb*L, K]     (summed over the blocks)
+//               or   dW_grp^T [K, M] += cols [K, nb*L] @ G mat^T [nb*L, M]     (when K > M, see there)
+// A block of one image uses x, out and G in place (no mat copy). nb: enough images for kMinColumns
+// columns (larger images run one at a time: the copies into and out of mat would cost more than a
+// larger gemm saves), but no more than keep cols within kColsBytes, so that it stays in the L2 cache
+// between im2col and the gemm (measured on the benchmark case: 0.5 to 1 MB run alike, 2 MB and more
+// 10-30% slower), and at least one.
+constexpr int64_t kMinColumns = 1024;
 constexpr int64_t kColsBytes = int64_t{1} << 19;
 
 template <class T> int64_t images_per_block(const ConvGeometry& g) {
   const int64_t per_image = std::max<int64_t>(1, g.window() * g.L() * static_cast<int64_t>(sizeof(T)));
-  return std::max<int64_t>(1, std::min(g.N, kColsBytes / per_image));
+  return std::max<int64_t>(1, std::min({g.N, kMinColumns / g.L(), kColsBytes / per_image}));
 }
 
 // mat [M, nb*L] <- t[n0 .. n0+nb, grp*M .. (grp+1)*M, :] for t: [N, C_out, L].
@@ -228,15 +232,17 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair st
     T* po = out.mutable_data<T>();
     // One gemm per block of nb images and group (layout above): mat [M, nb*L] = W_grp [M, K] @ cols [K, nb*L].
     const int64_t L = geo.L(), K = geo.window(), M = geo.C_out_group(), nb = images_per_block<T>(geo);
-    std::vector<T> cols(static_cast<std::size_t>(K * nb * L)), mat(static_cast<std::size_t>(M * nb * L));
+    std::vector<T> cols(static_cast<std::size_t>(K * nb * L)), mat(static_cast<std::size_t>(nb > 1 ? M * nb * L : 0));
     for (int64_t n0 = 0; n0 < geo.N; n0 += nb) {
       const int64_t count = std::min(nb, geo.N - n0), width = count * L;  // this block's images; columns of cols
       for (int64_t grp = 0; grp < groups; ++grp) {
         for (int64_t n = 0; n < count; ++n)
           im2col(geo, px + (n0 + n) * geo.C * geo.H * geo.W, grp * geo.C_group(), cols.data() + n * L, width);
-        std::fill_n(mat.data(), M * width, T(0));  // gemm adds to C
-        kernel::gemm(M, width, K, pw + grp * M * K, K, int64_t{1}, cols.data(), width, int64_t{1}, mat.data());
-        from_block(geo, mat.data(), pb, n0, count, grp, po);
+        // C: the image's own out[n0, grp*M : (grp+1)*M] as [M, L] when it is alone, else mat
+        T* c = count == 1 ? po + (n0 * geo.C_out + grp * M) * L : mat.data();
+        for (int64_t co = 0; co < M; ++co) std::fill_n(c + co * width, width, pb ? pb[grp * M + co] : T(0));
+        kernel::gemm(M, width, K, pw + grp * M * K, K, int64_t{1}, cols.data(), width, int64_t{1}, c);
+        if (count > 1) from_block(geo, mat.data(), static_cast<const T*>(nullptr), n0, count, grp, po);
       }
     }
   });
@@ -272,13 +278,17 @@ Tensor conv2d_backward_input(const Tensor& g, const Tensor& weight, const Shape&
     // One gemm per block of nb images and group (layout above): cols [K, nb*L] = W_grp^T [K, M] @ G mat [M, nb*L],
     // W_grp [M, K] row-major read transposed through strides; then every image's columns are folded onto dx.
     const int64_t L = geo.L(), K = geo.window(), M = geo.C_out_group(), nb = images_per_block<T>(geo);
-    std::vector<T> cols(static_cast<std::size_t>(K * nb * L)), mat(static_cast<std::size_t>(M * nb * L));
+    std::vector<T> cols(static_cast<std::size_t>(K * nb * L)), mat(static_cast<std::size_t>(nb > 1 ? M * nb * L : 0));
     for (int64_t n0 = 0; n0 < geo.N; n0 += nb) {
       const int64_t count = std::min(nb, geo.N - n0), width = count * L;
       for (int64_t grp = 0; grp < groups; ++grp) {
-        to_block(geo, pg, n0, count, grp, mat.data());
+        const T* b = pg + (n0 * geo.C_out + grp * M) * L;  // G of an image alone: [M, L] in place
+        if (count > 1) {
+          to_block(geo, pg, n0, count, grp, mat.data());
+          b = mat.data();
+        }
         std::fill_n(cols.data(), K * width, T(0));  // gemm adds to C
-        kernel::gemm(K, width, M, pw + grp * M * K, int64_t{1}, K, mat.data(), width, int64_t{1}, cols.data());
+        kernel::gemm(K, width, M, pw + grp * M * K, int64_t{1}, K, b, width, int64_t{1}, cols.data());
         for (int64_t n = 0; n < count; ++n)
           col2im_add(geo, cols.data() + n * L, width, grp * geo.C_group(), pdx + (n0 + n) * geo.C * geo.H * geo.W);
       }
@@ -312,32 +322,47 @@ Tensor conv2d_backward_weight(const Tensor& x, const Tensor& g, const Shape& wei
     const T* pg = g.data<T>();
     T* pdw = dw.mutable_data<T>();
     // One gemm per block of nb images and group (layout above), the sum over the block's images being the
-    // gemm's inner dimension, computed transposed so that both operands are read along their rows:
-    //   dW_grp^T [K, M] = cols [K, nb*L] @ G mat^T [nb*L, M],  then added onto dW_grp [M, K].
-    // (As dW_grp = G mat @ cols^T, the gemm would copy cols^T panel by panel, K*nb*L elements, and run
-    // M = 32 rows as six 6-row tiles, the last one 2/3 empty; this way it reads cols as it is, in 6-row
-    // tiles of K = C/groups*kH*kW rows, and M = 32 is two 16-wide panels. Measured ~25% faster.)
+    // gemm's inner dimension. Two ways round, the same sum:
+    //   dW_grp [M, K]   += G mat [M, nb*L] @ cols^T [nb*L, K]   (the gemm copies cols^T panel by panel: K*nb*L)
+    //   dW_grp^T [K, M] += cols [K, nb*L] @ G mat^T [nb*L, M]   (G copied transposed, into mat: M*nb*L)
+    // The second when K > M: it copies less and reads cols along its rows (measured ~25% faster on the
+    // benchmark case, K = 144, M = 32; the first is faster for a first layer, K = 9, M = 16).
     const int64_t L = geo.L(), K = geo.window(), M = geo.C_out_group(), nb = images_per_block<T>(geo);
-    std::vector<T> cols(static_cast<std::size_t>(K * nb * L)), mat_t(static_cast<std::size_t>(nb * L * M));
-    std::vector<T> dw_t(static_cast<std::size_t>(K * M));  // dW_grp^T [K, M], summed over the blocks
+    const bool transposed = K > M;
+    std::vector<T> cols(static_cast<std::size_t>(K * nb * L));
+    std::vector<T> mat(static_cast<std::size_t>(transposed || nb > 1 ? M * nb * L : 0));
+    std::vector<T> dw_t(static_cast<std::size_t>(transposed ? K * M : 0));  // dW_grp^T [K, M]
     for (int64_t grp = 0; grp < groups; ++grp) {
-      std::fill(dw_t.begin(), dw_t.end(), T(0));
+      T* dw_grp = pdw + grp * M * K;  // [M, K]
+      if (transposed)
+        std::fill(dw_t.begin(), dw_t.end(), T(0));
+      else
+        std::fill_n(dw_grp, M * K, T(0));
       for (int64_t n0 = 0; n0 < geo.N; n0 += nb) {
         const int64_t count = std::min(nb, geo.N - n0), width = count * L;
         for (int64_t n = 0; n < count; ++n)
           im2col(geo, px + (n0 + n) * geo.C * geo.H * geo.W, grp * geo.C_group(), cols.data() + n * L, width);
-        // mat_t [nb*L, M]: mat_t[n*L + l, co] = g[n0 + n, grp*M + co, l]; written row by row (M reads L apart)
-        for (int64_t n = 0; n < count; ++n) {
-          const T* src = pg + ((n0 + n) * geo.C_out + grp * M) * L;  // G_n of the group, [M, L]
-          T* dst = mat_t.data() + n * L * M;                          // [L, M]
-          for (int64_t l = 0; l < L; ++l)
-            for (int64_t co = 0; co < M; ++co) dst[l * M + co] = src[co * L + l];
+        if (transposed) {
+          // mat as G mat^T [nb*L, M]: mat[n*L + l, co] = g[n0 + n, grp*M + co, l], written row by row
+          for (int64_t n = 0; n < count; ++n) {
+            const T* src = pg + ((n0 + n) * geo.C_out + grp * M) * L;  // G_n of the group, [M, L]
+            T* dst = mat.data() + n * L * M;                            // [L, M]
+            for (int64_t l = 0; l < L; ++l)
+              for (int64_t co = 0; co < M; ++co) dst[l * M + co] = src[co * L + l];
+          }
+          kernel::gemm(K, M, width, cols.data(), width, int64_t{1}, mat.data(), M, int64_t{1}, dw_t.data());
+        } else {
+          const T* a = pg + (n0 * geo.C_out + grp * M) * L;  // G of an image alone: [M, L] in place
+          if (count > 1) {
+            to_block(geo, pg, n0, count, grp, mat.data());
+            a = mat.data();
+          }
+          kernel::gemm(M, K, width, a, width, int64_t{1}, cols.data(), int64_t{1}, width, dw_grp);
         }
-        kernel::gemm(K, M, width, cols.data(), width, int64_t{1}, mat_t.data(), M, int64_t{1}, dw_t.data());
       }
-      T* dw_grp = pdw + grp * M * K;  // [M, K]
-      for (int64_t co = 0; co < M; ++co)
-        for (int64_t k = 0; k < K; ++k) dw_grp[co * K + k] = dw_t[k * M + co];
+      if (transposed)
+        for (int64_t co = 0; co < M; ++co)
+          for (int64_t k = 0; k < K; ++k) dw_grp[co * K + k] = dw_t[k * M + co];
     }
   });
   if (any_requires_grad({&x, &g}))

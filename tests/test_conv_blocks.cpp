@@ -73,12 +73,13 @@ void check_case(ng::Dtype dtype, double tolerance, const ng::Shape& xs, const ng
 
 }  // namespace
 
-// Columns per image, K * H_out * W_out: 18 * 59 * 22 = 23364, i.e. 187 KB in float64 (blocks of 2 images:
-// 2 + 2 + 2 + 1) and 93 KB in float32 (5 + 2) for the 512 KB column budget; 9 * 40 * 40 = 14400 for the second.
+// ops_conv.cpp puts 1024 / L images in a block (L = H_out * W_out; fewer if their columns pass 512 KB):
+// case 1: L = 19 * 8 = 152, blocks of 6 images (6 + 1), K = 18 > M = 3 (dW computed transposed);
+// case 2: L = 12 * 12 = 144, blocks of 7 images (7 + 2), K = 9 < M = 12 (dW computed directly).
 TEST_CASE("conv2d and its backward ops equal plain loops when the batch spans several image blocks, the last partial") {
   ng::manual_seed(11);
   for (auto [dtype, tolerance] : {std::pair{ng::float64, 1e-10}, std::pair{ng::float32, 2e-4}}) {
-    check_case(dtype, tolerance, {7, 4, 61, 45}, {6, 2, 3, 3}, {1, 2}, {1, 0}, {2, 1}, 2);
-    check_case(dtype, tolerance, {9, 1, 40, 40}, {5, 1, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1);
+    check_case(dtype, tolerance, {7, 4, 21, 17}, {6, 2, 3, 3}, {1, 2}, {1, 0}, {2, 1}, 2);
+    check_case(dtype, tolerance, {9, 1, 12, 12}, {12, 1, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1);
   }
 }
