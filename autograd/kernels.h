@@ -6,7 +6,10 @@
 // the dimensions where an operand does not move"; for_each_row is that walk.
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "tensor.h"
@@ -101,5 +104,21 @@ struct AroundDim {
   int64_t outer = 1, size = 1, inner = 1;
 };
 AroundDim around_dim(const Shape& shape, int64_t dim);
+
+// One distribution along a dim, the `size` values xs[0], xs[inner], ..., xs[(size - 1) * inner]: their
+// largest value m and sum_k e^(x_k - m), summed in double. Shifting by m keeps every exponent <= 0 (no
+// overflow), and the largest term is e^0 = 1, so the sum is >= 1 (never 0). softmax and log_softmax
+// both start from these two numbers.
+template <class T> struct MaxSumExp {
+  T max;
+  double sum_exp;
+};
+template <class T> MaxSumExp<T> max_sum_exp(const T* xs, int64_t size, int64_t inner) {
+  T m = -std::numeric_limits<T>::infinity();
+  for (int64_t k = 0; k < size; ++k) m = std::max(m, xs[k * inner]);
+  double total = 0;
+  for (int64_t k = 0; k < size; ++k) total += std::exp(static_cast<double>(xs[k * inner] - m));
+  return {m, total};
+}
 
 }  // namespace ng::kernel

@@ -3,7 +3,6 @@
 // Sums accumulate in double whatever the dtype, so that float32 batch statistics (BatchNorm's mean
 // and variance) lose as little as possible.
 #include <cmath>
-#include <limits>
 
 #include "graph.h"
 #include "kernels.h"
@@ -198,12 +197,9 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
       for (int64_t i = 0; i < inner; ++i) {
         const T* xs = px + o * size * inner + i;
         T* ys = py + o * size * inner + i;
-        T m = -std::numeric_limits<T>::infinity();
-        for (int64_t k = 0; k < size; ++k) m = std::max(m, xs[k * inner]);
-        double s = 0;
-        for (int64_t k = 0; k < size; ++k) s += std::exp(static_cast<double>(xs[k * inner] - m));
-        const T log_sum = static_cast<T>(std::log(s));
-        for (int64_t k = 0; k < size; ++k) ys[k * inner] = xs[k * inner] - m - log_sum;
+        const kernel::MaxSumExp<T> stats = kernel::max_sum_exp(xs, size, inner);
+        const T log_sum = static_cast<T>(std::log(stats.sum_exp));
+        for (int64_t k = 0; k < size; ++k) ys[k * inner] = xs[k * inner] - stats.max - log_sum;
       }
   });
   if (any_requires_grad({&x}))

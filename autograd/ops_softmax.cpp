@@ -3,9 +3,7 @@
 // softmax turns scores into a probability distribution along one dim; multinomial draws category
 // indices from such distributions (a language model's sampling step: probs = softmax(logits), then
 // next = multinomial(probs, 1)). log_softmax, the form losses use, is in ops_reduce.cpp.
-#include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "graph.h"
 #include "kernels.h"
@@ -34,12 +32,9 @@ Tensor softmax(const Tensor& x, int64_t dim) {
       for (int64_t i = 0; i < inner; ++i) {
         const T* xs = px + o * size * inner + i;  // the `size` entries of one distribution, `inner` apart
         T* ys = py + o * size * inner + i;
-        T m = -std::numeric_limits<T>::infinity();
-        for (int64_t k = 0; k < size; ++k) m = std::max(m, xs[k * inner]);
-        double total = 0;
-        for (int64_t k = 0; k < size; ++k) total += std::exp(static_cast<double>(xs[k * inner] - m));
+        const kernel::MaxSumExp<T> stats = kernel::max_sum_exp(xs, size, inner);
         for (int64_t k = 0; k < size; ++k)
-          ys[k * inner] = static_cast<T>(std::exp(static_cast<double>(xs[k * inner] - m)) / total);
+          ys[k * inner] = static_cast<T>(std::exp(static_cast<double>(xs[k * inner] - stats.max)) / stats.sum_exp);
       }
   });
   if (any_requires_grad({&x}))

@@ -40,6 +40,7 @@
 #include "examples/common/atomic_file.h"
 #include "examples/common/progress.h"
 #include "examples/common/svg_plot.h"
+#include "examples/common/sweep.h"
 #include "examples/common/training.h"
 #include "nn/activation.h"
 #include "nn/batchnorm.h"
@@ -57,36 +58,13 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-struct Config {
-  int64_t steps, batch, eval_every;
-  uint64_t seed;
-  std::vector<double> learning_rates;
-  std::vector<bool> batch_norm;  // which nets to train: false = without BN, true = with BN
-  std::string out, data;
-};
-
 struct Measurement {
   int64_t step;
   double train_loss, test_acc;  // NaN where nothing was measured
 };
 
-struct Run {
-  bool batch_norm;
-  double lr;
-  std::vector<Measurement> measurements;
-  int64_t steps_done = 0;
-  double train_seconds = 0;
-  bool diverged = false;
-};
+using Run = SweepRun<Measurement>;
 
-std::string model_name(bool batch_norm) { return batch_norm ? "bn" : "plain"; }
-std::string model_label(bool batch_norm) { return batch_norm ? "with BN" : "without BN"; }
-std::string format(const char* pattern, double value) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, pattern, value);
-  return buffer;
-}
-std::string lr_text(double lr) { return format("%g", lr); }
 
 // The CNN of the header; PyTorch's default initialization (nn::Conv2d, nn::Linear).
 std::shared_ptr<ng::nn::Sequential> make_cnn(bool batch_norm) {
@@ -105,40 +83,24 @@ std::shared_ptr<ng::nn::Sequential> make_cnn(bool batch_norm) {
   return net;
 }
 
-std::optional<Config> parse_config(int argc, char** argv) {
+std::optional<SweepConfig> parse_config(int argc, char** argv) {
   ArgParser args("bn_cnn",
                  "Trains a small CNN on Fashion-MNIST with and without BatchNorm2d over a sweep of learning rates\n"
                  "(SGD, momentum 0.9), and writes test accuracy against step as accuracy.svg plus metrics.csv.");
-  args.option("steps", "N", "training steps (mini-batches) per net", "3000");
-  args.option("lr", "A[,B,...]", "SGD learning rates, one pair of runs each; the full sweep: 0.01,0.05,0.2,0.5",
-              "0.01,0.2");
-  args.option("batch", "N", "mini-batch size", "64");
-  args.option("seed", "S", "seed for the weights and the batch order", "1");
-  args.option("eval-every", "K", "measure test accuracy every K steps", "500");
-  args.option("out", "DIR", "output folder", "bn_cnn_out");
-  args.option("data", "DIR", "Fashion-MNIST folder (IDX files)", ng::data::default_fashion_mnist_dir());
-  args.option("bn", "on|off|both", "train the net with BN, without, or both", "both");
+  declare_sweep_options(args, {.steps = "3000",
+                               .lr = "0.01,0.2",
+                               .lr_help = "SGD learning rates, one pair of runs each; the full sweep: "
+                                          "0.01,0.05,0.2,0.5",
+                               .batch = "64",
+                               .eval_every_help = "measure test accuracy every K steps",
+                               .out = "bn_cnn_out"});
   if (!args.parse(argc, argv)) return std::nullopt;
-  Config config;
-  config.steps = args.get_int("steps", 1, 100'000'000);
-  config.batch = args.get_int("batch", 2, 60'000);  // BN needs at least 2 examples for a variance
-  config.eval_every = args.get_int("eval-every", 1, 100'000'000);
-  config.seed = static_cast<uint64_t>(args.get_int("seed", 0, std::numeric_limits<int64_t>::max()));
-  config.learning_rates = args.get_positive_list("lr");
-  for (std::size_t i = 0; i < config.learning_rates.size(); ++i)
-    if (std::count(config.learning_rates.begin(), config.learning_rates.end(), config.learning_rates[i]) > 1)
-      throw UsageError("--lr: " + lr_text(config.learning_rates[i]) + " is listed twice; each learning rate runs once");
-  const std::string bn = args.get_choice("bn", {"on", "off", "both"});
-  if (bn != "on") config.batch_norm.push_back(false);
-  if (bn != "off") config.batch_norm.push_back(true);
-  config.out = args.get("out");
-  config.data = args.get("data");
-  return config;
+  return read_sweep_options(args);
 }
 
 struct Context {
-  explicit Context(const Config& c) : config(c), train(c.data, true), test(c.data, false) {}
-  Config config;
+  explicit Context(const SweepConfig& c) : config(c), train(c.data, true), test(c.data, false) {}
+  SweepConfig config;
   ng::data::MNIST train, test;
   std::vector<Run> runs;
   ProgressLine progress;
@@ -193,7 +155,7 @@ std::string status(const Context& ctx, const Run& run, int64_t step, double mean
 }
 
 void train_run(Run& run, Context& ctx) {
-  const Config& config = ctx.config;
+  const SweepConfig& config = ctx.config;
   ng::manual_seed(config.seed);
   auto net = make_cnn(run.batch_norm);
   ng::optim::SGD sgd(net->parameters(), {.lr = run.lr, .momentum = 0.9});
@@ -265,15 +227,8 @@ void print_summary(const Context& ctx, double wall_seconds) {
               ctx.config.out.c_str());
 }
 
-int run_experiment(const Config& config) {
-  if (!ng::data::MNIST::available(config.data)) {
-    std::fprintf(stderr,
-                 "bn_cnn: Fashion-MNIST was not found in %s (expected train-images-idx3-ubyte.gz and the other\n"
-                 "IDX files there). Install it with `apt-get install dataset-fashion-mnist`, or point --data at\n"
-                 "a folder that holds it.\n",
-                 config.data.c_str());
-    return 1;
-  }
+int run_experiment(const SweepConfig& config) {
+  if (!fashion_mnist_found("bn_cnn", config.data)) return 1;
   std::filesystem::create_directories(config.out);
   Context ctx(config);
   for (double lr : config.learning_rates)
@@ -291,7 +246,7 @@ int run_experiment(const Config& config) {
 
 int main(int argc, char** argv) {
   return run_main("bn_cnn", [&] {
-    const std::optional<Config> config = parse_config(argc, argv);
+    const std::optional<SweepConfig> config = parse_config(argc, argv);
     return config ? run_experiment(*config) : 0;
   });
 }

@@ -44,6 +44,7 @@
 #include "examples/common/percentile.h"
 #include "examples/common/progress.h"
 #include "examples/common/svg_plot.h"
+#include "examples/common/sweep.h"
 #include "examples/common/training.h"
 #include "optim/sgd.h"
 
@@ -56,78 +57,39 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr int64_t kWatchedUnit = 0;    // the sigmoid whose input Figure 1(b, c) follows
 constexpr int64_t kProbeImages = 1000;  // the fixed test batch those percentiles are taken over
 
-struct Config {
-  int64_t steps, batch, eval_every;
-  uint64_t seed;
-  std::vector<double> learning_rates;
-  std::vector<bool> batch_norm;  // which nets to train: false = without BN, true = with BN
-  std::string out, data;
-};
-
 // Everything measured at one step; NaN where nothing was measured (no training loss before step 1).
 struct Measurement {
   int64_t step;
   double train_loss, test_acc, p15, p50, p85;
 };
 
-struct Run {
-  bool batch_norm;
-  double lr;
-  std::vector<Measurement> measurements;
-  int64_t steps_done = 0;
-  double train_seconds = 0;  // in train_step only: evaluation is not counted
-  bool diverged = false;
-};
+using Run = SweepRun<Measurement>;
 
-std::string model_name(bool batch_norm) { return batch_norm ? "bn" : "plain"; }
-std::string model_label(bool batch_norm) { return batch_norm ? "with BN" : "without BN"; }
-std::string format(const char* pattern, double value) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, pattern, value);
-  return buffer;
-}
-std::string lr_text(double lr) { return format("%g", lr); }
 // The same color for a run in every figure: per learning rate a pair, blue with BN, red without.
-std::string run_color(const Run& run, const Config& config) {
+std::string run_color(const Run& run, const SweepConfig& config) {
   const auto lr_index = std::find(config.learning_rates.begin(), config.learning_rates.end(), run.lr) - config.learning_rates.begin();
   return palette_color(static_cast<int>(2 * lr_index + (run.batch_norm ? 0 : 1)));
 }
 
-std::optional<Config> parse_config(int argc, char** argv) {
+std::optional<SweepConfig> parse_config(int argc, char** argv) {
   ArgParser args("bn_paper",
                  "Trains the BN paper's sigmoid MLP (784-100-100-100-10) on Fashion-MNIST without and with Batch\n"
                  "Normalization, and writes the paper's Figure 1 (test accuracy; percentiles of a sigmoid's input)\n"
                  "as SVG files plus metrics.csv into the output folder.");
-  args.option("steps", "N", "training steps (mini-batches) per net", "10000");
-  args.option("lr", "A[,B,...]", "SGD learning rate; a list runs a sweep, e.g. 0.5,5,20", "0.1");
-  args.option("batch", "N", "mini-batch size", "60");
-  args.option("seed", "S", "seed for the weights and the batch order", "1");
-  args.option("eval-every", "K", "measure test accuracy and percentiles every K steps", "500");
-  args.option("out", "DIR", "output folder", "bn_paper_out");
-  args.option("data", "DIR", "Fashion-MNIST folder (IDX files)", ng::data::default_fashion_mnist_dir());
-  args.option("bn", "on|off|both", "train the net with BN, without, or both", "both");
+  declare_sweep_options(args, {.steps = "10000",
+                               .lr = "0.1",
+                               .lr_help = "SGD learning rate; a list runs a sweep, e.g. 0.5,5,20",
+                               .batch = "60",
+                               .eval_every_help = "measure test accuracy and percentiles every K steps",
+                               .out = "bn_paper_out"});
   if (!args.parse(argc, argv)) return std::nullopt;
-  Config config;
-  config.steps = args.get_int("steps", 1, 100'000'000);
-  config.batch = args.get_int("batch", 2, 60'000);  // BN needs at least 2 examples for a variance
-  config.eval_every = args.get_int("eval-every", 1, 100'000'000);
-  config.seed = static_cast<uint64_t>(args.get_int("seed", 0, std::numeric_limits<int64_t>::max()));
-  config.learning_rates = args.get_positive_list("lr");
-  for (std::size_t i = 0; i < config.learning_rates.size(); ++i)
-    if (std::count(config.learning_rates.begin(), config.learning_rates.end(), config.learning_rates[i]) > 1)
-      throw UsageError("--lr: " + lr_text(config.learning_rates[i]) + " is listed twice; each learning rate runs once");
-  const std::string bn = args.get_choice("bn", {"on", "off", "both"});
-  if (bn != "on") config.batch_norm.push_back(false);
-  if (bn != "off") config.batch_norm.push_back(true);
-  config.out = args.get("out");
-  config.data = args.get("data");
-  return config;
+  return read_sweep_options(args);
 }
 
 // What every run shares: the data, the output, the clock and the progress line.
 struct Context {
-  explicit Context(const Config& c) : config(c), train(c.data, true), test(c.data, false) {}
-  Config config;
+  explicit Context(const SweepConfig& c) : config(c), train(c.data, true), test(c.data, false) {}
+  SweepConfig config;
   ng::data::MNIST train, test;
   ng::Tensor probe_inputs;  // the first kProbeImages test images
   std::vector<Run> runs;
@@ -231,7 +193,7 @@ std::string status(const Context& ctx, const Run& run, int64_t step, double mean
 }
 
 void train_run(Run& run, Context& ctx) {
-  const Config& config = ctx.config;
+  const SweepConfig& config = ctx.config;
   PaperMlp mlp = make_paper_mlp(run.batch_norm, config.seed);
   ng::optim::SGD sgd(mlp.net->parameters(), {.lr = run.lr});
   ng::data::DataLoader loader(ctx.train, {.batch_size = config.batch, .shuffle = true, .seed = config.seed, .drop_last = true});
@@ -293,15 +255,8 @@ void print_summary(const Context& ctx, double wall_seconds) {
               ctx.config.out.c_str());
 }
 
-int run_experiment(const Config& config) {
-  if (!ng::data::MNIST::available(config.data)) {
-    std::fprintf(stderr,
-                 "bn_paper: Fashion-MNIST was not found in %s (expected train-images-idx3-ubyte.gz and the other\n"
-                 "IDX files there). Install it with `apt-get install dataset-fashion-mnist`, or point --data at\n"
-                 "a folder that holds it.\n",
-                 config.data.c_str());
-    return 1;
-  }
+int run_experiment(const SweepConfig& config) {
+  if (!fashion_mnist_found("bn_paper", config.data)) return 1;
   std::filesystem::create_directories(config.out);
   Context ctx(config);
   std::vector<int64_t> probe(kProbeImages);
@@ -323,7 +278,7 @@ int run_experiment(const Config& config) {
 
 int main(int argc, char** argv) {
   return run_main("bn_paper", [&] {
-    const std::optional<Config> config = parse_config(argc, argv);
+    const std::optional<SweepConfig> config = parse_config(argc, argv);
     return config ? run_experiment(*config) : 0;
   });
 }

@@ -12,26 +12,7 @@
 #include <thread>
 
 #include "normgrad.h"
-
-namespace {
-
-ng::Tensor leaf(const std::vector<double>& values) {
-  return ng::tensor(values, {static_cast<int64_t>(values.size())}, ng::float64).requires_grad_();
-}
-
-template <class F> std::string error_message(F&& f) {
-  try {
-    f();
-  } catch (const ng::Error& e) {
-    return e.what();
-  }
-  FAIL_CHECK("expected an ng::Error, none was thrown");
-  return "";
-}
-bool mentions(const std::string& message, const std::string& part) { return message.find(part) != std::string::npos; }
-#define CHECK_MENTIONS(message, part) CHECK_MESSAGE(mentions(message, part), "message: ", message)
-
-}  // namespace
+#include "test_helpers.h"
 
 // ---- forward -------------------------------------------------------------------------------------------
 

@@ -9,20 +9,12 @@
 #include <thread>
 
 #include "normgrad.h"
+#include "test_helpers.h"
 
 using doctest::Approx;
 using doctest::Contains;
 
-// Checks that `expr` throws ng::Error whose message contains each of the strings that follow.
-#define CHECK_ERROR_MENTIONS(expr, ...)             \
-  for (const char* expected_part : {__VA_ARGS__}) \
-  CHECK_THROWS_WITH_AS(expr, Contains(expected_part), ng::Error)
-
 namespace {
-
-ng::Tensor leaf(const std::vector<double>& values, const ng::Shape& shape) {
-  return ng::tensor(values, shape, ng::float64).requires_grad_();
-}
 
 // x^2 with a backward that is wrong by `factor` (factor 1 is the correct 2x): proves gradcheck can fail.
 ng::Tensor scaled_square(const ng::Tensor& x, double factor) {

@@ -16,19 +16,11 @@
 #include <vector>
 
 #include "normgrad.h"
+#include "test_helpers.h"
 
 using doctest::Approx;
-using doctest::Contains;
-
-// Checks that `expr` throws ng::Error whose message contains each of the strings that follow.
-#define CHECK_ERROR_MENTIONS(expr, ...)             \
-  for (const char* expected_part : {__VA_ARGS__}) \
-  CHECK_THROWS_WITH_AS(expr, Contains(expected_part), ng::Error)
 
 namespace {
-
-using Inputs = std::vector<ng::Tensor>;
-using Fn = std::function<ng::Tensor(const Inputs&)>;
 
 // A float64 leaf of `shape`, values uniform in [lo, hi).
 ng::Tensor uniform(const ng::Shape& shape, double lo, double hi) {
@@ -45,11 +37,6 @@ ng::Tensor away_from_zero(const ng::Shape& shape) {
     v[i] = (0.2 + 0.8 * ng::random_uniform()) * (ng::random_uniform() < 0.5 ? -1 : 1);
   t.requires_grad_();
   return t;
-}
-
-void check_gradients(const std::string& what, const Fn& f, const Inputs& inputs) {
-  const ng::GradcheckResult result = ng::gradcheck(f, inputs);
-  CHECK_MESSAGE(result.ok, what << ": " << result.message);
 }
 
 // The gradient of sum(op(x) * w) with respect to x, itself differentiable (create_graph), so that

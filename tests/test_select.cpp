@@ -15,29 +15,11 @@
 #include <vector>
 
 #include "normgrad.h"
+#include "test_helpers.h"
 
 using doctest::Approx;
-using doctest::Contains;
-
-#define CHECK_ERROR_MENTIONS(expr, ...)             \
-  for (const char* expected_part : {__VA_ARGS__}) \
-  CHECK_THROWS_WITH_AS(expr, Contains(expected_part), ng::Error)
 
 namespace {
-
-using Inputs = std::vector<ng::Tensor>;
-using Fn = std::function<ng::Tensor(const Inputs&)>;
-
-void check_gradients(const std::string& what, const Fn& f, const Inputs& inputs) {
-  const ng::GradcheckResult result = ng::gradcheck(f, inputs);
-  CHECK_MESSAGE(result.ok, what << ": " << result.message);
-}
-
-ng::Tensor leaf(const std::vector<double>& values, const ng::Shape& shape) {
-  ng::Tensor t = ng::tensor(values, shape, ng::float64);
-  t.requires_grad_();
-  return t;
-}
 
 // A float64 leaf of `shape` with values uniform in [-2, 2).
 ng::Tensor uniform_leaf(const ng::Shape& shape) {

@@ -13,27 +13,9 @@
 
 #include "normgrad.h"
 #include "temp_dir.h"
+#include "test_helpers.h"
 
 namespace {
-
-ng::Tensor leaf(const std::vector<double>& values, const ng::Shape& shape) {
-  return ng::tensor(values, shape, ng::float64).requires_grad_();
-}
-ng::Tensor leaf(const std::vector<double>& values) { return leaf(values, {static_cast<int64_t>(values.size())}); }
-
-// The message of the ng::Error that f throws; fails the test (and returns "") when it throws none.
-template <class F> std::string error_message(F&& f) {
-  try {
-    f();
-  } catch (const ng::Error& e) {
-    return e.what();
-  }
-  FAIL_CHECK("expected an ng::Error, none was thrown");
-  return "";
-}
-
-bool mentions(const std::string& message, const std::string& part) { return message.find(part) != std::string::npos; }
-#define CHECK_MENTIONS(message, part) CHECK_MESSAGE(mentions(message, part), "message: ", message)
 
 // The message of a backward refused because of an in-place write, checked for the op's name.
 std::string refused_backward(const ng::Tensor& loss, const char* op) {

@@ -93,6 +93,24 @@ std::shared_ptr<ng::nn::Sequential> make_cnn(bool bn) {
   return net;
 }
 
+// Times one SGD step of `net` (forward, cross entropy, backward, update) on the mini-batches
+// (inputs[k], labels[k]), taken in turn and cycled.
+Stats bench_train_step(ng::nn::Module& net, ng::optim::SGD& sgd, const std::vector<ng::Tensor>& inputs,
+                       const std::vector<ng::Tensor>& labels) {
+  std::size_t k = 0;
+  return bench(
+      [&] {
+        const auto& x = inputs[k % inputs.size()];
+        const auto& y = labels[k % labels.size()];
+        ++k;
+        ng::Tensor loss = ng::nn::cross_entropy(net(x), y);
+        sgd.zero_grad();
+        loss.backward();
+        sgd.step();
+      },
+      4.0);
+}
+
 // BatchNorm written with primitives, as libtorch's composed case: mean, sub, pow, mean, add, sqrt, div, mul, add.
 ng::Tensor composed_bn(const ng::Tensor& x, const ng::Tensor& gamma, const ng::Tensor& beta) {
   return ng::nn::functional::batch_norm_composed(x, gamma, beta, 1e-5);
@@ -133,18 +151,7 @@ int main(int argc, char** argv) {
     auto net = make_mlp(bn);
     net->train();
     ng::optim::SGD sgd(net->parameters(), {.lr = 0.1});
-    std::size_t k = 0;
-    auto s = bench(
-        [&] {
-          const auto& x = batch_x[k % batch_x.size()];
-          const auto& y = batch_y[k % batch_y.size()];
-          ++k;
-          ng::Tensor loss = ng::nn::cross_entropy((*net)(x), y);
-          sgd.zero_grad();
-          loss.backward();
-          sgd.step();
-        },
-        4.0);
+    auto s = bench_train_step(*net, sgd, batch_x, batch_y);
     report(std::string("train_step_") + (bn ? "BN" : "noBN"), s, "");
   }
   if (wanted("bn1d_fwd_bwd_60x100")) {
@@ -200,18 +207,7 @@ int main(int argc, char** argv) {
     auto net = make_cnn(bn);
     net->train();
     ng::optim::SGD sgd(net->parameters(), {.lr = 0.05, .momentum = 0.9});
-    std::size_t k = 0;
-    auto s = bench(
-        [&] {
-          const auto& x = images[k % images.size()];
-          const auto& y = image_labels[k % image_labels.size()];
-          ++k;
-          ng::Tensor loss = ng::nn::cross_entropy((*net)(x), y);
-          sgd.zero_grad();
-          loss.backward();
-          sgd.step();
-        },
-        4.0);
+    auto s = bench_train_step(*net, sgd, images, image_labels);
     report(name, s, "batch 64");
   }
   if (wanted("conv2d_fwd_bwd_64x16x14x14_k32")) {  // x [64,16,14,14], 32 filters 3x3, padding 1, no bias

@@ -1,0 +1,56 @@
+// test_helpers.h: small helpers that several test files share: float64 leaves, the message of an
+// expected ng::Error and checks that it names what it should, and gradcheck with a labelled failure.
+//
+// Header-only (inline functions and macros); a test file includes it after <doctest/doctest.h> and
+// "normgrad.h".
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "normgrad.h"
+
+// Checks that `expr` throws ng::Error whose message contains each of the strings that follow.
+#define CHECK_ERROR_MENTIONS(expr, ...)             \
+  for (const char* expected_part : {__VA_ARGS__}) \
+  CHECK_THROWS_WITH_AS(expr, doctest::Contains(expected_part), ng::Error)
+
+// Checks that `message` contains `part`, and shows the whole message when it does not.
+#define CHECK_MENTIONS(message, part) CHECK_MESSAGE(mentions(message, part), "message: ", message)
+
+using Inputs = std::vector<ng::Tensor>;
+using Fn = std::function<ng::Tensor(const Inputs&)>;
+
+// A float64 leaf (requires_grad) holding `values` in `shape`.
+inline ng::Tensor leaf(const std::vector<double>& values, const ng::Shape& shape) {
+  return ng::tensor(values, shape, ng::float64).requires_grad_();
+}
+// The same as a 1-d tensor [values.size()].
+inline ng::Tensor leaf(const std::vector<double>& values) {
+  return leaf(values, {static_cast<int64_t>(values.size())});
+}
+
+// The message of the ng::Error that f throws; fails the test (and returns "") when it throws none.
+template <class F> std::string error_message(F&& f) {
+  try {
+    f();
+  } catch (const ng::Error& e) {
+    return e.what();
+  }
+  FAIL_CHECK("expected an ng::Error, none was thrown");
+  return "";
+}
+
+inline bool mentions(const std::string& message, const std::string& part) {
+  return message.find(part) != std::string::npos;
+}
+
+// gradcheck(f, inputs) in float64; on failure the check names `what` and gradcheck's message.
+inline void check_gradients(const std::string& what, const Fn& f, const Inputs& inputs) {
+  const ng::GradcheckResult result = ng::gradcheck(f, inputs);
+  CHECK_MESSAGE(result.ok, what << ": " << result.message);
+}
