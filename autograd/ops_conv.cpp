@@ -443,19 +443,21 @@ Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const Shape& 
     throw Error(args + ": expected int64 indices of the gradient's shape");
   const int64_t N = input_shape[0], C = input_shape[1], HW = input_shape[2] * input_shape[3];
   const int64_t per_plane = g.shape()[2] * g.shape()[3];
-  Tensor dx = zeros(input_shape, g.dtype());
+  Tensor dx = empty(input_shape, g.dtype());
   dispatch_float("max_pool2d_backward", g.dtype(), [&](auto zero) {
     using T = decltype(zero);
     const T* pg = g.data<T>();
     const int64_t* where = indices.data<int64_t>();
     T* pdx = dx.mutable_data<T>();
-    for (int64_t plane = 0; plane < N * C; ++plane, pdx += HW, pg += per_plane, where += per_plane)
+    for (int64_t plane = 0; plane < N * C; ++plane, pdx += HW, pg += per_plane, where += per_plane) {
+      std::fill_n(pdx, HW, T(0));  // zeroed plane by plane, so that the plane is in cache for the additions
       for (int64_t k = 0; k < per_plane; ++k) {
         if (where[k] < 0 || where[k] >= HW)
           throw Error(args + ": index " + std::to_string(where[k]) + " is out of range; expected 0 <= index < H*W = " +
                       std::to_string(HW));
         pdx[where[k]] += pg[k];
       }
+    }
   });
   if (any_requires_grad({&g}))
     record(dx, "max_pool2d_backward", {&g},
