@@ -315,10 +315,6 @@ PoolGeometry pool_geometry(const char* op, const Tensor& x, Pair kernel, Pair st
   return g;
 }
 
-}  // namespace
-
-namespace {
-
 // The common case, 2x2 windows with stride 2 and no padding (they tile the image): each window is
 // read in place, with no bounds test. For `count` windows side by side, upper and lower pointing at
 // the first one's two rows, `top` its flat position in the plane: first the maximum of the four (a NaN
@@ -331,7 +327,7 @@ void max_pool_2x2_windows(const T* upper, const T* lower, int64_t W, int64_t top
   if constexpr (COUNT > 0) count = COUNT;
   for (int64_t ow = 0; ow < count; ++ow) {
     const T a = upper[2 * ow], b = upper[2 * ow + 1], c = lower[2 * ow], d = lower[2 * ow + 1];
-    T best = a;
+    T best = a;  // strict >: a tie keeps the first; a NaN wins (v != v) and stays (best == best fails)
     best = (b > best || b != b) && best == best ? b : best;
     best = (c > best || c != c) && best == best ? c : best;
     best = (d > best || d != d) && best == best ? d : best;
@@ -394,6 +390,7 @@ void max_pool_general(const T* x, const PoolGeometry& geo, Pair kernel, Pair str
           for (int64_t ow = lo; ow < hi; ++ow) {
             const int64_t iw = ow * sw + offset;
             const T v = row[iw], best = out[ow];
+            // strict >: ties keep the first in row-major order; a NaN wins (v != v) and stays
             const bool take = (indices[ow] < 0) | (v > best) | ((v != v) & (best == best));
             out[ow] = take ? v : best;
             indices[ow] = take ? ih * W + iw : indices[ow];
@@ -434,13 +431,14 @@ MaxResult max_pool2d_with_indices(const Tensor& x, Pair kernel, Pair stride, Pai
 // a maximum). Linear in G; its adjoint reads gg back at the same positions:
 //   <gg, dx(G)> = sum_k gg[n, c, indices[n, c, k]] G[n, c, k],  so  d/dG = gather of gg at indices.
 Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const Shape& input_shape) {
-  const std::string args = "max_pool2d_backward: gradient " + shape_str(g.shape()) + ", indices " +
-                           shape_str(indices.shape()) + " " + dtype_name(indices.dtype()) + ", input shape " +
-                           shape_str(input_shape);
+  auto args = [&] {  // built only when an error is thrown
+    return "max_pool2d_backward: gradient " + shape_str(g.shape()) + ", indices " + shape_str(indices.shape()) + " " +
+           dtype_name(indices.dtype()) + ", input shape " + shape_str(input_shape);
+  };
   if (input_shape.size() != 4 || g.dim() != 4 || g.shape()[0] != input_shape[0] || g.shape()[1] != input_shape[1])
-    throw Error(args + ": expected a 4-D input shape [N, C, H, W] and a 4-D gradient [N, C, H_out, W_out]");
+    throw Error(args() + ": expected a 4-D input shape [N, C, H, W] and a 4-D gradient [N, C, H_out, W_out]");
   if (indices.dtype() != int64 || indices.shape() != g.shape())
-    throw Error(args + ": expected int64 indices of the gradient's shape");
+    throw Error(args() + ": expected int64 indices of the gradient's shape");
   const int64_t N = input_shape[0], C = input_shape[1], HW = input_shape[2] * input_shape[3];
   const int64_t per_plane = g.shape()[2] * g.shape()[3];
   Tensor dx = empty(input_shape, g.dtype());
@@ -453,7 +451,7 @@ Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const Shape& 
       std::fill_n(pdx, HW, T(0));  // zeroed plane by plane, so that the plane is in cache for the additions
       for (int64_t k = 0; k < per_plane; ++k) {
         if (where[k] < 0 || where[k] >= HW)
-          throw Error(args + ": index " + std::to_string(where[k]) + " is out of range; expected 0 <= index < H*W = " +
+          throw Error(args() + ": index " + std::to_string(where[k]) + " is out of range; expected 0 <= index < H*W = " +
                       std::to_string(HW));
         pdx[where[k]] += pg[k];
       }
@@ -461,9 +459,10 @@ Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const Shape& 
   });
   if (any_requires_grad({&g}))
     record(dx, "max_pool2d_backward", {&g},
-           [g_shape = g.shape(), indices = SavedTensor(indices)](const Tensor& gg, const Node& n) {
-             const int64_t N = g_shape[0], C = g_shape[1];
-             const Tensor picked = gather(reshape(gg, {N, C, -1}), 2, reshape(indices.unpack(n), {N, C, -1}));
+           [g_shape = g.shape(), HW, indices = SavedTensor(indices)](const Tensor& gg, const Node& n) {
+             const int64_t N = g_shape[0], C = g_shape[1];  // gg: [N, C, H, W] read as [N, C, H*W]
+             const Tensor picked =
+                 gather(reshape(gg, {N, C, HW}), 2, reshape(indices.unpack(n), {N, C, g_shape[2] * g_shape[3]}));
              return Grads{reshape(picked, g_shape)};
            });
   return dx;
