@@ -211,6 +211,9 @@ Tensor max_pool2d(const Tensor& x, Pair kernel_size);
 Tensor max_pool2d(const Tensor& x, Pair kernel_size, Pair stride, Pair padding = {0, 0});
 // The same, with the int64 positions (h * W + w within each [H, W] plane) of the maxima.
 MaxResult max_pool2d_with_indices(const Tensor& x, Pair kernel_size, Pair stride, Pair padding = {0, 0});
+// max_pool2d's backward, an op with its own derivative (gather at the same indices): dL/dx for
+// dL/dout = g [N, C, H_out, W_out] -> [input_shape], g added at each plane's indices (as above).
+Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const Shape& input_shape);
 // Mean over each window, zeros of the padding included (count_include_pad = true, PyTorch's default).
 Tensor avg_pool2d(const Tensor& x, Pair kernel_size);
 Tensor avg_pool2d(const Tensor& x, Pair kernel_size, Pair stride, Pair padding = {0, 0});

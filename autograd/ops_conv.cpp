@@ -13,7 +13,8 @@
 // per block of images and group instead of one small gemm per image (layout and shapes above im2col's
 // users, under "one gemm for many images").
 //
-// Pooling: max_pool2d remembers where each maximum was and sends the gradient there with scatter_add;
+// Pooling: max_pool2d remembers where each maximum was and sends the gradient there (max_pool2d_backward,
+// an op whose derivative gathers from those places again);
 // avg_pool2d and adaptive_avg_pool2d share one "mean over windows" op whose backward spreads g evenly
 // over each window (an op too, whose derivative is the mean again). pad is a copy into a larger
 // tensor; its backward is slicing.
@@ -419,11 +420,97 @@ PoolGeometry pool_geometry(const char* op, const Tensor& x, Pair kernel, Pair st
   return g;
 }
 
+// The common case, 2x2 windows with stride 2 and no padding (they tile the image): each window is
+// read in place, with no bounds test. For `count` windows side by side, upper and lower pointing at
+// the first one's two rows, `top` its flat position in the plane: first the maximum of the four (a NaN
+// wins), then the first of them in row-major order that equals it (or is a NaN), i.e. the first
+// maximum. Written as selects, with the int64 positions apart from the comparisons, so that the loop
+// is vectorized; COUNT > 0 fixes count at compile time (one whole vector, no scalar remainder).
+template <int64_t COUNT, class T>
+void max_pool_2x2_windows(const T* upper, const T* lower, int64_t W, int64_t top, int64_t count, T* out,
+                          int64_t* indices) {
+  if constexpr (COUNT > 0) count = COUNT;
+  for (int64_t ow = 0; ow < count; ++ow) {
+    const T a = upper[2 * ow], b = upper[2 * ow + 1], c = lower[2 * ow], d = lower[2 * ow + 1];
+    T best = a;  // strict >: a tie keeps the first; a NaN wins (v != v) and stays (best == best fails)
+    best = (b > best || b != b) && best == best ? b : best;
+    best = (c > best || c != c) && best == best ? c : best;
+    best = (d > best || d != d) && best == best ? d : best;
+    const bool nan = best != best;
+    int64_t at = W + 1;
+    at = (c == best) | (nan & (c != c)) ? W : at;
+    at = (b == best) | (nan & (b != b)) ? 1 : at;
+    at = (a == best) | (nan & (a != a)) ? 0 : at;
+    out[ow] = best;
+    indices[ow] = top + 2 * ow + at;
+  }
+}
+
+// x: [planes, H, W] -> out, indices: [planes, H_out, W_out], 2x2 windows with stride 2.
+// A row of windows is done in blocks of 8, the last block shifted back to end at the row's end (it
+// recomputes a few windows, with the same result): rows are short (14 windows for MNIST's 28 / 2), and
+// the fixed-size blocks spare them a scalar remainder loop, which would take as long as the vectors.
+template <class T> void max_pool_2x2(const T* x, const PoolGeometry& geo, T* out, int64_t* indices) {
+  constexpr int64_t block = 8;
+  const int64_t H = geo.H, W = geo.W, H_out = geo.H_out, W_out = geo.W_out, planes = geo.N * geo.C;
+  for (int64_t plane = 0; plane < planes; ++plane)
+    for (int64_t oh = 0; oh < H_out; ++oh, out += W_out, indices += W_out) {
+      const int64_t top = 2 * oh * W;  // the flat position of the row's first window in the plane
+      const T* upper = x + plane * H * W + top;
+      const T* lower = upper + W;
+      if (W_out < block) {
+        max_pool_2x2_windows<0>(upper, lower, W, top, W_out, out, indices);
+        continue;
+      }
+      for (int64_t start = 0; start < W_out; start += block) {
+        const int64_t first = std::min(start, W_out - block);
+        max_pool_2x2_windows<block>(upper + 2 * first, lower + 2 * first, W, top + 2 * first, block, out + first,
+                                    indices + first);
+      }
+    }
+}
+
+// Any kernel, stride and padding. One output row at a time, all its windows together: for each kernel
+// offset (i, j) in row-major order, every window of the row compares its element at (i, j) with its
+// best so far. The loop over the windows has no branch (selects), so it runs at the speed of the loads.
+template <class T>
+void max_pool_general(const T* x, const PoolGeometry& geo, Pair kernel, Pair stride, Pair padding, T* out,
+                      int64_t* indices) {
+  // Sizes copied into locals: the int64 stores through indices could otherwise alias them, and the
+  // compiler would reload every one of them after each store.
+  const int64_t H = geo.H, W = geo.W, H_out = geo.H_out, W_out = geo.W_out, planes = geo.N * geo.C;
+  const int64_t kh = kernel[0], kw = kernel[1], sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1];
+  for (int64_t plane = 0; plane < planes; ++plane) {
+    const T* in = x + plane * H * W;
+    for (int64_t oh = 0; oh < H_out; ++oh, out += W_out, indices += W_out) {
+      std::fill_n(indices, W_out, int64_t{-1});  // -1: nothing seen yet (the padding is never taken)
+      std::fill_n(out, W_out, T(0));
+      for (int64_t i = 0; i < kh; ++i) {
+        const int64_t ih = oh * sh - ph + i;
+        if (ih < 0 || ih >= H) continue;
+        const T* row = in + ih * W;
+        for (int64_t j = 0; j < kw; ++j) {
+          const int64_t offset = j - pw;
+          const auto [lo, hi] = valid_outputs(offset, sw, W, W_out);
+          for (int64_t ow = lo; ow < hi; ++ow) {
+            const int64_t iw = ow * sw + offset;
+            const T v = row[iw], best = out[ow];
+            // strict >: ties keep the first in row-major order; a NaN wins (v != v) and stays
+            const bool take = (indices[ow] < 0) | (v > best) | ((v != v) & (best == best));
+            out[ow] = take ? v : best;
+            indices[ow] = take ? ih * W + iw : indices[ow];
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 // out[n, c, oh, ow] = max over the window of x (padding is -inf); indices: where, as h * W + w.
-//   d out/dx = 1 at the (first) maximum of each window, else 0: dx = scatter_add of G onto the indices,
-//   on [N, C, H*W] views (scatter_add's own derivative is gather, so this differentiates again).
+//   d out/dx = 1 at the (first) maximum of each window, else 0: dx = max_pool2d_backward(G, indices),
+//   G sent to those positions.
 MaxResult max_pool2d_with_indices(const Tensor& x, Pair kernel, Pair stride, Pair padding) {
   const PoolGeometry geo = pool_geometry("max_pool2d", x, kernel, stride, padding);
   Tensor out = empty({geo.N, geo.C, geo.H_out, geo.W_out}, x.dtype());
@@ -433,46 +520,57 @@ MaxResult max_pool2d_with_indices(const Tensor& x, Pair kernel, Pair stride, Pai
     const T* px = x.data<T>();
     T* po = out.mutable_data<T>();
     int64_t* pi = indices.mutable_data<int64_t>();
-    // Sizes copied into locals: the int64 stores through pi could otherwise alias them, and the
-    // compiler would reload every one of them after each store.
-    const int64_t H = geo.H, W = geo.W, H_out = geo.H_out, W_out = geo.W_out, planes = geo.N * geo.C;
-    const int64_t kh = kernel[0], kw = kernel[1], sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1];
-    // One output row at a time, all its windows together: for each kernel offset (i, j) in row-major
-    // order, every window of the row compares its element at (i, j) with its best so far. The loop
-    // over the windows has no branch (selects), so it runs at the speed of the loads.
-    for (int64_t plane = 0; plane < planes; ++plane) {
-      const T* in = px + plane * H * W;
-      for (int64_t oh = 0; oh < H_out; ++oh, po += W_out, pi += W_out) {
-        std::fill_n(pi, W_out, int64_t{-1});  // -1: nothing seen yet (the padding is never taken)
-        std::fill_n(po, W_out, T(0));
-        for (int64_t i = 0; i < kh; ++i) {
-          const int64_t ih = oh * sh - ph + i;
-          if (ih < 0 || ih >= H) continue;
-          const T* row = in + ih * W;
-          for (int64_t j = 0; j < kw; ++j) {
-            const int64_t offset = j - pw;
-            const auto [lo, hi] = valid_outputs(offset, sw, W, W_out);
-            for (int64_t ow = lo; ow < hi; ++ow) {
-              const int64_t iw = ow * sw + offset;
-              const T v = row[iw], best = po[ow];
-              // strict >: ties keep the first in row-major order; a NaN wins (v != v) and stays
-              const bool take = (pi[ow] < 0) | (v > best) | ((v != v) & (best == best));
-              po[ow] = take ? v : best;
-              pi[ow] = take ? ih * W + iw : pi[ow];
-            }
-          }
-        }
-      }
-    }
+    if (kernel == Pair{2, 2} && stride == Pair{2, 2} && padding == Pair{0, 0})
+      max_pool_2x2(px, geo, po, pi);
+    else
+      max_pool_general(px, geo, kernel, stride, padding, po, pi);
   });
   if (any_requires_grad({&x}))
     record(out, "max_pool2d", {&x}, [x_shape = x.shape(), indices = SavedTensor(indices)](const Tensor& g, const Node& n) {
-      const int64_t N = x_shape[0], C = x_shape[1];
-      const Tensor where = reshape(indices.unpack(n), {N, C, -1});
-      const Tensor dx = scatter_add(zeros({N, C, x_shape[2] * x_shape[3]}, g.dtype()), 2, where, reshape(g, {N, C, -1}));
-      return Grads{reshape(dx, x_shape)};
+      return Grads{max_pool2d_backward(g, indices.unpack(n), x_shape)};
     });
   return {out, indices};
+}
+
+// dx[n, c, indices[n, c, k]] += G[n, c, k] within each [H, W] plane (+=: overlapping windows can share
+// a maximum). Linear in G; its adjoint reads gg back at the same positions:
+//   <gg, dx(G)> = sum_k gg[n, c, indices[n, c, k]] G[n, c, k],  so  d/dG = gather of gg at indices.
+Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const Shape& input_shape) {
+  auto args = [&] {  // built only when an error is thrown
+    return "max_pool2d_backward: gradient " + shape_str(g.shape()) + ", indices " + shape_str(indices.shape()) + " " +
+           dtype_name(indices.dtype()) + ", input shape " + shape_str(input_shape);
+  };
+  if (input_shape.size() != 4 || g.dim() != 4 || g.shape()[0] != input_shape[0] || g.shape()[1] != input_shape[1])
+    throw Error(args() + ": expected a 4-D input shape [N, C, H, W] and a 4-D gradient [N, C, H_out, W_out]");
+  if (indices.dtype() != int64 || indices.shape() != g.shape())
+    throw Error(args() + ": expected int64 indices of the gradient's shape");
+  const int64_t N = input_shape[0], C = input_shape[1], HW = input_shape[2] * input_shape[3];
+  const int64_t per_plane = g.shape()[2] * g.shape()[3];
+  Tensor dx = empty(input_shape, g.dtype());
+  dispatch_float("max_pool2d_backward", g.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* pg = g.data<T>();
+    const int64_t* where = indices.data<int64_t>();
+    T* pdx = dx.mutable_data<T>();
+    for (int64_t plane = 0; plane < N * C; ++plane, pdx += HW, pg += per_plane, where += per_plane) {
+      std::fill_n(pdx, HW, T(0));  // zeroed plane by plane, so that the plane is in cache for the additions
+      for (int64_t k = 0; k < per_plane; ++k) {
+        if (where[k] < 0 || where[k] >= HW)
+          throw Error(args() + ": index " + std::to_string(where[k]) + " is out of range; expected 0 <= index < H*W = " +
+                      std::to_string(HW));
+        pdx[where[k]] += pg[k];
+      }
+    }
+  });
+  if (any_requires_grad({&g}))
+    record(dx, "max_pool2d_backward", {&g},
+           [g_shape = g.shape(), HW, indices = SavedTensor(indices)](const Tensor& gg, const Node& n) {
+             const int64_t N = g_shape[0], C = g_shape[1];  // gg: [N, C, H, W] read as [N, C, H*W]
+             const Tensor picked =
+                 gather(reshape(gg, {N, C, HW}), 2, reshape(indices.unpack(n), {N, C, g_shape[2] * g_shape[3]}));
+             return Grads{reshape(picked, g_shape)};
+           });
+  return dx;
 }
 
 Tensor max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding) {

@@ -320,6 +320,105 @@ TEST_CASE("max_pool2d's stride defaults to the kernel size") {
   check_close(ng::avg_pool2d(x, {2, 3}), ng::avg_pool2d(x, {2, 3}, {2, 3}), 0, "avg_pool2d default stride");
 }
 
+TEST_CASE("max_pool2d's 2x2 stride-2 path equals the loop definition on odd sizes, in float32 and float64") {
+  // Odd H and W leave a last row and column that no window covers.
+  ng::manual_seed(12);
+  for (const ng::Shape& shape : {ng::Shape{2, 3, 7, 9}, ng::Shape{1, 2, 2, 2}, ng::Shape{3, 1, 5, 34}}) {
+    const ng::Tensor x64 = distinct64(shape);
+    for (const ng::Dtype dtype : {ng::float64, ng::float32}) {
+      ng::Tensor x = leaf(x64.detach().to(dtype));
+      ng::Tensor out = ng::max_pool2d(x, {2, 2});
+      const ng::Tensor g = ng::randn(out.shape(), ng::float64);
+      ng::Tensor expected_grad;
+      const std::string what = "2x2/2 " + ng::shape_str(shape) + " " + ng::dtype_name(dtype);
+      // the reference reads x's own values (rounded to float32 when x is float32)
+      check_close(out, max_pool_loops(x.detach().to(ng::float64), {2, 2}, {2, 2}, {0, 0}, g, expected_grad), 0, what);
+      out.backward(g.to(dtype));
+      check_close(x.grad(), expected_grad, 1e-6, what + " gradient");
+    }
+  }
+}
+
+TEST_CASE("max_pool2d's index is the first maximum of a tie and the first NaN, with or without the 2x2 fast path") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  // One 2x2 window per case, in row-major order a b / c d.
+  struct Window {
+    std::vector<double> values;
+    int64_t first;
+  };
+  const std::vector<Window> windows = {{{1, 1, 1, 1}, 0}, {{0, 2, 2, 2}, 1}, {{0, 1, 3, 3}, 2}, {{0, 1, 2, 3}, 3},
+                                       {{5, nan, nan, 9}, 1}, {{1, 2, 3, nan}, 3}, {{nan, 9, 9, nan}, 0}};
+  for (const Window& w : windows)
+    for (const Pair stride : {Pair{2, 2}, Pair{1, 1}}) {
+      // stride 2: the 2x2 fast path; stride 1 (the same single window): the general path
+      const auto [out, indices] =
+          ng::max_pool2d_with_indices(ng::tensor(w.values, {1, 1, 2, 2}, ng::float64), {2, 2}, stride);
+      const double best = out.to_vector().at(0), expected = w.values[static_cast<std::size_t>(w.first)];
+      CHECK((std::isnan(expected) ? std::isnan(best) : best == expected));
+      CHECK(indices.to_vector() == std::vector<double>{static_cast<double>(w.first)});
+    }
+}
+
+namespace {
+// The indices of 3x3 windows with stride 1 over 4x4 images: every window covers rows and columns 1..2,
+// so all four windows of a plane share its largest element, put at (1, 1) or (1, 2).
+ng::Tensor shared_argmax_indices(ng::Tensor& out) {
+  ng::Tensor x = ng::zeros({2, 2, 4, 4}, ng::float64);
+  double* p = x.mutable_data<double>();
+  for (int64_t i = 0; i < x.numel(); ++i) p[i] = 0.01 * static_cast<double>(i % 7);
+  for (int64_t plane = 0; plane < 4; ++plane) p[plane * 16 + 5 + plane % 2] = 10;  // (1, 1) or (1, 2)
+  const auto result = ng::max_pool2d_with_indices(x, {3, 3}, {1, 1});
+  out = result.values;
+  return result.indices;
+}
+}  // namespace
+
+TEST_CASE("max_pool2d_backward adds each gradient at its plane's index, summing where windows share an argmax") {
+  ng::Tensor out;
+  const ng::Tensor indices = shared_argmax_indices(out);
+  REQUIRE(indices.shape() == ng::Shape{2, 2, 2, 2});
+  const ng::Tensor g = ng::tensor({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, {2, 2, 2, 2}, ng::float64);
+  const ng::Tensor dx = ng::max_pool2d_backward(g, indices, {2, 2, 4, 4});
+  // each plane's four gradients add up at its one argmax, flat position 5 = (1, 1) or 6 = (1, 2)
+  std::vector<double> expected(64, 0.0);
+  expected[5] = 1 + 2 + 3 + 4;
+  expected[16 + 6] = 5 + 6 + 7 + 8;
+  expected[32 + 5] = 9 + 10 + 11 + 12;
+  expected[48 + 6] = 13 + 14 + 15 + 16;
+  CHECK(dx.to_vector() == expected);
+}
+
+TEST_CASE("max_pool2d_backward's first and second derivatives match finite differences") {
+  ng::Tensor out;
+  const ng::Tensor indices = shared_argmax_indices(out);
+  const Fn f = [indices](const Inputs& in) { return ng::max_pool2d_backward(in[0], indices, {2, 2, 4, 4}); };
+  check_gradients("max_pool2d_backward", f, {randn64({2, 2, 2, 2})});
+  const ng::GradcheckResult second = ng::gradgradcheck(f, {randn64({2, 2, 2, 2})});
+  CHECK_MESSAGE(second.ok, "max_pool2d_backward gradgrad: " << second.message);
+  // through max_pool2d: g -> dx depends on g only, and dx * dx makes the second derivative non-zero
+  check_gradients("max_pool2d_backward squared", first_derivatives([f](const Inputs& in) { return f(in) * f(in); }),
+                  {randn64({2, 2, 2, 2})});
+}
+
+TEST_CASE("max_pool2d_backward refuses indices of the wrong dtype, shape or range") {
+  auto throws = [](const std::function<void()>& f, const std::string& expected) {
+    CHECK_THROWS_WITH_AS(f(), doctest::Contains(expected.c_str()), ng::Error);
+  };
+  const ng::Tensor g = ng::zeros({1, 2, 2, 2});
+  const ng::Tensor ok = ng::zeros({1, 2, 2, 2}, ng::int64);
+  throws([&] { ng::max_pool2d_backward(g, ng::zeros({1, 2, 2, 2}), {1, 2, 4, 4}); },
+         "max_pool2d_backward: gradient [1, 2, 2, 2], indices [1, 2, 2, 2] float32, input shape [1, 2, 4, 4]: expected "
+         "int64 indices of the gradient's shape");
+  throws([&] { ng::max_pool2d_backward(g, ng::zeros({1, 2, 2, 1}, ng::int64), {1, 2, 4, 4}); },
+         "expected int64 indices of the gradient's shape");
+  throws([&] { ng::max_pool2d_backward(g, ok, {1, 3, 4, 4}); }, "expected a 4-D input shape [N, C, H, W]");
+  throws([&] { ng::max_pool2d_backward(g, ok, {2, 4, 4}); }, "expected a 4-D input shape [N, C, H, W]");
+  throws([&] { ng::max_pool2d_backward(g, ng::full({1, 2, 2, 2}, 16.0, ng::int64), {1, 2, 4, 4}); },
+         "index 16 is out of range; expected 0 <= index < H*W = 16");
+  throws([&] { ng::max_pool2d_backward(g, ng::full({1, 2, 2, 2}, -1.0, ng::int64), {1, 2, 4, 4}); },
+         "index -1 is out of range");
+}
+
 TEST_CASE("avg_pool2d equals the loop definition (padding counted as zeros) and its gradients match finite differences") {
   ng::manual_seed(9);
   for (const PoolCase& c : kPoolCases) {
