@@ -4,18 +4,19 @@
 // requires grad, records a node whose backward is written beside the forward with its derivative as
 // a formula. Everything in nn/ (BatchNorm included) is composed from these.
 //
-//   elementwise (ops_elementwise.cpp): add sub mul div neg pow sqrt exp log abs relu sigmoid tanh
+//   elementwise (ops_elementwise.cpp): add sub mul div neg pow sqrt exp log abs relu sigmoid tanh sign,
+//                                      and the fused backward ops sigmoid_backward tanh_backward
+//                                      threshold_backward pow_backward
 //   reductions  (ops_reduce.cpp):      sum mean sum_to max argmax log_softmax
 //   shape       (ops_shape.cpp):       reshape permute transpose unsqueeze squeeze cat slice index_select
 //                                      index_add gather scatter_add broadcast_to
-//   in place    (ops_inplace.cpp):     Tensor::add_ mul_ zero_ fill_ copy_ clamp_
+//   in place    (ops_inplace.cpp):     Tensor::add_ mul_ zero_ fill_ copy_ clamp_, and clamp
 //   matmul      (ops_matmul.cpp)
 //   selection   (ops_select.cpp):      eq ne lt le gt ge (and == != < <= > >=) where maximum minimum
 //                                      max min argmax argmin (over all elements or a dim) stack
 //   trigonometry (ops_trig.cpp):       sin cos
 //   softmax     (ops_softmax.cpp):     softmax multinomial
 //   activations (ops_activation.cpp):  erf leaky_relu
-
 //   convolution and pooling (ops_conv.cpp): conv2d conv1d max_pool2d avg_pool2d adaptive_avg_pool2d pad
 //
 // Binary elementwise ops broadcast by NumPy's rules: shapes are aligned at the right, and a size-1 (or
@@ -44,8 +45,8 @@ Tensor abs(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
-Tensor sign(const Tensor& x);
-Tensor clamp(const Tensor& x, double min, double max);  // min(max(x, min), max); gradient 1 inside, 0 outside  // -1, 0 or 1; no gradient (its derivative is 0 almost everywhere)
+Tensor sign(const Tensor& x);  // -1, 0 or 1; no gradient (its derivative is 0 almost everywhere)
+Tensor clamp(const Tensor& x, double min, double max);  // min(max(x, min), max); gradient 1 inside, 0 outside
 
 // Fused backward formulas, each an op with its own derivative (so gradients of gradients flow):
 Tensor sigmoid_backward(const Tensor& grad, const Tensor& output);    // grad * y * (1 - y)
