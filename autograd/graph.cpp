@@ -40,7 +40,18 @@ void throw_graph_released(const char* op) {
 }
 
 // ---- saved tensors --------------------------------------------------------------------------------
-SavedTensor::SavedTensor(const Tensor& t) : tensor_(t), version_(t.defined() ? t.version() : 0) {}
+// A leaf that requires grad is kept through an alias of its buffer plus a weak reference: a strong one
+// would close a cycle under create_graph (leaf -> leaf.grad -> its graph -> this node -> leaf). Other
+// tensors are kept as they are: a graph only points from consumers to producers, so no cycle can form.
+SavedTensor::SavedTensor(const Tensor& t) : version_(t.defined() ? t.version() : 0) {
+  if (t.defined() && t.requires_grad() && t.is_leaf()) {
+    tensor_ = t.detach();
+    tensor_.impl()->name = t.name();
+    leaf_ = t.impl_ptr();
+  } else {
+    tensor_ = t;
+  }
+}
 
 SavedTensor SavedTensor::output(const Tensor& out) {
   SavedTensor saved(out.detach());
@@ -63,6 +74,8 @@ Tensor SavedTensor::unpack(const Node& node) const {
                 node.op + "' (forward op #" + std::to_string(node.sequence_nr) + ") saved " + describe(tensor_) +
                 (is_output_ ? " (its output)" : "") + " at version " + std::to_string(version_) + ", and it is now at version " +
                 std::to_string(now) + ". Write into it only after backward, or write into a clone()");
+  if (is_grad_enabled())
+    if (std::shared_ptr<TensorImpl> leaf = leaf_.lock()) return Tensor(std::move(leaf));  // create_graph: the leaf itself
   if (is_output_ && is_grad_enabled()) {
     // create_graph: the output rejoins its node, so that gradients can flow through it again.
     auto impl = std::make_shared<TensorImpl>();
@@ -148,9 +161,9 @@ void add_into(Tensor& total, const Tensor& g) {
 // The sink of the graph for a leaf that requires grad: adds the incoming gradient into leaf.grad().
 // The leaf holds it only weakly, so it lives exactly as long as some graph uses the leaf.
 struct AccumulateGrad final : Node {
-  explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf_impl) : Node("AccumulateGrad"), target(std::move(leaf_impl)) {
-    shape = target->shape;
-    dtype = target->dtype;
+  explicit AccumulateGrad(const std::shared_ptr<TensorImpl>& leaf_impl) : Node("AccumulateGrad"), target(leaf_impl) {
+    shape = leaf_impl->shape;
+    dtype = leaf_impl->dtype;
   }
   std::vector<Tensor> apply(const Tensor& g) override {
     accumulate(g, false, false);
@@ -159,8 +172,10 @@ struct AccumulateGrad final : Node {
   // leaf.grad += g. `owned`: the backward pass made g's buffer and nobody else holds it, so it may
   // become .grad itself instead of a copy. Under create_graph, .grad is a new tensor with a graph.
   void accumulate(const Tensor& g, bool owned, bool create_graph) {
-    std::lock_guard<std::mutex> lock(target->leaf_mutex);  // two threads may backpropagate into one leaf
-    Tensor& current = target->grad;
+    const std::shared_ptr<TensorImpl> leaf = target.lock();
+    if (!leaf) return;  // the leaf is gone, and with it every way to read its gradient
+    std::lock_guard<std::mutex> lock(leaf->leaf_mutex);  // two threads may backpropagate into one leaf
+    Tensor& current = leaf->grad;
     if (!current.defined())
       current = owned ? g : g.clone();
     else if (create_graph)
@@ -168,8 +183,11 @@ struct AccumulateGrad final : Node {
     else
       add_into(current, g);
   }
-  TensorImpl* leaf() const override { return target.get(); }
-  std::shared_ptr<TensorImpl> target;
+  TensorImpl* leaf() const override { return target.lock().get(); }
+  bool accumulates() const override { return true; }
+  // Held weakly: under create_graph, leaf.grad's own graph leads back to this node, and a strong
+  // reference would make the cycle leaf -> grad -> ... -> AccumulateGrad -> leaf, which never frees.
+  std::weak_ptr<TensorImpl> target;
 };
 
 std::shared_ptr<Node> gradient_edge(const Tensor& t) {
@@ -342,7 +360,7 @@ void run_backward(const std::vector<Root>& roots, bool retain_graph, bool create
     input_grads.clear();  // stays empty when no consumer sent a gradient (all undefined)
     const uint64_t made_after = next_storage_serial();
     if (g.defined()) {
-      if (node->leaf()) {
+      if (node->accumulates()) {
         if (!captured) static_cast<AccumulateGrad*>(node)->accumulate(g, owned && !create_graph, create_graph);
       } else {
         input_grads = node->apply(g);

@@ -41,6 +41,8 @@ struct Node : std::enable_shared_from_this<Node> {
   virtual void release() {}
   // The leaf this node accumulates into, for AccumulateGrad; null otherwise.
   virtual TensorImpl* leaf() const { return nullptr; }
+  // True for AccumulateGrad, the sink that adds into a leaf's .grad().
+  virtual bool accumulates() const { return false; }
 
   bool needs_grad(std::size_t input) const { return next[input] != nullptr; }
 
@@ -96,6 +98,7 @@ class SavedTensor {
 
  private:
   Tensor tensor_;
+  std::weak_ptr<TensorImpl> leaf_;  // set for a leaf that requires grad (tensor_ is then an alias of its buffer)
   uint64_t version_ = 0;
   bool is_output_ = false;
 };
