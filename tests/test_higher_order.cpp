@@ -608,3 +608,20 @@ TEST_CASE("without create_graph the gradients have no grad_fn and do not require
   CHECK(w.grad().grad_fn() == nullptr);
   CHECK_FALSE(w.grad().requires_grad());
 }
+
+TEST_CASE("a create_graph backward into a leaf frees every node and buffer once the leaf is gone") {
+  // leaf -> .grad -> the graph of .grad -> (saved leaf, AccumulateGrad) -> leaf would be a reference cycle
+  // if the graph held the leaf strongly; PyTorch documents that leak, normgrad holds leaves weakly.
+  const int64_t nodes_before = ng::live_nodes(), storages_before = ng::live_storages();
+  {
+    ng::Tensor x = ng::tensor({0.5, -1.5}, ng::float64).requires_grad_();
+    ng::Tensor y = (x * x * x).sum();
+    y.backward({.create_graph = true});
+    REQUIRE(x.grad().grad_fn() != nullptr);
+    ng::Tensor second = ng::grad({x.grad().sum()}, {x})[0];  // d/dx sum(3x^2) = 6x
+    CHECK(second.at({0}) == doctest::Approx(3.0));
+    CHECK(second.at({1}) == doctest::Approx(-9.0));
+  }
+  CHECK(ng::live_nodes() == nodes_before);
+  CHECK(ng::live_storages() == storages_before);
+}
