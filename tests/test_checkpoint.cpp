@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "normgrad.h"
+#include "test_requirements.h"
 #include "temp_dir.h"
 
 using namespace ng;
@@ -65,8 +66,6 @@ void train_step(nn::Module& model, optim::Optimizer& optimizer, uint64_t seed) {
   optimizer.step();
 }
 
-bool python3_available() { return std::system("python3 -c 'import json, struct' > /dev/null 2>&1") == 0; }
-
 }  // namespace
 
 // ---- the file format ------------------------------------------------------------------------------
@@ -92,11 +91,8 @@ TEST_CASE("save_safetensors then load_safetensors gives back the names, shapes, 
   CHECK(fs::directory_iterator(dir.path)->path().filename() == "t.safetensors");  // no temporary file left behind
 }
 
-TEST_CASE("Python's standard library reads a saved checkpoint: header length, JSON, offsets, values") {
-  if (!python3_available()) {
-    MESSAGE("skipped: python3 is not installed");
-    return;
-  }
+TEST_CASE("Python's standard library reads a saved checkpoint: header length, JSON, offsets, values" *
+          doctest::skip(python3_missing("json, struct"))) {
   TempDir dir;
   data::save_safetensors(dir / "t.safetensors",
                          {{"a.weight", tensor({1.5, -2, 3.25, 0.125, 8, -0.5}, {2, 3})},

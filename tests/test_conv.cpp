@@ -13,6 +13,7 @@
 
 #include "autograd/conv_reference.h"
 #include "normgrad.h"
+#include "test_requirements.h"
 
 namespace {
 
@@ -570,10 +571,6 @@ TEST_CASE("the pooling modules have no parameters and call their ops (stride def
 }
 
 // ---- training -------------------------------------------------------------------------------------
-
-namespace {
-bool fashion_mnist_missing() { return !ng::data::MNIST::available(ng::data::default_fashion_mnist_dir()); }
-}  // namespace
 
 // Reported as skipped (not passed) when the dataset is not installed (apt-get install dataset-fashion-mnist).
 TEST_CASE("a small CNN with BatchNorm2d learns Fashion-MNIST: its loss falls clearly in 150 SGD steps" *

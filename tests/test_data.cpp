@@ -12,6 +12,7 @@
 #include <numeric>
 
 #include "normgrad.h"
+#include "test_requirements.h"
 #include "temp_dir.h"
 
 using namespace ng;
@@ -203,12 +204,9 @@ TEST_CASE("MNIST errors name the folder or the file and what was wrong") {
                        Error);
 }
 
-TEST_CASE("Fashion-MNIST from dataset-fashion-mnist: 60000 + 10000 images, labels 0..9, pixels in [0, 1]") {
+TEST_CASE("Fashion-MNIST from dataset-fashion-mnist: 60000 + 10000 images, labels 0..9, pixels in [0, 1]" *
+          doctest::skip(fashion_mnist_missing())) {
   const std::string dir = data::default_fashion_mnist_dir();
-  if (!data::MNIST::available(dir)) {
-    MESSAGE("skipped: Fashion-MNIST is not in " << dir << " (apt-get install dataset-fashion-mnist)");
-    return;
-  }
   for (auto [train, size] : {std::pair{true, int64_t{60000}}, std::pair{false, int64_t{10000}}}) {
     data::MNIST mnist(dir, train);
     CHECK(mnist.size() == size);

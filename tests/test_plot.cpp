@@ -19,6 +19,7 @@
 #include "examples/common/atomic_file.h"
 #include "examples/common/percentile.h"
 #include "examples/common/svg_plot.h"
+#include "test_requirements.h"
 
 using namespace examples;
 
@@ -137,11 +138,8 @@ TEST_SUITE("svg_plot") {
     plot.lines.push_back({"short", "black", {0, 1, 2}, {1, 2}});
     CHECK_THROWS_WITH_AS(render_svg(plot), doctest::Contains("'short'"), std::invalid_argument);
   }
-  TEST_CASE("the SVG is well-formed XML (checked by python3's xml.dom.minidom when present)") {
-    if (std::system("python3 -c 'import xml.dom.minidom' 2>/dev/null") != 0) {
-      MESSAGE("python3 with xml.dom.minidom not found: well-formedness not checked");
-      return;
-    }
+  TEST_CASE("the SVG is well-formed XML (checked by python3's xml.dom.minidom)" *
+            doctest::skip(python3_missing("xml.dom.minidom"))) {
     const auto dir = fresh_dir("ng_test_plot");
     const auto path = dir / "plot.svg";
     Plot plot = example_plot();

@@ -16,6 +16,7 @@
 #include "examples/common/training.h"
 #include "nn/activation.h"
 #include "optim/sgd.h"
+#include "test_requirements.h"
 
 using namespace examples;
 
@@ -87,12 +88,10 @@ TEST_CASE("test_accuracy counts the examples whose largest logit is their label,
                        std::invalid_argument);
 }
 
-TEST_CASE("the BN sigmoid MLP's loss falls and it beats chance by far after 300 SGD steps") {
+TEST_CASE("the BN sigmoid MLP's loss falls and it beats chance by far after 300 SGD steps" *
+          doctest::skip(fashion_mnist_missing())) {
   const FashionMnist* data = fashion_mnist();
-  if (!data) {
-    MESSAGE("Fashion-MNIST not installed in " << ng::data::default_fashion_mnist_dir() << ": training test skipped");
-    return;
-  }
+  REQUIRE(data != nullptr);
   const TrainingResult bn = train_paper_mlp(*data, true, 0.5, 300);
   REQUIRE(bn.losses.size() == 300);
   const double last = mean_of(bn.losses, 280, 300);
@@ -102,12 +101,10 @@ TEST_CASE("the BN sigmoid MLP's loss falls and it beats chance by far after 300 
   CHECK(bn.test_accuracy > 0.7);
 }
 
-TEST_CASE("with BN the sigmoid MLP is ahead of the same net without BN early in training (lr 0.1)") {
+TEST_CASE("with BN the sigmoid MLP is ahead of the same net without BN early in training (lr 0.1)" *
+          doctest::skip(fashion_mnist_missing())) {
   const FashionMnist* data = fashion_mnist();
-  if (!data) {
-    MESSAGE("Fashion-MNIST not installed in " << ng::data::default_fashion_mnist_dir() << ": training test skipped");
-    return;
-  }
+  REQUIRE(data != nullptr);
   const TrainingResult bn = train_paper_mlp(*data, true, 0.1, 300);
   const TrainingResult plain = train_paper_mlp(*data, false, 0.1, 300);
   MESSAGE("after 300 steps at lr 0.1: test accuracy with BN " << bn.test_accuracy << ", without BN " << plain.test_accuracy);
