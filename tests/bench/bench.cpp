@@ -1,6 +1,6 @@
-// bench.cpp: normgrad's timings for the same cases as the libtorch reference program
-// (../shared/anchors/libtorch/anchors.cpp), with the same timing method and CSV columns, so that
-// ../shared/anchors/compare.py can print the ratio per case. Run through `meson test -C build --benchmark`.
+// bench.cpp: normgrad's timings, with case names, a timing method and CSV columns that a reference
+// program (one written against libtorch, say) can share, so that tests/bench/compare.py can print the
+// ratio per case (run_bench.sh). Run through `meson test -C build --benchmark`.
 //
 // Timing method (as the reference): warm up 0.2 s; batch calls so one block lasts at least 0.2 ms;
 // time blocks for 2 to 4 s; report the median, 10th and 90th percentile time per call.
