@@ -10,6 +10,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "tensor.h"
@@ -97,6 +98,25 @@ template <class T, class F> void unary(const Tensor& x, Tensor& out, F f) {
   const T* px = x.data<T>();
   T* po = out.mutable_data<T>();
   for (int64_t i = 0, n = out.numel(); i < n; ++i) po[i] = f(px[i]);
+}
+
+// "{2, 3}": a (height, width) pair as conv and pooling messages show it.
+inline std::string pair_str(const std::array<int64_t, 2>& p) {
+  std::string s = std::to_string(p[0]);  // appended step by step: GCC 12 warns (-Wrestrict) on "{" + to_string(..)
+  s.insert(0, 1, '{');
+  s.append(", ").append(std::to_string(p[1])).append("}");
+  return s;
+}
+
+// For a window sliding along a row of W inputs (conv, pooling): the outputs ow whose input column
+// iw = ow * stride + offset falls inside [0, W), as [lo, hi); the others read padding.
+struct ValidRange {
+  int64_t lo, hi;
+};
+inline ValidRange valid_outputs(int64_t offset, int64_t stride, int64_t W, int64_t W_out) {
+  const int64_t lo = std::min(W_out, offset >= 0 ? 0 : (-offset + stride - 1) / stride);
+  const int64_t hi = W - 1 - offset >= 0 ? std::min(W_out, (W - 1 - offset) / stride + 1) : 0;
+  return {lo, std::max(lo, hi)};
 }
 
 // Splits a shape around `dim` into (outer, size, inner): element (o, k, i) is at (o * size + k) * inner + i.

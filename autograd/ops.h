@@ -17,7 +17,8 @@
 //   trigonometry (ops_trig.cpp):       sin cos
 //   softmax     (ops_softmax.cpp):     softmax multinomial
 //   activations (ops_activation.cpp):  erf leaky_relu
-//   convolution and pooling (ops_conv.cpp): conv2d conv1d max_pool2d avg_pool2d adaptive_avg_pool2d pad
+//   convolution (ops_conv.cpp):        conv2d conv1d, and their backward ops
+//   pooling     (ops_pool.cpp):        max_pool2d avg_pool2d adaptive_avg_pool2d pad
 //
 // Binary elementwise ops broadcast by NumPy's rules: shapes are aligned at the right, and a size-1 (or
 // missing) dimension stretches to the other's size. Their backward sums each gradient back down to
