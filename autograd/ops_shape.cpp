@@ -226,17 +226,22 @@ Tensor slice_backward(const Tensor& g, const Shape& shape, int64_t dim, int64_t 
 }
 
 namespace {
-// Checks that `index` is a 1-D int64 tensor of positions in [0, size) along dim d of x.
-void check_index_1d(const char* op, const Tensor& x, int64_t d, const Tensor& index) {
-  if (index.dtype() != int64 || index.dim() != 1)
-    throw Error(std::string(op) + ": index must be a 1-D int64 tensor; got " + shape_str(index.shape()) + " " +
-                dtype_name(index.dtype()));
+// Checks that every entry of `index` is a position in [0, x.size(d)).
+void check_in_range(const char* op, const Tensor& x, int64_t d, const Tensor& index) {
   const int64_t size = x.shape()[d];
   const int64_t* idx = index.data<int64_t>();
   for (int64_t i = 0; i < index.numel(); ++i)
     if (idx[i] < 0 || idx[i] >= size)
       throw Error(std::string(op) + ": index " + std::to_string(idx[i]) + " is out of range for dim " + std::to_string(d) +
                   " of shape " + shape_str(x.shape()) + " (size " + std::to_string(size) + ")");
+}
+
+// Checks that `index` is a 1-D int64 tensor of positions in [0, size) along dim d of x.
+void check_index_1d(const char* op, const Tensor& x, int64_t d, const Tensor& index) {
+  if (index.dtype() != int64 || index.dim() != 1)
+    throw Error(std::string(op) + ": index must be a 1-D int64 tensor; got " + shape_str(index.shape()) + " " +
+                dtype_name(index.dtype()));
+  check_in_range(op, x, d, index);
 }
 }  // namespace
 
@@ -303,12 +308,7 @@ void check_gather_index(const char* op, const Tensor& x, int64_t d, const Tensor
     if (k != d && index.shape()[k] > x.shape()[k])
       throw Error(std::string(op) + ": index " + shape_str(index.shape()) + " is larger than " + shape_str(x.shape()) +
                   " in dim " + std::to_string(k) + "; expected index.size(k) <= size(k) for every k != dim");
-  const int64_t size = x.shape()[d];
-  const int64_t* idx = index.data<int64_t>();
-  for (int64_t i = 0; i < index.numel(); ++i)
-    if (idx[i] < 0 || idx[i] >= size)
-      throw Error(std::string(op) + ": index " + std::to_string(idx[i]) + " is out of range for dim " + std::to_string(d) +
-                  " of shape " + shape_str(x.shape()) + " (size " + std::to_string(size) + ")");
+  check_in_range(op, x, d, index);
 }
 
 // Calls f(at_index, at_x) for every element of index: at_x is the flat offset in x of the element it
