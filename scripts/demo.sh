@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 normgrad_install_deps
 normgrad_build build
+normgrad_say "running build/examples/bn_paper${*:+ $*}"
 exec build/examples/bn_paper "$@"
