@@ -229,7 +229,7 @@ int run(const Config& config) {
   std::vector<Run> runs;
   for (int64_t width : config.widths)
     for (Normalization kind : kKinds) {
-      runs.push_back({kind, width});
+      runs.push_back({kind, width, {}, {}, {}});
       train(runs.back(), config, train_set, test_set, probe);
       std::printf("  width %lld, %s: done, %.1f s\n", static_cast<long long>(width), kind_name(kind),
                   std::chrono::duration<double>(Clock::now() - start).count());
