@@ -51,7 +51,7 @@ PaperMlp make_mlp(const MlpOptions& options, uint64_t seed);
 PaperMlp make_paper_mlp(bool batch_norm, uint64_t seed);
 
 // The input of the last hidden layer's sigmoid (the output of its BatchNorm1d, or of its Linear
-// without BN), computed in eval mode under NoGradGuard: images [N, 1, 28, 28] -> [N, 100].
+// without BN), computed in eval mode under NoGradGuard: images [N, 1, 28, 28] -> [N, width].
 ng::Tensor last_sigmoid_input(const PaperMlp& mlp, const ng::Tensor& inputs);
 
 }  // namespace examples
