@@ -20,7 +20,7 @@
 // the cosine between W2 and its gradient, and accuracy on 1,000 test images. Written into --out
 // (default effective_rate_out/): weight_norm.svg and effective_rate.svg.
 //
-// What the default run printed (1,000 steps; about 10 s of CPU, 45 s on 2 cores shared with other jobs):
+// What the default run printed (1,000 steps; about 8 s of CPU, 16 to 45 s on 2 cores shared with others):
 //                        |   ||W1||  ||W2||  ||W3|| | lr / ||W2||^2              |     cos    acc
 //   net, lr              |              at the end |    at step 0    at the end |  (W2,g)
 //   without BN, lr 0.1   |    28.3    11.4    11.6 |     9.76e-04      7.71e-04 |  -0.159  0.589

@@ -32,14 +32,14 @@
 //      150 none             0.1000       0.6552         0.89          1.0        0.618
 //      150 BatchNorm        0.7833       0.8332         0.96          1.1        0.296
 //      150 IterNorm         0.7200       0.8120        32.73         36.9        0.098
-// (about 40 s of CPU; 70 s on the shared machine). Whitening does decorrelate: the mean |correlation|
-// between sigmoid inputs is 0.10-0.17 against BN's 0.30 (and up to 0.98 without normalization), and
-// it learns early, close behind BN (0.72-0.74 at step 200 against 0.75-0.78). But it ends 0.01-0.02
-// below BN at every width, so removing the correlations buys nothing here, and it costs 7 to 37 times
-// a step without normalization where BN costs 1.1: its d^3 matrix products grow faster than the rest
-// of the step (time ~ d^2.4 between d = 50 and 150). That is the paper's case for per-feature
-// normalization, in numbers. (IterNorm's remedy, whitening groups of features separately, is not
-// tried here.)
+// (about 40 s of CPU; 70 to 85 s on the shared machine). Whitening does decorrelate: the mean
+// |correlation| between sigmoid inputs is 0.10-0.17 against BN's 0.30 (and up to 0.98 without
+// normalization), and it learns early, close behind BN (0.72-0.74 at step 200 against 0.75-0.78).
+// But it ends 0.01-0.02 below BN at every width, so removing the correlations buys nothing here, and
+// it costs 7 to 37 times a step without normalization where BN costs 1.1: its d^3 matrix products
+// grow faster than the rest of the step (time ~ d^2.4 between d = 50 and 150). That is the paper's
+// case for per-feature normalization, in numbers. (IterNorm's remedy, whitening groups of features
+// separately, is not tried here.)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
