@@ -1,7 +1,7 @@
 // normgrad.h: the whole API in one include.
 //
 //   autograd/  Tensor, the graph and backward, the primitive ops, gradcheck   (namespace ng)
-//   nn/        modules, BatchNorm (composed and closed form), losses, init    (ng::nn)
+//   nn/        modules, BatchNorm (composed and closed form), IterNorm, losses, init  (ng::nn)
 //   optim/     SGD, Adam, AdamW, learning-rate schedules                      (ng::optim)
 //   data/      IDX (MNIST) files, ImageFolder, Subset, DataLoader             (ng::data)
 #pragma once
@@ -34,6 +34,7 @@
 #include "nn/normalization.h"
 #include "nn/pooling.h"
 #include "nn/sequential.h"
+#include "nn/whitening.h"
 #include "optim/adam.h"
 #include "optim/checkpoint.h"
 #include "optim/optimizer.h"
