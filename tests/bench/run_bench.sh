@@ -50,6 +50,10 @@ or set NORMGRAD_OPENBLAS_DIR to a folder holding OpenBLAS's libblas.so.3 (README
   fi
 fi
 
+# Other processes on the machine slow both sides, and threads far more than one thread: a thread that waits
+# for a busy core stalls the whole op. The load is printed before and after so a reader can judge the table.
+machine_load() { echo "machine: $(nproc) cores, load average (1, 5, 15 min) $(cut -d' ' -f1-3 /proc/loadavg)"; }
+machine_load
 for t in "${thread_counts[@]}"; do
   echo "== normgrad, $t thread(s)"
   "$bench" "$out/normgrad_$t.csv" "--threads=$t" "${only[@]}"
@@ -68,6 +72,7 @@ join_tables() {
 }
 join_tables normgrad
 echo
+machine_load
 if [ -n "$reference" ]; then
   join_tables libtorch
   echo "== normgrad / libtorch (median us per call; ratio below 1: normgrad is faster)"
