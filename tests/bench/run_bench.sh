@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# run_bench.sh BENCH_EXE [REFERENCE_EXE]: what `meson test -C build --benchmark` runs. Times normgrad's
-# cases (BENCH_EXE, bench.cpp) and, when the libtorch reference was built (REFERENCE_EXE,
-# libtorch_reference.cpp), the same cases in libtorch, then prints one table: per case and thread count,
-# normgrad's median, libtorch's and normgrad / libtorch (below 1: normgrad is faster).
+# run_bench.sh BENCH_EXE [BUILD_DIR REFERENCE_TARGET]: what `meson test -C build --benchmark` runs. Times
+# normgrad's cases (BENCH_EXE, bench.cpp) and, where libtorch is installed, the same cases in libtorch
+# (REFERENCE_TARGET, libtorch_reference.cpp, built here with ninja in BUILD_DIR), then prints one table: per
+# case and thread count, normgrad's median, libtorch's and normgrad / libtorch (below 1: normgrad is faster).
 #
 # The two programs take turns per thread count (normgrad 1, libtorch 1, normgrad 2, libtorch 2), so both
 # sides of a ratio are measured minutes apart rather than tens of minutes.
@@ -17,7 +17,12 @@
 # name contains it), NORMGRAD_BENCH_OUT (folder for the CSV files; default a new temporary folder).
 set -euo pipefail
 bench=$1
-reference=${2:-}
+reference=""
+if [ $# -ge 3 ]; then
+  echo "building the libtorch reference (about a minute the first time)"
+  ninja -C "$2" "$3" >/dev/null || { echo "run_bench.sh: could not build $3 in $2" >&2; exit 1; }
+  reference=$2/$3
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 out=${NORMGRAD_BENCH_OUT:-$(mktemp -d)}
 mkdir -p "$out"
