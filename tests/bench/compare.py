@@ -1,23 +1,67 @@
 #!/usr/bin/env python3
-"""compare.py A.csv B.csv: joins two benchmark tables (columns bench,threads,median_us,...) on (bench, threads)
-and prints A's median, B's and the ratio A/B per case (below 1: A is faster). Cases found in only one table
-are listed after the others."""
+"""compare.py [--markdown] NORMGRAD.csv [REFERENCE.csv]: the benchmark table, one row per case and, for each
+thread count, normgrad's median time per call, the reference's and the ratio normgrad / reference (below 1:
+normgrad is faster). Both files have the columns bench,threads,median_us,... (tests/bench/timing.h). Without
+a reference file the table holds normgrad's medians alone. Cases that only one side has are listed after
+the others. --markdown prints the table as Markdown, for the README or an issue."""
 import csv
 import sys
 
 
 def medians(path):
+    """{(bench, threads): median_us} of one CSV file, and its case names in the order they first appear."""
+    table, order = {}, []
     with open(path, newline="") as f:
-        return {(row["bench"], int(row["threads"])): float(row["median_us"]) for row in csv.DictReader(f)}
+        for row in csv.DictReader(f):
+            table[(row["bench"], int(row["threads"]))] = float(row["median_us"])
+            if row["bench"] not in order:
+                order.append(row["bench"])
+    return table, order
+
+
+def print_table(header, rows, markdown):
+    if markdown:
+        print("| " + " | ".join(header) + " |")
+        print("| --- |" + " ---: |" * (len(header) - 1))
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+        return
+    widths = [max(len(line[i]) for line in [header] + rows) for i in range(len(header))]
+    for line in [header] + rows:
+        print("  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(line)))
 
 
 def main():
-    a, b = medians(sys.argv[1]), medians(sys.argv[2])
-    print(f"{'bench':36s} {'thr':>3s} {'A us':>12s} {'B us':>12s} {'A/B':>7s}")
-    for key in sorted(a.keys() & b.keys()):
-        print(f"{key[0]:36s} {key[1]:3d} {a[key]:12.3f} {b[key]:12.3f} {a[key] / b[key]:7.3f}")
-    for key in sorted(a.keys() ^ b.keys()):
-        print(f"{key[0]:36s} {key[1]:3d} only in {'A' if key in a else 'B'}")
+    args = sys.argv[1:]
+    markdown = "--markdown" in args
+    paths = [a for a in args if a != "--markdown"]
+    if not 1 <= len(paths) <= 2:
+        sys.exit("usage: compare.py [--markdown] NORMGRAD.csv [REFERENCE.csv]")
+    ours, order = medians(paths[0])
+    reference, reference_order = medians(paths[1]) if len(paths) == 2 else ({}, [])
+    threads = sorted({t for _, t in ours.keys() | reference.keys()})
+
+    header, rows = ["bench"], []
+    for t in threads:
+        header += [f"normgrad us, {t} thr"] + ([f"libtorch us, {t} thr", f"ratio, {t} thr"] if reference else [])
+    one_sided = []
+    for name in order + [n for n in reference_order if n not in order]:
+        in_ours = any((name, t) in ours for t in threads)
+        in_reference = any((name, t) in reference for t in threads)
+        if reference and not (in_ours and in_reference):
+            one_sided.append(f"{name}: only in {'normgrad' if in_ours else 'the reference'}")
+            continue
+        row = [name]
+        for t in threads:
+            a, b = ours.get((name, t)), reference.get((name, t))
+            row.append(f"{a:.2f}" if a is not None else "-")
+            if reference:
+                row.append(f"{b:.2f}" if b is not None else "-")
+                row.append(f"{a / b:.2f}" if a is not None and b is not None else "-")
+        rows.append(row)
+    print_table(header, rows, markdown)
+    for line in one_sided:
+        print(line)
 
 
 if __name__ == "__main__":
