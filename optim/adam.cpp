@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "autograd/graph.h"
+#include "autograd/parallel.h"
 
 namespace ng::optim {
 
@@ -50,6 +51,7 @@ void adam_update(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n, 
   const T shrink = static_cast<T>(decoupled_weight_decay ? 1 - lr * o.weight_decay : 1);
   const T l2 = static_cast<T>(decoupled_weight_decay ? 0 : o.weight_decay);
   const T beta1 = static_cast<T>(o.beta1), beta2 = static_cast<T>(o.beta2), eps = static_cast<T>(o.eps);
+#pragma omp parallel for if (n >= kernel::kParallelElements)  // each element on its own: any thread count
   for (int64_t i = 0; i < n; ++i) {
     param[i] *= shrink;                                                // AdamW: p = p * (1 - lr * weight_decay)
     T g = grad[i] + l2 * param[i];                                     // Adam:  g = grad + weight_decay * p

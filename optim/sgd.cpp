@@ -8,6 +8,7 @@
 #include "optim/sgd.h"
 
 #include "autograd/graph.h"
+#include "autograd/parallel.h"
 
 namespace ng::optim {
 
@@ -32,6 +33,7 @@ void sgd_update(T* param, const T* grad, T* buffer, int64_t n, const SGDOptions&
   const T weight_decay = static_cast<T>(o.weight_decay);
   const T momentum = static_cast<T>(o.momentum);
   const T keep = static_cast<T>(1 - o.dampening);
+#pragma omp parallel for if (n >= kernel::kParallelElements)  // each element on its own: any thread count
   for (int64_t i = 0; i < n; ++i) {
     T g = grad[i] + weight_decay * param[i];  // g = grad + weight_decay * p
     if (buffer) {
