@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "parallel.h"
+
 namespace ng::kernel {
 
 // C[i,j] += sum_k A[i,k] B[k,j]; loop order i, k, j so the inner loop walks rows of B and C.
@@ -85,8 +87,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_
       for (int64_t r = 0; r < M - full_rows; ++r)
         for (int64_t k = 0; k < depth; ++k) a_padded[r * depth + k] = A_slice[(full_rows + r) * a_row + k * a_col];
     }
-#pragma omp parallel for schedule(static) if (M * N * K >= kParallelFlops)
-    for (int64_t panel = 0; panel < panels; ++panel) {
+    parallel_for(panels, M * N * K >= kParallelFlops, [&](int64_t panel) {
       thread_local std::vector<T> b_packed;  // one per thread, kept between calls
       b_packed.resize(static_cast<std::size_t>(kDepth * kCols));
       T c_padded[kRows * kCols];
@@ -118,7 +119,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_
         for (int64_t r = 0; r < M - full_rows; ++r)
           for (int64_t j = 0; j < cols; ++j) c[r * N + j] += c_padded[r * kCols + j];
       }
-    }
+    });
   }
 }
 

@@ -61,20 +61,17 @@ template <class T, class F> void binary(const Tensor& a, const Tensor& b, Tensor
   T* po = out.mutable_data<T>();
   const int64_t n = out.numel();
   if (a.numel() == n && b.numel() == n) {  // same shape: one flat loop
-#pragma omp parallel for if (n >= kParallelElements)
-    for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
+    parallel_for(n, n >= kParallelElements, [&](int64_t i) { po[i] = f(pa[i], pb[i]); });
     return;
   }
   if (a.numel() == n && b.numel() == 1) {
     const T vb = pb[0];
-#pragma omp parallel for if (n >= kParallelElements)
-    for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], vb);
+    parallel_for(n, n >= kParallelElements, [&](int64_t i) { po[i] = f(pa[i], vb); });
     return;
   }
   if (a.numel() == 1 && b.numel() == n) {
     const T va = pa[0];
-#pragma omp parallel for if (n >= kParallelElements)
-    for (int64_t i = 0; i < n; ++i) po[i] = f(va, pb[i]);
+    parallel_for(n, n >= kParallelElements, [&](int64_t i) { po[i] = f(va, pb[i]); });
     return;
   }
   const auto sa = broadcast_strides(a.shape(), out.shape());
@@ -103,8 +100,7 @@ template <class T, class F> void unary(const Tensor& x, Tensor& out, F f) {
   const T* px = x.data<T>();
   T* po = out.mutable_data<T>();
   const int64_t n = out.numel();
-#pragma omp parallel for if (n >= kParallelElements)
-  for (int64_t i = 0; i < n; ++i) po[i] = f(px[i]);
+  parallel_for(n, n >= kParallelElements, [&](int64_t i) { po[i] = f(px[i]); });
 }
 
 // "{2, 3}": a (height, width) pair as conv and pooling messages show it.

@@ -83,8 +83,7 @@ void max_pool_2x2_windows(const T* upper, const T* lower, int64_t W, int64_t top
 template <class T> void max_pool_2x2(const T* x, const PoolGeometry& geo, T* out, int64_t* indices) {
   constexpr int64_t block = 8;
   const int64_t H = geo.H, W = geo.W, H_out = geo.H_out, W_out = geo.W_out, planes = geo.N * geo.C;
-#pragma omp parallel for if (planes * H * W >= kernel::kParallelElements)
-  for (int64_t plane = 0; plane < planes; ++plane)
+  kernel::parallel_for(planes, planes * H * W >= kernel::kParallelElements, [&](int64_t plane) {
     for (int64_t oh = 0; oh < H_out; ++oh) {
       const int64_t top = 2 * oh * W;  // the flat position of the row's first window in the plane
       const T* upper = x + plane * H * W + top;
@@ -101,6 +100,7 @@ template <class T> void max_pool_2x2(const T* x, const PoolGeometry& geo, T* out
                                     indices_row + first);
       }
     }
+  });
 }
 
 // Any kernel, stride and padding. One output row at a time, all its windows together: for each kernel
@@ -113,8 +113,7 @@ void max_pool_general(const T* x, const PoolGeometry& geo, Pair kernel, Pair str
   // compiler would reload every one of them after each store.
   const int64_t H = geo.H, W = geo.W, H_out = geo.H_out, W_out = geo.W_out, planes = geo.N * geo.C;
   const int64_t kh = kernel[0], kw = kernel[1], sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1];
-#pragma omp parallel for if (planes * H_out * W_out * kh * kw >= ng::kernel::kParallelElements)
-  for (int64_t plane = 0; plane < planes; ++plane) {
+  ng::kernel::parallel_for(planes, planes * H_out * W_out * kh * kw >= ng::kernel::kParallelElements, [&](int64_t plane) {
     const T* in = x + plane * H * W;
     for (int64_t oh = 0; oh < H_out; ++oh) {
       T* out = out_planes + (plane * H_out + oh) * W_out;  // this output row, and its indices
@@ -139,7 +138,7 @@ void max_pool_general(const T* x, const PoolGeometry& geo, Pair kernel, Pair str
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace
@@ -156,10 +155,13 @@ MaxResult max_pool2d_with_indices(const Tensor& x, Pair kernel, Pair stride, Pai
     const T* px = x.data<T>();
     T* po = out.mutable_data<T>();
     int64_t* pi = indices.mutable_data<int64_t>();
-    if (kernel == Pair{2, 2} && stride == Pair{2, 2} && padding == Pair{0, 0})
+#ifndef NG_REFERENCE_KERNELS  // -Dreference_kernels=true: every pooling through the general loop
+    if (kernel == Pair{2, 2} && stride == Pair{2, 2} && padding == Pair{0, 0}) {
       max_pool_2x2(px, geo, po, pi);
-    else
-      max_pool_general(px, geo, kernel, stride, padding, po, pi);
+      return;
+    }
+#endif
+    max_pool_general(px, geo, kernel, stride, padding, po, pi);
   });
   if (any_requires_grad({&x}))
     record(out, "max_pool2d", {&x}, [x_shape = x.shape(), indices = SavedTensor(indices)](const Tensor& g, const Node& n) {
@@ -192,8 +194,7 @@ Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const Shape& 
     // range is noted (the one found first by any thread) and thrown after the loop.
     bool out_of_range = false;
     int64_t bad_index = 0;
-#pragma omp parallel for if (N * C * HW >= kernel::kParallelElements)
-    for (int64_t plane = 0; plane < N * C; ++plane) {
+    kernel::parallel_for(N * C, N * C * HW >= kernel::kParallelElements, [&](int64_t plane) {
       T* dx_plane = pdx + plane * HW;
       const T* g_plane = pg + plane * per_plane;
       const int64_t* where_plane = where + plane * per_plane;
@@ -209,7 +210,7 @@ Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const Shape& 
         }
         dx_plane[where_plane[k]] += g_plane[k];
       }
-    }
+    });
     if (out_of_range)
       throw Error(args() + ": index " + std::to_string(bad_index) + " is out of range; expected 0 <= index < H*W = " +
                   std::to_string(HW));

@@ -44,13 +44,12 @@ Shape reduced_shape(const Shape& shape, const std::vector<bool>& reduced, bool k
 template <class T> double row_sum(const T* row, int64_t len) {
   const int64_t pieces = (len + kernel::kSumChunk - 1) / kernel::kSumChunk;
   std::vector<double> piece_sums(static_cast<std::size_t>(pieces), 0.0);
-#pragma omp parallel for if (pieces >= 2)
-  for (int64_t p = 0; p < pieces; ++p) {
+  kernel::parallel_for(pieces, pieces >= 2, [&](int64_t p) {
     const int64_t begin = p * kernel::kSumChunk, end = std::min(len, begin + kernel::kSumChunk);
     double s = 0;
     for (int64_t j = begin; j < end; ++j) s += row[j];
     piece_sums[p] = s;
-  }
+  });
   double total = 0;
   for (double s : piece_sums) total += s;
   return total;
@@ -73,8 +72,8 @@ Tensor sum_kernel(const char* op, const Tensor& x, const std::vector<bool>& redu
       acc[0] = px[0];
     } else if (only_last_reduced && out.numel() > 1) {
       const int64_t rows = out.numel(), len = x.shape().back();
-#pragma omp parallel for if (x.numel() >= kernel::kParallelElements)
-      for (int64_t r = 0; r < rows; ++r) acc[r] = row_sum(px + r * len, len);
+      kernel::parallel_for(rows, x.numel() >= kernel::kParallelElements,
+                           [&](int64_t r) { acc[r] = row_sum(px + r * len, len); });
     } else {
       const auto out_strides = kernel::broadcast_strides(kept, x.shape());
       const bool row_reduced = reduced.back();
@@ -85,8 +84,7 @@ Tensor sum_kernel(const char* op, const Tensor& x, const std::vector<bool>& redu
         if (row_reduced) {
           *dst += row_sum(row, len);
         } else {
-#pragma omp parallel for if (len >= kernel::kParallelElements)
-          for (int64_t j = 0; j < len; ++j) dst[j] += row[j];
+          kernel::parallel_for(len, len >= kernel::kParallelElements, [&](int64_t j) { dst[j] += row[j]; });
         }
         row_start += len;
       });

@@ -29,16 +29,16 @@ using detail::ChannelLayout;
 template <class F> void for_each_element(const ChannelLayout& L, F&& f) {
   const bool threads = L.N * L.C * L.S >= kernel::kParallelElements;
   if (L.S == 1) {
-#pragma omp parallel for if (threads)
-    for (int64_t n = 0; n < L.N; ++n)
+    kernel::parallel_for(L.N, threads, [&](int64_t n) {
       for (int64_t c = 0; c < L.C; ++c) f(c, n * L.C + c);
+    });
   } else {
-#pragma omp parallel for if (threads)
-    for (int64_t n = 0; n < L.N; ++n)
+    kernel::parallel_for(L.N, threads, [&](int64_t n) {
       for (int64_t c = 0; c < L.C; ++c) {
         const int64_t block = (n * L.C + c) * L.S;
         for (int64_t s = 0; s < L.S; ++s) f(c, block + s);
       }
+    });
   }
 }
 
@@ -55,8 +55,7 @@ template <class Term> void sum_per_channel(const ChannelLayout& L, double* acc, 
     return;
   }
   constexpr int64_t kLanes = 8;
-#pragma omp parallel for if (L.N * L.C * L.S >= kernel::kParallelElements)
-  for (int64_t c = 0; c < L.C; ++c)
+  kernel::parallel_for(L.C, L.N * L.C * L.S >= kernel::kParallelElements, [&](int64_t c) {
     for (int64_t n = 0; n < L.N; ++n) {
       const int64_t block = (n * L.C + c) * L.S;
       double partial[kLanes] = {};
@@ -68,6 +67,7 @@ template <class Term> void sum_per_channel(const ChannelLayout& L, double* acc, 
       for (double p : partial) total += p;
       acc[c] += total;
     }
+  });
 }
 
 // What the forward hands to the backward and to the running averages, per channel.
