@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "parallel.h"
+#include "parallel_for.h"
 
 namespace ng::kernel {
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "parallel.h"
+#include "parallel_for.h"
 #include "tensor.h"
 
 namespace ng::kernel {

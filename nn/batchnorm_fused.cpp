@@ -12,7 +12,7 @@
 
 #include "autograd/graph.h"
 #include "autograd/ops.h"
-#include "autograd/parallel.h"
+#include "autograd/parallel_for.h"
 #include "batchnorm.h"
 #include "batchnorm_shapes.h"
 

@@ -13,7 +13,7 @@
 #include <cmath>
 
 #include "autograd/graph.h"
-#include "autograd/parallel.h"
+#include "autograd/parallel_for.h"
 
 namespace ng::optim {
 

@@ -8,7 +8,7 @@
 #include "optim/sgd.h"
 
 #include "autograd/graph.h"
-#include "autograd/parallel.h"
+#include "autograd/parallel_for.h"
 
 namespace ng::optim {
 
