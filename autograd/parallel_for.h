@@ -8,8 +8,9 @@ namespace ng::kernel {
 
 // Loops over at least kParallelElements elements (elementwise ops, sums, pooling, BatchNorm, optimizer
 // updates) are shared out among threads; shorter ones stay on one thread. Measured on the 2-core test
-// machine (median of 5, float32 add, 1 thread -> 2 threads): 2^14 elements 2.3 -> 2.6 us, 2^16
-// 8.5 -> 5.9 us, 2^20 100 -> 60 us.
+// machine, float32 add, best of 101 blocks (the machine was shared), 1 thread -> 2 threads: 2^13 elements
+// 1.13 -> 1.13 us, 2^14 2.5 -> 2.2 us, 2^15 4.6 -> 3.8 us, 2^16 9.1 -> 6.3 us, 2^18 110 -> 27 us. From 2^15
+// on the second thread saves more than it costs to wake it.
 constexpr int64_t kParallelElements = int64_t{1} << 15;
 
 // A sum of many elements is cut into pieces of kSumChunk elements, each summed on its own, and the pieces'

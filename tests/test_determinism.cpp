@@ -185,3 +185,13 @@ TEST_CASE("SGD and Adam update a large parameter to the same bits on 1 and 2 thr
     return Results{{"SGD's parameter", p_sgd.detach()}, {"Adam's parameter", p_adam.detach()}};
   });
 }
+
+TEST_CASE("set_num_threads refuses fewer than one thread, naming the count") {
+  const int before = ng::get_num_threads();
+  CHECK_THROWS_WITH_AS(ng::set_num_threads(0), doctest::Contains("set_num_threads: 0 threads"), ng::Error);
+  CHECK_THROWS_WITH_AS(ng::set_num_threads(-3), doctest::Contains("expected at least 1"), ng::Error);
+  CHECK(ng::get_num_threads() == before);
+  ng::set_num_threads(1);
+  CHECK(ng::get_num_threads() == 1);
+  ng::set_num_threads(before);
+}
