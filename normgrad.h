@@ -10,6 +10,7 @@
 #include "autograd/gradcheck.h"
 #include "autograd/graph.h"
 #include "autograd/ops.h"
+#include "autograd/parallel.h"
 #include "autograd/tensor.h"
 #include "data/dataloader.h"
 #include "data/dataset.h"

@@ -10,7 +10,8 @@
 // gemm_reference is the textbook triple loop. gemm is the same sum, computed in tiles: a 6x16 block
 // of C stays in registers while k runs (so each loaded element of A and B is used 16 resp. 6 times),
 // and k is cut into slices so the touched part of B stays in cache. Same results up to rounding
-// (the order of the additions differs).
+// (the order of the additions differs). gemm shares the column panels of C out among threads (see
+// parallel.h); built with -Dreference_kernels=true, gemm is gemm_reference.
 #pragma once
 
 #include <cstdint>

@@ -11,7 +11,10 @@
 // are conv2d and each other, so the backward can be differentiated again.
 // For speed, the columns of several images are put side by side so that each op runs one large gemm
 // per block of images and group instead of one small gemm per image (layout and shapes above im2col's
-// users, under "one gemm for many images"). Pooling and padding are in ops_pool.cpp.
+// users, under "one gemm for many images"). Threads: the gemm shares out its column panels, and the
+// images of a block are unrolled (im2col) and folded back (col2im) by threads, one image each, into
+// their own columns or their own image, so the result does not depend on the thread count. Pooling and
+// padding are in ops_pool.cpp.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -216,8 +219,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair st
     for (int64_t n0 = 0; n0 < geo.N; n0 += nb) {
       const int64_t count = std::min(nb, geo.N - n0), width = count * L;  // this block's images; columns of cols
       for (int64_t grp = 0; grp < groups; ++grp) {
-        for (int64_t n = 0; n < count; ++n)
+        kernel::parallel_for(count, K * width >= kernel::kParallelElements, [&](int64_t n) {
           im2col(geo, px + (n0 + n) * geo.C * geo.H * geo.W, grp * geo.C_group(), cols.data() + n * L, width);
+        });
         // C: the image's own out[n0, grp*M : (grp+1)*M] as [M, L] when it is alone, else mat
         T* c = count == 1 ? po + (n0 * geo.C_out + grp * M) * L : mat.data();
         for (int64_t co = 0; co < M; ++co) std::fill_n(c + co * width, width, pb ? pb[grp * M + co] : T(0));
@@ -269,8 +273,9 @@ Tensor conv2d_backward_input(const Tensor& g, const Tensor& weight, const Shape&
         }
         std::fill_n(cols.data(), K * width, T(0));  // gemm adds to C
         kernel::gemm(K, width, M, pw + grp * M * K, int64_t{1}, K, b, width, int64_t{1}, cols.data());
-        for (int64_t n = 0; n < count; ++n)
+        kernel::parallel_for(count, K * width >= kernel::kParallelElements, [&](int64_t n) {
           col2im_add(geo, cols.data() + n * L, width, grp * geo.C_group(), pdx + (n0 + n) * geo.C * geo.H * geo.W);
+        });
       }
     }
   });
@@ -320,16 +325,17 @@ Tensor conv2d_backward_weight(const Tensor& x, const Tensor& g, const Shape& wei
         std::fill_n(dw_grp, M * K, T(0));
       for (int64_t n0 = 0; n0 < geo.N; n0 += nb) {
         const int64_t count = std::min(nb, geo.N - n0), width = count * L;
-        for (int64_t n = 0; n < count; ++n)
+        kernel::parallel_for(count, K * width >= kernel::kParallelElements, [&](int64_t n) {
           im2col(geo, px + (n0 + n) * geo.C * geo.H * geo.W, grp * geo.C_group(), cols.data() + n * L, width);
+        });
         if (transposed) {
           // mat as G mat^T [nb*L, M]: mat[n*L + l, co] = g[n0 + n, grp*M + co, l], written row by row
-          for (int64_t n = 0; n < count; ++n) {
+          kernel::parallel_for(count, M * width >= kernel::kParallelElements, [&](int64_t n) {
             const T* src = pg + ((n0 + n) * geo.C_out + grp * M) * L;  // G_n of the group, [M, L]
             T* dst = mat.data() + n * L * M;                            // [L, M]
             for (int64_t l = 0; l < L; ++l)
               for (int64_t co = 0; co < M; ++co) dst[l * M + co] = src[co * L + l];
-          }
+          });
           kernel::gemm(K, M, width, cols.data(), width, int64_t{1}, mat.data(), M, int64_t{1}, dw_t.data());
         } else {
           const T* a = pg + (n0 * geo.C_out + grp * M) * L;  // G of an image alone: [M, L] in place

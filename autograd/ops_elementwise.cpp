@@ -231,11 +231,12 @@ Tensor relu(const Tensor& x) {
 // out = 1 / (1 + e^-x)   d sigmoid(x)/dx = out * (1 - out)    (sigmoid_backward below)
 // For very negative x, e^-x overflows to inf and 1 / (1 + inf) = 0, the right limit, so no case split
 // is needed. float32 uses the vectorizable fast_exp (this is the hot loop of a sigmoid network), which
-// clamps e^-x at about 2e38 instead, so there the result is about 4e-39 rather than exactly 0.
+// clamps e^-x at about 2e38 instead, so there the result is about 4e-39 rather than exactly 0
+// (std::exp with -Dreference_kernels=true).
 Tensor sigmoid(const Tensor& x) {
   Tensor out = unary_forward("sigmoid", x, [](auto v) {
     using T = decltype(v);
-    if constexpr (std::is_same_v<T, float>)
+    if constexpr (std::is_same_v<T, float> && !kernel::kReferenceKernels)
       return 1.0f / (1.0f + kernel::fast_exp(-v));
     else
       return T(1) / (T(1) + std::exp(-v));

@@ -83,36 +83,41 @@ void max_pool_2x2_windows(const T* upper, const T* lower, int64_t W, int64_t top
 template <class T> void max_pool_2x2(const T* x, const PoolGeometry& geo, T* out, int64_t* indices) {
   constexpr int64_t block = 8;
   const int64_t H = geo.H, W = geo.W, H_out = geo.H_out, W_out = geo.W_out, planes = geo.N * geo.C;
-  for (int64_t plane = 0; plane < planes; ++plane)
-    for (int64_t oh = 0; oh < H_out; ++oh, out += W_out, indices += W_out) {
+  kernel::parallel_for(planes, planes * H * W >= kernel::kParallelElements, [&](int64_t plane) {
+    for (int64_t oh = 0; oh < H_out; ++oh) {
       const int64_t top = 2 * oh * W;  // the flat position of the row's first window in the plane
       const T* upper = x + plane * H * W + top;
       const T* lower = upper + W;
+      T* out_row = out + (plane * H_out + oh) * W_out;
+      int64_t* indices_row = indices + (plane * H_out + oh) * W_out;
       if (W_out < block) {
-        max_pool_2x2_windows<0>(upper, lower, W, top, W_out, out, indices);
+        max_pool_2x2_windows<0>(upper, lower, W, top, W_out, out_row, indices_row);
         continue;
       }
       for (int64_t start = 0; start < W_out; start += block) {
         const int64_t first = std::min(start, W_out - block);
-        max_pool_2x2_windows<block>(upper + 2 * first, lower + 2 * first, W, top + 2 * first, block, out + first,
-                                    indices + first);
+        max_pool_2x2_windows<block>(upper + 2 * first, lower + 2 * first, W, top + 2 * first, block, out_row + first,
+                                    indices_row + first);
       }
     }
+  });
 }
 
 // Any kernel, stride and padding. One output row at a time, all its windows together: for each kernel
 // offset (i, j) in row-major order, every window of the row compares its element at (i, j) with its
 // best so far. The loop over the windows has no branch (selects), so it runs at the speed of the loads.
 template <class T>
-void max_pool_general(const T* x, const PoolGeometry& geo, Pair kernel, Pair stride, Pair padding, T* out,
-                      int64_t* indices) {
+void max_pool_general(const T* x, const PoolGeometry& geo, Pair kernel, Pair stride, Pair padding, T* out_planes,
+                      int64_t* indices_planes) {
   // Sizes copied into locals: the int64 stores through indices could otherwise alias them, and the
   // compiler would reload every one of them after each store.
   const int64_t H = geo.H, W = geo.W, H_out = geo.H_out, W_out = geo.W_out, planes = geo.N * geo.C;
   const int64_t kh = kernel[0], kw = kernel[1], sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1];
-  for (int64_t plane = 0; plane < planes; ++plane) {
+  ng::kernel::parallel_for(planes, planes * H_out * W_out * kh * kw >= ng::kernel::kParallelElements, [&](int64_t plane) {
     const T* in = x + plane * H * W;
-    for (int64_t oh = 0; oh < H_out; ++oh, out += W_out, indices += W_out) {
+    for (int64_t oh = 0; oh < H_out; ++oh) {
+      T* out = out_planes + (plane * H_out + oh) * W_out;  // this output row, and its indices
+      int64_t* indices = indices_planes + (plane * H_out + oh) * W_out;
       std::fill_n(indices, W_out, int64_t{-1});  // -1: nothing seen yet (the padding is never taken)
       std::fill_n(out, W_out, T(0));
       for (int64_t i = 0; i < kh; ++i) {
@@ -133,7 +138,7 @@ void max_pool_general(const T* x, const PoolGeometry& geo, Pair kernel, Pair str
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace
@@ -150,10 +155,13 @@ MaxResult max_pool2d_with_indices(const Tensor& x, Pair kernel, Pair stride, Pai
     const T* px = x.data<T>();
     T* po = out.mutable_data<T>();
     int64_t* pi = indices.mutable_data<int64_t>();
-    if (kernel == Pair{2, 2} && stride == Pair{2, 2} && padding == Pair{0, 0})
+#ifndef NG_REFERENCE_KERNELS  // -Dreference_kernels=true: every pooling through the general loop
+    if (kernel == Pair{2, 2} && stride == Pair{2, 2} && padding == Pair{0, 0}) {
       max_pool_2x2(px, geo, po, pi);
-    else
-      max_pool_general(px, geo, kernel, stride, padding, po, pi);
+      return;
+    }
+#endif
+    max_pool_general(px, geo, kernel, stride, padding, po, pi);
   });
   if (any_requires_grad({&x}))
     record(out, "max_pool2d", {&x}, [x_shape = x.shape(), indices = SavedTensor(indices)](const Tensor& g, const Node& n) {
@@ -182,15 +190,30 @@ Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const Shape& 
     const T* pg = g.data<T>();
     const int64_t* where = indices.data<int64_t>();
     T* pdx = dx.mutable_data<T>();
-    for (int64_t plane = 0; plane < N * C; ++plane, pdx += HW, pg += per_plane, where += per_plane) {
-      std::fill_n(pdx, HW, T(0));  // zeroed plane by plane, so that the plane is in cache for the additions
+    // Each thread takes whole planes. An exception must not leave a parallel loop, so an index out of
+    // range is noted (the one found first by any thread) and thrown after the loop.
+    bool out_of_range = false;
+    int64_t bad_index = 0;
+    kernel::parallel_for(N * C, N * C * HW >= kernel::kParallelElements, [&](int64_t plane) {
+      T* dx_plane = pdx + plane * HW;
+      const T* g_plane = pg + plane * per_plane;
+      const int64_t* where_plane = where + plane * per_plane;
+      std::fill_n(dx_plane, HW, T(0));  // zeroed plane by plane, so that the plane is in cache for the additions
       for (int64_t k = 0; k < per_plane; ++k) {
-        if (where[k] < 0 || where[k] >= HW)
-          throw Error(args() + ": index " + std::to_string(where[k]) + " is out of range; expected 0 <= index < H*W = " +
-                      std::to_string(HW));
-        pdx[where[k]] += pg[k];
+        if (where_plane[k] < 0 || where_plane[k] >= HW) {
+#pragma omp critical(max_pool2d_backward_bad_index)
+          if (!out_of_range) {
+            out_of_range = true;
+            bad_index = where_plane[k];
+          }
+          break;
+        }
+        dx_plane[where_plane[k]] += g_plane[k];
       }
-    }
+    });
+    if (out_of_range)
+      throw Error(args() + ": index " + std::to_string(bad_index) + " is out of range; expected 0 <= index < H*W = " +
+                  std::to_string(HW));
   });
   if (any_requires_grad({&g}))
     record(dx, "max_pool2d_backward", {&g},

@@ -1,7 +1,10 @@
 // ops_reduce.cpp: reductions (sum, mean, max) and log_softmax, each with its backward.
 //
 // Sums accumulate in double whatever the dtype, so that float32 batch statistics (BatchNorm's mean
-// and variance) lose as little as possible.
+// and variance) lose as little as possible. A long row is summed in pieces of kernel::kSumChunk elements
+// whose sums are added in order, so that threads can share the pieces and the result is the same for
+// any thread count (parallel.h).
+#include <algorithm>
 #include <cmath>
 
 #include "graph.h"
@@ -36,7 +39,27 @@ Shape reduced_shape(const Shape& shape, const std::vector<bool>& reduced, bool k
   return out;
 }
 
+// sum_j row[j] for j < len, in double: left to right within each piece of kSumChunk elements, the
+// pieces' sums then added in order. Threads share the pieces of a long row.
+template <class T> double row_sum(const T* row, int64_t len) {
+  const int64_t pieces = (len + kernel::kSumChunk - 1) / kernel::kSumChunk;
+  std::vector<double> piece_sums(static_cast<std::size_t>(pieces), 0.0);
+  kernel::parallel_for(pieces, pieces >= 2, [&](int64_t p) {
+    const int64_t begin = p * kernel::kSumChunk, end = std::min(len, begin + kernel::kSumChunk);
+    double s = 0;
+    for (int64_t j = begin; j < end; ++j) s += row[j];
+    piece_sums[p] = s;
+  });
+  double total = 0;
+  for (double s : piece_sums) total += s;
+  return total;
+}
+
 // x: any shape -> out: reduced_shape(x, reduced, keepdim), out = scale * (sum over the reduced dims).
+// Threads: when only the last dim is reduced, each row is its own output, so the rows are shared out;
+// otherwise rows are walked in order, a long reduced row is split by row_sum, and a long kept row (a sum
+// over leading dims) is shared out by columns. In every case each output element receives the same
+// additions in the same order whatever the thread count.
 Tensor sum_kernel(const char* op, const Tensor& x, const std::vector<bool>& reduced, bool keepdim, double scale) {
   const Shape kept = reduced_shape(x.shape(), reduced, true);
   Tensor out = empty(reduced_shape(x.shape(), reduced, keepdim), x.dtype());
@@ -44,8 +67,13 @@ Tensor sum_kernel(const char* op, const Tensor& x, const std::vector<bool>& redu
   dispatch_float(op, x.dtype(), [&](auto zero) {
     using T = decltype(zero);
     const T* px = x.data<T>();
+    const bool only_last_reduced = x.dim() > 0 && out.numel() * x.shape().back() == x.numel() && reduced.back();
     if (x.dim() == 0) {
       acc[0] = px[0];
+    } else if (only_last_reduced && out.numel() > 1) {
+      const int64_t rows = out.numel(), len = x.shape().back();
+      kernel::parallel_for(rows, x.numel() >= kernel::kParallelElements,
+                           [&](int64_t r) { acc[r] = row_sum(px + r * len, len); });
     } else {
       const auto out_strides = kernel::broadcast_strides(kept, x.shape());
       const bool row_reduced = reduced.back();
@@ -54,11 +82,9 @@ Tensor sum_kernel(const char* op, const Tensor& x, const std::vector<bool>& redu
         const T* row = px + row_start;
         double* dst = acc.data() + off[0];
         if (row_reduced) {
-          double s = 0;
-          for (int64_t j = 0; j < len; ++j) s += row[j];
-          *dst += s;
+          *dst += row_sum(row, len);
         } else {
-          for (int64_t j = 0; j < len; ++j) dst[j] += row[j];
+          kernel::parallel_for(len, len >= kernel::kParallelElements, [&](int64_t j) { dst[j] += row[j]; });
         }
         row_start += len;
       });

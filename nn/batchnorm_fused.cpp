@@ -12,6 +12,7 @@
 
 #include "autograd/graph.h"
 #include "autograd/ops.h"
+#include "autograd/parallel_for.h"
 #include "batchnorm.h"
 #include "batchnorm_shapes.h"
 
@@ -24,31 +25,38 @@ using detail::ChannelLayout;
 // Calls f(c, i) for every element i of x seen as [N, C, S], c being i's channel, in memory order. Two
 // loop nests, so that the innermost loop is the contiguous one in both layouts: along the channels of
 // a row for [N, C] (there it vectorizes), along the H*W positions of one channel for [N, C, H, W].
+// Threads share out the rows n (each element is written by one thread).
 template <class F> void for_each_element(const ChannelLayout& L, F&& f) {
+  const bool threads = L.N * L.C * L.S >= kernel::kParallelElements;
   if (L.S == 1) {
-    for (int64_t n = 0; n < L.N; ++n)
+    kernel::parallel_for(L.N, threads, [&](int64_t n) {
       for (int64_t c = 0; c < L.C; ++c) f(c, n * L.C + c);
+    });
   } else {
-    for (int64_t n = 0; n < L.N; ++n)
+    kernel::parallel_for(L.N, threads, [&](int64_t n) {
       for (int64_t c = 0; c < L.C; ++c) {
         const int64_t block = (n * L.C + c) * L.S;
         for (int64_t s = 0; s < L.S; ++s) f(c, block + s);
       }
+    });
   }
 }
 
 // sum_i term(c, i) over each channel's values, added into acc[c] (double). For [N, C] the loop runs along
 // the channels of a row; for [N, C, S] along one channel's S contiguous positions, into eight partial
 // sums that the compiler keeps in vector registers (a fixed order of additions: the same result on every
-// run, close to the one-by-one sum).
+// run, close to the one-by-one sum). For [N, C, S] threads share out the channels: each channel's sum is
+// made by one thread, over n in order, so the result does not depend on the thread count. [N, C] stays
+// on one thread (its rows are short: a sum per channel would need partial sums per thread).
 template <class Term> void sum_per_channel(const ChannelLayout& L, double* acc, Term term) {
   if (L.S == 1) {
-    for_each_element(L, [&](int64_t c, int64_t i) { acc[c] += term(c, i); });
+    for (int64_t n = 0; n < L.N; ++n)
+      for (int64_t c = 0; c < L.C; ++c) acc[c] += term(c, n * L.C + c);
     return;
   }
   constexpr int64_t kLanes = 8;
-  for (int64_t n = 0; n < L.N; ++n)
-    for (int64_t c = 0; c < L.C; ++c) {
+  kernel::parallel_for(L.C, L.N * L.C * L.S >= kernel::kParallelElements, [&](int64_t c) {
+    for (int64_t n = 0; n < L.N; ++n) {
       const int64_t block = (n * L.C + c) * L.S;
       double partial[kLanes] = {};
       int64_t s = 0;
@@ -59,6 +67,7 @@ template <class Term> void sum_per_channel(const ChannelLayout& L, double* acc, 
       for (double p : partial) total += p;
       acc[c] += total;
     }
+  });
 }
 
 // What the forward hands to the backward and to the running averages, per channel.

@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "autograd/graph.h"
+#include "autograd/parallel_for.h"
 
 namespace ng::optim {
 
@@ -50,14 +51,15 @@ void adam_update(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n, 
   const T shrink = static_cast<T>(decoupled_weight_decay ? 1 - lr * o.weight_decay : 1);
   const T l2 = static_cast<T>(decoupled_weight_decay ? 0 : o.weight_decay);
   const T beta1 = static_cast<T>(o.beta1), beta2 = static_cast<T>(o.beta2), eps = static_cast<T>(o.eps);
-  for (int64_t i = 0; i < n; ++i) {
+  // Each element on its own, so threads give the same result as one.
+  kernel::parallel_for(n, n >= kernel::kParallelElements, [&](int64_t i) {
     param[i] *= shrink;                                                // AdamW: p = p * (1 - lr * weight_decay)
     T g = grad[i] + l2 * param[i];                                     // Adam:  g = grad + weight_decay * p
     exp_avg[i] = beta1 * exp_avg[i] + (1 - beta1) * g;                 // m = beta1 m + (1 - beta1) g
     exp_avg_sq[i] = beta2 * exp_avg_sq[i] + (1 - beta2) * g * g;       // v = beta2 v + (1 - beta2) g^2
     T denom = std::sqrt(exp_avg_sq[i]) / bias_correction2_sqrt + eps;  // sqrt(v) / sqrt(1 - beta2^t) + eps
     param[i] -= step_size * exp_avg[i] / denom;                        // p = p - lr / (1 - beta1^t) * m / denom
-  }
+  });
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "optim/sgd.h"
 
 #include "autograd/graph.h"
+#include "autograd/parallel_for.h"
 
 namespace ng::optim {
 
@@ -32,14 +33,15 @@ void sgd_update(T* param, const T* grad, T* buffer, int64_t n, const SGDOptions&
   const T weight_decay = static_cast<T>(o.weight_decay);
   const T momentum = static_cast<T>(o.momentum);
   const T keep = static_cast<T>(1 - o.dampening);
-  for (int64_t i = 0; i < n; ++i) {
+  // Each element on its own, so threads give the same result as one.
+  kernel::parallel_for(n, n >= kernel::kParallelElements, [&](int64_t i) {
     T g = grad[i] + weight_decay * param[i];  // g = grad + weight_decay * p
     if (buffer) {
       buffer[i] = first_step ? g : momentum * buffer[i] + keep * g;  // b = momentum * b + (1 - dampening) * g
       g = o.nesterov ? g + momentum * buffer[i] : buffer[i];         // nesterov: g + momentum * b; else b
     }
     param[i] -= step_size * g;  // p = p - lr * g
-  }
+  });
 }
 
 }  // namespace

@@ -1,0 +1,25 @@
+// parallel.h: how many threads the kernels may use (OpenMP underneath; one thread when normgrad was built
+// without it, or with -Dreference_kernels=true).
+//
+// The kernels that pay for a second core (gemm, conv's im2col, large elementwise ops and reductions, max
+// pooling, BatchNorm's per-channel loops, the optimizers' updates) run their plain loop through
+// kernel::parallel_for (parallel_for.h, internal), a `#pragma omp parallel for` that small inputs skip.
+//
+// The default is every core, or OMP_NUM_THREADS when it is set (the OpenMP convention, as PyTorch).
+// Results are bit-identical for any thread count: a loop is split only where every output element is
+// computed by one thread in the same order as on one thread, and a sum over many elements is cut at
+// fixed boundaries (parallel_for.h) whose partial sums are added in a fixed order.
+#pragma once
+
+#include <cstdint>
+
+namespace ng {
+
+// Threads for the ops started from the calling thread (as omp_set_num_threads and torch.set_num_threads).
+// n >= 1; anything else is an ng::Error. Without OpenMP the call is checked and has no effect.
+void set_num_threads(int n);
+
+// The threads an op started from the calling thread may use: 1 without OpenMP.
+int get_num_threads();
+
+}  // namespace ng
