@@ -6,7 +6,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 
 namespace ng::data {
@@ -32,13 +36,35 @@ std::vector<fs::path> sorted_entries(const fs::path& dir, Keep keep) {
   return entries;
 }
 
+// stb_image's reason for its last failure; it may have none to give.
+std::string failure_reason() {
+  const char* reason = stbi_failure_reason();
+  return reason && *reason ? reason : "corrupt or unsupported image data";
+}
+
+std::vector<stbi_uc> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("ImageFolder: cannot open image '" + path + "': " + std::strerror(errno));
+  return std::vector<stbi_uc>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
 // One image file -> channels x height x width bytes, appended to `out`.
 void load_image(const std::string& path, const ImageFolderOptions& options, std::vector<uint8_t>& out) {
+  const std::vector<stbi_uc> file = read_file(path);
+  if (file.size() > INT32_MAX) throw Error("ImageFolder: image '" + path + "' is larger than 2 GiB");
+  const auto file_size = static_cast<int>(file.size());
   int width = 0, height = 0, channels_in_file = 0;
+  // The size from the header first: a file claiming 30000 x 30000 pixels is refused before decoding.
+  if (!stbi_info_from_memory(file.data(), file_size, &width, &height, &channels_in_file))
+    throw Error("ImageFolder: cannot read image '" + path + "': " + failure_reason());
+  if (static_cast<int64_t>(width) * height > options.max_image_pixels)
+    throw Error("ImageFolder: image '" + path + "' is " + std::to_string(width) + "x" + std::to_string(height) +
+                " pixels, more than max_image_pixels = " + std::to_string(options.max_image_pixels));
   // stb_image converts to the number of channels asked for (gray <-> RGB) as it decodes.
   std::unique_ptr<stbi_uc, void (*)(void*)> decoded(
-      stbi_load(path.c_str(), &width, &height, &channels_in_file, options.channels), stbi_image_free);
-  if (!decoded) throw Error("ImageFolder: cannot read image '" + path + "': " + stbi_failure_reason());
+      stbi_load_from_memory(file.data(), file_size, &width, &height, &channels_in_file, options.channels),
+      stbi_image_free);
+  if (!decoded) throw Error("ImageFolder: cannot read image '" + path + "': " + failure_reason());
 
   // Resize to the fixed size; pixels are interleaved: [height, width, channels].
   const int out_height = static_cast<int>(options.height), out_width = static_cast<int>(options.width);
@@ -67,6 +93,8 @@ ImageFolder::ImageFolder(const std::string& root, ImageFolderOptions options) : 
   if (options_.height < 1 || options_.width < 1 || options_.height > 65536 || options_.width > 65536)
     throw Error("ImageFolder: size " + std::to_string(options_.height) + "x" + std::to_string(options_.width) +
                 " is not between 1x1 and 65536x65536");
+  if (options_.max_image_pixels < 1)
+    throw Error("ImageFolder: max_image_pixels = " + std::to_string(options_.max_image_pixels) + "; expected >= 1");
   byte_to_float_table(options_.normalize);  // refuse a bad std now rather than at the first batch
   std::error_code error;
   if (!fs::is_directory(root, error)) throw Error("ImageFolder: the folder '" + root + "' does not exist");
