@@ -65,9 +65,7 @@ Storage::Storage(std::size_t n)
       bytes(n),
       serial(g_storage_serial.fetch_add(1, std::memory_order_relaxed)) {
   // nothrow: a refusal becomes an Error with the size (std::bad_alloc says nothing of it).
-  if (!data)
-    throw Error("tensor: cannot allocate " + std::to_string(n) + " bytes (" + std::to_string(n >> 30) +
-                " GiB): out of memory");
+  if (!data) throw Error("cannot allocate " + std::to_string(n) + " bytes: out of memory");
   ++g_live_storages;
 }
 uint64_t next_storage_serial() { return g_storage_serial.load(std::memory_order_relaxed); }
@@ -226,7 +224,11 @@ Tensor empty(const Shape& shape, Dtype dtype) {
     throw Error("empty: shape " + shape_str(shape) + " " + dtype_name(dtype) + " has too many elements: " +
                 std::to_string(impl->numel) + " x " + std::to_string(dtype_size(dtype)) +
                 " bytes exceeds the limit of 2^48 bytes");
-  impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(impl->numel) * dtype_size(dtype));
+  try {
+    impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(impl->numel) * dtype_size(dtype));
+  } catch (const Error& error) {  // said again with the shape that asked for it
+    throw Error("empty: shape " + shape_str(shape) + " " + dtype_name(dtype) + ": " + error.what());
+  }
   return Tensor(std::move(impl));
 }
 

@@ -46,11 +46,17 @@ class IdxBytes {
   IdxBytes& operator=(const IdxBytes&) = delete;
 
   // Appends up to `count` bytes to `out` and returns how many; fewer only at the end of the data.
+  // `out` grows 64 KiB at a time, so its memory follows the bytes that really come, not `count`.
   std::size_t read(std::vector<uint8_t>& out, std::size_t count) {
-    const std::size_t base = out.size();
-    out.resize(base + count);
-    const std::size_t got = gzipped_ ? inflate_into(out.data() + base, count) : copy_into(out.data() + base, count);
-    out.resize(base + got);
+    std::size_t got = 0;
+    while (got < count) {
+      const std::size_t piece = std::min<std::size_t>(count - got, std::size_t{1} << 16), base = out.size();
+      out.resize(base + piece);
+      const std::size_t n = gzipped_ ? inflate_into(out.data() + base, piece) : copy_into(out.data() + base, piece);
+      out.resize(base + n);
+      got += n;
+      if (n < piece) break;
+    }
     return got;
   }
 
@@ -84,8 +90,8 @@ class IdxBytes {
       } else if (status == Z_BUF_ERROR || (status == Z_OK && stream_.avail_in == 0 && stream_.avail_out > 0)) {
         throw Error("read_idx: '" + path_ + "' is truncated: its gzip stream ends before the compressed data does");
       } else if (status != Z_OK) {
-        throw Error("read_idx: '" + path_ + "' is not a valid gzip file (zlib: " + (stream_.msg ? stream_.msg : "error") +
-                    ")");
+        const std::string reason = stream_.msg ? stream_.msg : "error";
+        throw Error("read_idx: '" + path_ + "' is not a valid gzip file (zlib: " + reason + ")");
       }
     }
     return got;
@@ -127,8 +133,8 @@ IdxArray read_idx(const std::string& path) {
   // The sizes, big-endian.
   const std::size_t header_size = 4 + 4 * static_cast<std::size_t>(ndim);
   if (source.read(header, header_size - 4) < header_size - 4)
-    throw Error(context + " is truncated: " + std::to_string(header.size()) + " bytes, but its " + std::to_string(ndim) +
-                " dimension sizes need " + std::to_string(header_size));
+    throw Error(context + " is truncated: " + std::to_string(header.size()) + " bytes, but its " +
+                std::to_string(ndim) + " dimension sizes need " + std::to_string(header_size));
   IdxArray array;
   uint64_t count = 1;
   std::string dims_text;
@@ -141,14 +147,11 @@ IdxArray read_idx(const std::string& path) {
     dims_text += (d ? " x " : "") + std::to_string(size);
   }
 
-  // The values: read in pieces, so that memory grows only with the bytes really there.
-  const std::string expected = ": its header says " + dims_text + " = " + std::to_string(count) + " bytes of data, but ";
-  constexpr uint64_t kPiece = uint64_t{1} << 24;
-  while (array.data.size() < count) {
-    const uint64_t want = std::min(kPiece, count - array.data.size());
-    if (source.read(array.data, static_cast<std::size_t>(want)) < want)
-      throw Error(context + " is truncated" + expected + std::to_string(array.data.size()) + " follow");
-  }
+  // The values, then the check that nothing follows them.
+  const std::string expected =
+      ": its header says " + dims_text + " = " + std::to_string(count) + " bytes of data, but ";
+  if (source.read(array.data, static_cast<std::size_t>(count)) < count)
+    throw Error(context + " is truncated" + expected + std::to_string(array.data.size()) + " follow");
   std::vector<uint8_t> extra;
   if (source.read(extra, 1) != 0) throw Error(context + " has trailing bytes" + expected + "more follow");
   return array;

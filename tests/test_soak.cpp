@@ -82,7 +82,8 @@ TEST_CASE("2,000 steps of a BatchNorm MLP: resident memory and live nodes stay f
   CHECK(graph_max == graph_at_warm_up);
   CHECK(nodes_max == nodes_at_warm_up);
   CHECK(storages_max == storages_at_warm_up);
-  // One 64 KiB allocator arena's worth of slack: a leak of one small tensor per step (2,000 x 32 x 128
-  // floats = 31 MiB) or of one node per step would pass it many times over.
-  CHECK(rss_max - rss_at_warm_up <= 256 * 1024);
+  // 1 MiB of slack for the allocators' own bookkeeping (the sanitizers' included): a leak of one
+  // activation per step (1,500 x 32 x 128 floats = 23 MiB) would pass it many times over, and a leaked
+  // node or buffer is caught by the counts above.
+  CHECK(rss_max - rss_at_warm_up <= 1024 * 1024);
 }
