@@ -356,6 +356,26 @@ TEST_SUITE("images") {
     CHECK(reason.size() >= 4);  // stb_image's reason, or "corrupt or unsupported image data"
   }
 
+  TEST_CASE("a PNG chunk claiming more bytes than the file holds is refused before stb_image allocates them") {
+    // Found by tests/fuzz/fuzz_image_folder: a 4 x 3 gray PNG of 76 bytes whose IDAT chunk claims
+    // 1,152,270,944 bytes; stb_image allocated them all before finding the file too short.
+    TempDir dir;
+    std::filesystem::create_directories(dir.path / "a");
+    const std::vector<uint8_t> png{
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00,
+        0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x00, 0x00, 0x91, 0x9f, 0xf1, 0x1a, 0x44,
+        0xae, 0x42, 0x60, 0x49, 0x44, 0x41, 0x54, 0x78, 0x5e, 0x63, 0x64, 0x10, 0x11, 0x11, 0x61, 0x0c, 0x00,
+        0x12, 0x2c, 0x20, 0x02, 0x00, 0x09, 0x38, 0x01, 0x5b, 0xc8, 0x2f, 0x0d, 0xc0, 0x00, 0x00, 0x00, 0x00,
+        0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82};
+    write_file(dir / "a/bomb.png", png);
+    reset_peak_memory();
+    const int64_t before = peak_memory();
+    CHECK_THROWS_WITH_AS(data::ImageFolder(dir.path.string()),
+                         doctest::Contains("a PNG chunk claims 1152270944 bytes, more than the file holds (76 bytes"),
+                         Error);
+    CHECK(peak_memory() - before < (int64_t{64} << 20));
+  }
+
   TEST_CASE("an image larger than max_image_pixels is refused from its header, before it is decoded") {
     TempDir dir;
     std::filesystem::create_directories(dir.path / "a");
