@@ -33,11 +33,12 @@ std::string shape_str(const Shape& shape) {
 }
 
 int64_t shape_numel(const Shape& shape, const char* op) {
+  for (int64_t s : shape)
+    if (s < 0) throw Error(std::string(op) + ": negative size in shape " + shape_str(shape));
   // A zero size makes the product 0 whatever the other sizes are, even when they alone would overflow.
   if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t n = 1;
   for (int64_t s : shape) {
-    if (s < 0) throw Error(std::string(op) + ": negative size in shape " + shape_str(shape));
     if (n > INT64_MAX / s)
       throw Error(std::string(op) + ": shape " + shape_str(shape) + " has too many elements (more than 2^63 - 1)");
     n *= s;

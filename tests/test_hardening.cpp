@@ -196,6 +196,7 @@ TEST_SUITE("sizes") {
     Tensor t = zeros({0, int64_t{1} << 62, int64_t{1} << 62});
     CHECK(t.numel() == 0);
     CHECK(t.sum().item() == 0.0);
+    CHECK_THROWS_WITH_AS(zeros({0, -1}), doctest::Contains("empty: negative size in shape [0, -1]"), Error);
   }
 
   TEST_CASE("reshape to a shape whose element count overflows is an Error, with no overflow on the way") {
