@@ -6,6 +6,7 @@
 //   data/      IDX (MNIST) files, ImageFolder, Subset, DataLoader             (ng::data)
 #pragma once
 
+#include "autograd/atomic_file.h"
 #include "autograd/dot.h"
 #include "autograd/gradcheck.h"
 #include "autograd/graph.h"

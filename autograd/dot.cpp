@@ -1,10 +1,10 @@
 // dot.cpp: walks the graph behind a tensor and writes it as Graphviz DOT.
 #include "dot.h"
 
-#include <cstdio>
-#include <fstream>
 #include <sstream>
 #include <unordered_map>
+
+#include "atomic_file.h"
 
 namespace ng {
 
@@ -79,23 +79,6 @@ std::string to_dot(const Tensor& t) {
   return dot.str();
 }
 
-void write_dot(const Tensor& t, const std::string& path) {
-  const std::string text = to_dot(t);
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error("write_dot: cannot open '" + temporary + "' for writing (does the directory exist?)");
-    out << text;
-    out.close();
-    if (!out) {
-      std::remove(temporary.c_str());
-      throw Error("write_dot: writing '" + temporary + "' failed");
-    }
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    throw Error("write_dot: cannot rename '" + temporary + "' to '" + path + "'");
-  }
-}
+void write_dot(const Tensor& t, const std::string& path) { write_file_atomically(path, to_dot(t), "write_dot"); }
 
 }  // namespace ng

@@ -14,13 +14,15 @@
 
 #include <bit>
 #include <cstdint>
+#include <limits>
 
 namespace ng::kernel {
 
-inline float fast_exp(float x) {
+inline float fast_exp(float x_in) {
   // Outside [-87.3, 88.3] e^x is near or beyond the float range; clamping keeps 2^n a normal float,
-  // n in [-126, 127] (the results there are ~1e-38 and ~2e38 instead of 0 and inf).
-  x = x < -87.3f ? -87.3f : x;  // written as selects (not std::clamp) so the loop stays branch-free
+  // n in [-126, 127] (the results there are ~1e-38 and ~2e38). Where the exact e^x rounds to 0 or to
+  // inf, the result is 0 or inf (selects at the end), so that, e.g., 1 / (1 + e^1000) is exactly 0.
+  float x = x_in < -87.3f ? -87.3f : x_in;  // written as selects (not std::clamp) so the loop stays branch-free
   x = x > 88.3f ? 88.3f : x;
   // round(x * log2(e)): adding and subtracting 1.5 * 2^23 leaves no bits below the binary point, so the
   // float addition itself rounds to the nearest integer (std::round would be a call per element).
@@ -35,7 +37,9 @@ inline float fast_exp(float x) {
   p = p * r + 1.0f;
   p = p * r + 1.0f;
   const auto two_to_n = std::bit_cast<float>(static_cast<int32_t>((static_cast<int32_t>(n) + 127) << 23));
-  return p * two_to_n;
+  const float e_x = p * two_to_n;
+  // e^x rounds to inf in float beyond ln(FLT_MAX) = 88.7228, and to 0 below ln(2^-150) = -103.97.
+  return x_in > 88.7228f ? std::numeric_limits<float>::infinity() : (x_in < -103.97f ? 0.0f : e_x);
 }
 
 }  // namespace ng::kernel

@@ -219,8 +219,9 @@ Tensor abs(const Tensor& x) {
 }
 
 // out = max(x, 0)    d relu(x)/dx = 1 if x > 0 else 0    (threshold_backward below)
+// Written as "0 if x < 0, else x" so that a NaN passes through, as in PyTorch: a NaN is never hidden.
 Tensor relu(const Tensor& x) {
-  Tensor out = unary_forward("relu", x, [](auto v) { return v > 0 ? v : decltype(v){0}; });
+  Tensor out = unary_forward("relu", x, [](auto v) { return v < 0 ? decltype(v){0} : v; });
   if (any_requires_grad({&x}))
     record(out, "relu", {&x}, [out = SavedTensor::output(out)](const Tensor& g, const Node& n) {
       return Grads{threshold_backward(g, out.unpack(n))};
@@ -231,8 +232,8 @@ Tensor relu(const Tensor& x) {
 // out = 1 / (1 + e^-x)   d sigmoid(x)/dx = out * (1 - out)    (sigmoid_backward below)
 // For very negative x, e^-x overflows to inf and 1 / (1 + inf) = 0, the right limit, so no case split
 // is needed. float32 uses the vectorizable fast_exp (this is the hot loop of a sigmoid network), which
-// clamps e^-x at about 2e38 instead, so there the result is about 4e-39 rather than exactly 0
-// (std::exp with -Dreference_kernels=true).
+// also gives inf past float's range, so sigmoid(-1000) is exactly 0 there too (as with std::exp, which
+// -Dreference_kernels=true uses).
 Tensor sigmoid(const Tensor& x) {
   Tensor out = unary_forward("sigmoid", x, [](auto v) {
     using T = decltype(v);

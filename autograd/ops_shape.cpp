@@ -16,7 +16,8 @@ using Grads = std::vector<Tensor>;
 
 // Same numbers, new shape (one size may be -1 and is inferred).   d reshape(x)/dx: reshape g back.
 Tensor reshape(const Tensor& x, Shape shape) {
-  int64_t known = 1, infer_at = -1;
+  int64_t infer_at = -1;
+  Shape known_sizes;  // every size but the -1
   for (std::size_t d = 0; d < shape.size(); ++d) {
     if (shape[d] == -1) {
       if (infer_at >= 0) throw Error("reshape: more than one -1 in " + shape_str(shape));
@@ -24,11 +25,17 @@ Tensor reshape(const Tensor& x, Shape shape) {
     } else if (shape[d] < 0) {
       throw Error("reshape: negative size in " + shape_str(shape));
     } else {
-      known *= shape[d];
+      known_sizes.push_back(shape[d]);
     }
   }
+  int64_t known = 0;
+  try {
+    known = shape_numel(known_sizes, "reshape");
+  } catch (const Error&) {  // said again with the shape as the caller wrote it, -1 included
+    throw Error("reshape: shape " + shape_str(shape) + " has too many elements (more than 2^63 - 1)");
+  }
   if (infer_at >= 0 && known != 0 && x.numel() % known == 0) shape[infer_at] = x.numel() / known;
-  if (shape_numel(shape) != x.numel() || (infer_at >= 0 && shape[infer_at] < 0))
+  if ((infer_at >= 0 && shape[infer_at] < 0) || shape_numel(shape, "reshape") != x.numel())
     throw Error("reshape: cannot view " + shape_str(x.shape()) + " (" + std::to_string(x.numel()) + " elements) as " +
                 shape_str(shape));
   if (shape == x.shape() && !any_requires_grad({&x})) return x;

@@ -32,9 +32,17 @@ std::string shape_str(const Shape& shape) {
   return s + "]";
 }
 
-int64_t shape_numel(const Shape& shape) {
+int64_t shape_numel(const Shape& shape, const char* op) {
+  for (int64_t s : shape)
+    if (s < 0) throw Error(std::string(op) + ": negative size in shape " + shape_str(shape));
+  // A zero size makes the product 0 whatever the other sizes are, even when they alone would overflow.
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t n = 1;
-  for (int64_t s : shape) n *= s;
+  for (int64_t s : shape) {
+    if (n > INT64_MAX / s)
+      throw Error(std::string(op) + ": shape " + shape_str(shape) + " has too many elements (more than 2^63 - 1)");
+    n *= s;
+  }
   return n;
 }
 
@@ -54,9 +62,11 @@ constexpr std::align_val_t kAlign{64};
 }  // namespace
 
 Storage::Storage(std::size_t n)
-    : data(::operator new(n == 0 ? 1 : n, kAlign)),
+    : data(::operator new(n == 0 ? 1 : n, kAlign, std::nothrow)),
       bytes(n),
       serial(g_storage_serial.fetch_add(1, std::memory_order_relaxed)) {
+  // nothrow: a refusal becomes an Error with the size (std::bad_alloc says nothing of it).
+  if (!data) throw Error("cannot allocate " + std::to_string(n) + " bytes: out of memory");
   ++g_live_storages;
 }
 uint64_t next_storage_serial() { return g_storage_serial.load(std::memory_order_relaxed); }
@@ -207,13 +217,19 @@ const std::string& Tensor::name() const { return checked(impl_).name; }
 
 // ---- factories ------------------------------------------------------------------------------------
 Tensor empty(const Shape& shape, Dtype dtype) {
-  for (int64_t s : shape)
-    if (s < 0) throw Error("empty: negative size in shape " + shape_str(shape));
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->dtype = dtype;
-  impl->numel = shape_numel(shape);
-  impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(impl->numel) * dtype_size(dtype));
+  impl->numel = shape_numel(shape, "empty");
+  if (static_cast<uint64_t>(impl->numel) > kMaxTensorBytes / dtype_size(dtype))
+    throw Error("empty: shape " + shape_str(shape) + " " + dtype_name(dtype) + " has too many elements: " +
+                std::to_string(impl->numel) + " x " + std::to_string(dtype_size(dtype)) +
+                " bytes exceeds the limit of 2^48 bytes");
+  try {
+    impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(impl->numel) * dtype_size(dtype));
+  } catch (const Error& error) {  // said again with the shape that asked for it
+    throw Error("empty: shape " + shape_str(shape) + " " + dtype_name(dtype) + ": " + error.what());
+  }
   return Tensor(std::move(impl));
 }
 

@@ -41,8 +41,12 @@ using Shape = std::vector<int64_t>;
 
 // "[60, 784]"
 std::string shape_str(const Shape& shape);
-// Product of the sizes; 1 for a 0-dim (scalar) shape.
-int64_t shape_numel(const Shape& shape);
+// Product of the sizes; 1 for a 0-dim (scalar) shape. A product past 2^63 - 1 is an Error naming `op`
+// and the shape (checked before it is formed: no signed overflow on the way).
+int64_t shape_numel(const Shape& shape, const char* op = "tensor");
+// The most bytes one tensor may hold: 2^48 (256 TiB), more than any machine has, and small enough
+// that every byte offset and every element count derived from it fits in 64 bits.
+inline constexpr uint64_t kMaxTensorBytes = uint64_t{1} << 48;
 // Turns a possibly negative dim (-1 = last) into 0..ndim-1, or throws naming `op`.
 int64_t normalize_dim(const char* op, int64_t dim, int64_t ndim);
 
@@ -55,6 +59,7 @@ int64_t normalize_dim(const char* op, int64_t dim, int64_t ndim);
 // changes them all. `serial` numbers buffers in the order they were made: the backward pass uses it to
 // tell a gradient buffer a closure has just made (its own to add into) from one shared with others.
 struct Storage {
+  // An allocation the system refuses is an Error saying how many bytes were asked for.
   explicit Storage(std::size_t bytes);
   ~Storage();
   Storage(const Storage&) = delete;

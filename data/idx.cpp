@@ -1,4 +1,5 @@
-// idx.cpp: read_idx, and reading a file that may be gzipped (zlib's inflate in gzip mode).
+// idx.cpp: read_idx, and reading a file that may be gzipped (zlib's inflate in gzip mode), never more
+// of it than its IDX header accounts for.
 #include "data/idx.h"
 
 #include <zlib.h>
@@ -16,72 +17,112 @@ namespace ng::data {
 
 namespace {
 
-std::vector<uint8_t> read_file(const std::string& path) {
-  std::error_code error;
-  if (std::filesystem::is_directory(path, error)) throw Error("read_idx: '" + path + "' is a folder, not a file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("read_idx: cannot open '" + path + "': " + std::strerror(errno));
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+// The bytes of an IDX file, handed out as the reader asks for them: decompressed with zlib when the
+// file starts with the gzip magic bytes 1f 8b, as they are otherwise. The reader asks for the 4 bytes
+// of the magic number first, then for the sizes, then for exactly the data the sizes imply (and one
+// byte more, which must not exist), so a file can never make it inflate or hold more than that,
+// whatever its gzip trailer claims: a gzip bomb stops after the bytes its header accounts for.
+class IdxBytes {
+ public:
+  explicit IdxBytes(const std::string& path) : path_(path) {
+    std::error_code error;
+    if (std::filesystem::is_directory(path, error)) throw Error("read_idx: '" + path + "' is a folder, not a file");
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error("read_idx: cannot open '" + path + "': " + std::strerror(errno));
+    file_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    gzipped_ = file_.size() >= 2 && file_[0] == 0x1f && file_[1] == 0x8b;
+    if (gzipped_) {
+      // windowBits 15 + 16: a gzip header and trailer around the deflate data (RFC 1952), not zlib's.
+      if (file_.size() > UINT32_MAX) throw Error("read_idx: '" + path + "' is larger than 4 GiB compressed");
+      if (inflateInit2(&stream_, 15 + 16) != Z_OK) throw Error("read_idx: cannot start zlib to read '" + path + "'");
+      stream_.next_in = file_.data();
+      stream_.avail_in = static_cast<uInt>(file_.size());
+    }
+  }
+  ~IdxBytes() {
+    if (gzipped_) inflateEnd(&stream_);
+  }
+  IdxBytes(const IdxBytes&) = delete;
+  IdxBytes& operator=(const IdxBytes&) = delete;
 
-// Inflates a whole gzip stream held in memory.
-std::vector<uint8_t> gunzip(const std::vector<uint8_t>& compressed, const std::string& path) {
-  z_stream stream{};
-  // windowBits 15 + 16: a gzip header and trailer around the deflate data (RFC 1952), not zlib's.
-  if (inflateInit2(&stream, 15 + 16) != Z_OK) throw Error("read_idx: cannot start zlib to read '" + path + "'");
-  std::vector<uint8_t> out;
-  // The gzip trailer's last 4 bytes hold the uncompressed size mod 2^32: a good first guess, but only
-  // a guess (a damaged file can claim 4 GiB), so it is capped at deflate's largest ratio, 1032:1.
-  std::size_t n = compressed.size();
-  if (n >= 4) {
-    const std::size_t claimed = compressed[n - 4] | compressed[n - 3] << 8 | compressed[n - 2] << 16 |
-                                uint32_t{compressed[n - 1]} << 24;
-    out.reserve(std::min(claimed, n * 1032));
+  // Appends up to `count` bytes to `out` and returns how many; fewer only at the end of the data.
+  // `out` grows 64 KiB at a time, so its memory follows the bytes that really come, not `count`.
+  std::size_t read(std::vector<uint8_t>& out, std::size_t count) {
+    std::size_t got = 0;
+    while (got < count) {
+      const std::size_t piece = std::min<std::size_t>(count - got, std::size_t{1} << 16), base = out.size();
+      out.resize(base + piece);
+      const std::size_t n = gzipped_ ? inflate_into(out.data() + base, piece) : copy_into(out.data() + base, piece);
+      out.resize(base + n);
+      got += n;
+      if (n < piece) break;
+    }
+    return got;
   }
-  stream.next_in = const_cast<Bytef*>(compressed.data());
-  stream.avail_in = static_cast<uInt>(n);
-  uint8_t chunk[1 << 16];
-  int status = Z_OK;
-  while (status == Z_OK) {
-    stream.next_out = chunk;
-    stream.avail_out = sizeof chunk;
-    status = inflate(&stream, Z_NO_FLUSH);
-    out.insert(out.end(), chunk, chunk + (sizeof chunk - stream.avail_out));
+
+ private:
+  std::size_t copy_into(uint8_t* destination, std::size_t count) {
+    const std::size_t got = std::min(count, file_.size() - raw_offset_);
+    std::copy_n(file_.data() + raw_offset_, got, destination);
+    raw_offset_ += got;
+    return got;
   }
-  std::string message = stream.msg ? stream.msg : "";
-  inflateEnd(&stream);
-  if (status == Z_BUF_ERROR)
-    throw Error("read_idx: '" + path + "' is truncated: its gzip stream ends before the compressed data does");
-  if (status != Z_STREAM_END)
-    throw Error("read_idx: '" + path + "' is not a valid gzip file (zlib: " + (message.empty() ? "error" : message) +
-                ")");
-  return out;
-}
+
+  // A gzip file may hold several members one after another (`cat a.gz b.gz`); gzip -d reads them all
+  // as one stream, and so does this. Anything else after a member is an error, not silently ignored.
+  std::size_t inflate_into(uint8_t* destination, std::size_t count) {
+    std::size_t got = 0;
+    while (got < count && !finished_) {
+      stream_.next_out = destination + got;
+      stream_.avail_out = static_cast<uInt>(std::min<std::size_t>(count - got, 1u << 30));
+      const int status = inflate(&stream_, Z_NO_FLUSH);
+      got = static_cast<std::size_t>(stream_.next_out - destination);
+      if (status == Z_STREAM_END) {
+        if (stream_.avail_in == 0) {
+          finished_ = true;
+        } else if (stream_.avail_in >= 2 && stream_.next_in[0] == 0x1f && stream_.next_in[1] == 0x8b) {
+          inflateReset(&stream_);  // the next member
+        } else {
+          throw Error("read_idx: '" + path_ + "' has " + std::to_string(stream_.avail_in) +
+                      " bytes of trailing garbage after its gzip data; expected the file to end there or another "
+                      "gzip member (1f 8b) to follow");
+        }
+      } else if (status == Z_BUF_ERROR || (status == Z_OK && stream_.avail_in == 0 && stream_.avail_out > 0)) {
+        throw Error("read_idx: '" + path_ + "' is truncated: its gzip stream ends before the compressed data does");
+      } else if (status != Z_OK) {
+        const std::string reason = stream_.msg ? stream_.msg : "error";
+        throw Error("read_idx: '" + path_ + "' is not a valid gzip file (zlib: " + reason + ")");
+      }
+    }
+    return got;
+  }
+
+  std::string path_;
+  std::vector<uint8_t> file_;
+  bool gzipped_ = false;
+  std::size_t raw_offset_ = 0;
+  z_stream stream_{};
+  bool finished_ = false;
+};
 
 uint32_t big_endian_u32(const uint8_t* p) {
   return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
 }
 
-// The file's bytes, decompressed if it starts with the gzip magic bytes 1f 8b.
-std::vector<uint8_t> read_maybe_gzipped(const std::string& path) {
-  std::vector<uint8_t> bytes = read_file(path);
-  bool gzipped = bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b;
-  return gzipped ? gunzip(bytes, path) : bytes;
-}
-
 }  // namespace
 
 IdxArray read_idx(const std::string& path) {
-  std::vector<uint8_t> bytes = read_maybe_gzipped(path);
+  IdxBytes source(path);
   const std::string context = "read_idx: '" + path + "'";
-  if (bytes.size() < 4)
-    throw Error(context + " is truncated: " + std::to_string(bytes.size()) +
+  std::vector<uint8_t> header;
+  if (source.read(header, 4) < 4)
+    throw Error(context + " is truncated: " + std::to_string(header.size()) +
                 " bytes, fewer than the 4 of the magic number");
 
   // Magic: 0x00 0x00 <type> <number of dimensions>.
-  uint32_t magic = big_endian_u32(bytes.data());
-  int ndim = bytes[3];
-  if (bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 || ndim == 0) {
+  uint32_t magic = big_endian_u32(header.data());
+  int ndim = header[3];
+  if (header[0] != 0 || header[1] != 0 || header[2] != 0x08 || ndim == 0) {
     char hex[16];
     std::snprintf(hex, sizeof hex, "0x%08X", magic);
     throw Error(context + ": wrong magic number " + hex +
@@ -90,15 +131,15 @@ IdxArray read_idx(const std::string& path) {
   }
 
   // The sizes, big-endian.
-  std::size_t header_size = 4 + 4 * static_cast<std::size_t>(ndim);
-  if (bytes.size() < header_size)
-    throw Error(context + " is truncated: " + std::to_string(bytes.size()) + " bytes, but its " + std::to_string(ndim) +
-                " dimension sizes need " + std::to_string(header_size));
+  const std::size_t header_size = 4 + 4 * static_cast<std::size_t>(ndim);
+  if (source.read(header, header_size - 4) < header_size - 4)
+    throw Error(context + " is truncated: " + std::to_string(header.size()) + " bytes, but its " +
+                std::to_string(ndim) + " dimension sizes need " + std::to_string(header_size));
   IdxArray array;
   uint64_t count = 1;
   std::string dims_text;
   for (int d = 0; d < ndim; ++d) {
-    uint32_t size = big_endian_u32(bytes.data() + 4 + 4 * d);
+    uint32_t size = big_endian_u32(header.data() + 4 + 4 * d);
     array.dims.push_back(size);
     if (size != 0 && count > (uint64_t{1} << 40) / size)
       throw Error(context + ": its dimension sizes multiply to more than 2^40 values");
@@ -106,14 +147,13 @@ IdxArray read_idx(const std::string& path) {
     dims_text += (d ? " x " : "") + std::to_string(size);
   }
 
-  // The values.
-  uint64_t data_size = bytes.size() - header_size;
-  if (data_size != count)
-    throw Error(context + (data_size < count ? " is truncated" : " has trailing bytes") + ": its header says " +
-                dims_text + " = " + std::to_string(count) + " bytes of data, but " + std::to_string(data_size) +
-                " follow");
-  bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header_size));
-  array.data = std::move(bytes);
+  // The values, then the check that nothing follows them.
+  const std::string expected =
+      ": its header says " + dims_text + " = " + std::to_string(count) + " bytes of data, but ";
+  if (source.read(array.data, static_cast<std::size_t>(count)) < count)
+    throw Error(context + " is truncated" + expected + std::to_string(array.data.size()) + " follow");
+  std::vector<uint8_t> extra;
+  if (source.read(extra, 1) != 0) throw Error(context + " has trailing bytes" + expected + "more follow");
   return array;
 }
 

@@ -6,7 +6,10 @@
 //   the rest  the values in row-major order
 // e.g. train-images-idx3-ubyte: magic 0x00000803 (2051), then 60000, 28, 28, then 47,040,000 pixels.
 // The files are usually distributed gzipped; read_idx decompresses (with zlib) any file that starts
-// with the gzip magic bytes 1f 8b, and reads any other file as it is.
+// with the gzip magic bytes 1f 8b, and reads any other file as it is. A gzip file may hold several
+// members (as gzip -d reads them); anything else after the gzip data is an error. Decompression stops
+// at the size the IDX header implies (a wrong magic number is found in the first 4 bytes), so a
+// "gzip bomb" costs no more memory than an honest file of the size its header claims.
 #pragma once
 
 #include <cstdint>
@@ -21,7 +24,8 @@ struct IdxArray {
 };
 
 // Only the unsigned-byte type (0x08) is read, the only one MNIST uses. A missing file, a wrong magic
-// number, a truncated file (or trailing bytes after the data) or a corrupt gzip stream is an Error
+// number, a truncated file (or trailing bytes after the data) or a corrupt gzip stream (or garbage after
+// it) is an Error
 // naming the file and the defect.
 IdxArray read_idx(const std::string& path);
 

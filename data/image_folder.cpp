@@ -6,7 +6,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 
 namespace ng::data {
@@ -32,13 +36,56 @@ std::vector<fs::path> sorted_entries(const fs::path& dir, Keep keep) {
   return entries;
 }
 
+// stb_image's reason for its last failure; it may have none to give.
+std::string failure_reason() {
+  const char* reason = stbi_failure_reason();
+  return reason && *reason ? reason : "corrupt or unsupported image data";
+}
+
+std::vector<stbi_uc> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("ImageFolder: cannot open image '" + path + "': " + std::strerror(errno));
+  return std::vector<stbi_uc>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// stb_image trusts a PNG chunk's length and allocates that much before reading it: a 100-byte file
+// whose IDAT chunk claims 1.1 GB costs 1.1 GB (found by tests/fuzz/fuzz_image_folder). So a PNG's
+// chunks are walked first: each one's length must fit in what is left of the file. Returns the first
+// length that does not, or 0 when all fit (or the file is not a PNG).
+uint64_t png_chunk_past_end(const std::vector<stbi_uc>& file) {
+  static constexpr stbi_uc kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (file.size() < 8 || !std::equal(kSignature, kSignature + 8, file.begin())) return 0;
+  // A chunk: 4-byte big-endian length, 4-byte type, `length` bytes of data, 4-byte CRC.
+  for (std::size_t at = 8; at + 8 <= file.size();) {
+    const uint64_t length = uint64_t{file[at]} << 24 | uint64_t{file[at + 1]} << 16 | uint64_t{file[at + 2]} << 8 |
+                            file[at + 3];
+    if (length + 12 > file.size() - at) return length;
+    if (std::equal(file.data() + at + 4, file.data() + at + 8, "IEND")) break;
+    at += 12 + length;
+  }
+  return 0;
+}
+
 // One image file -> channels x height x width bytes, appended to `out`.
 void load_image(const std::string& path, const ImageFolderOptions& options, std::vector<uint8_t>& out) {
+  const std::vector<stbi_uc> file = read_file(path);
+  if (file.size() > INT32_MAX) throw Error("ImageFolder: image '" + path + "' is larger than 2 GiB");
+  const auto file_size = static_cast<int>(file.size());
   int width = 0, height = 0, channels_in_file = 0;
+  // The size from the header first: a file claiming 30000 x 30000 pixels is refused before decoding.
+  if (!stbi_info_from_memory(file.data(), file_size, &width, &height, &channels_in_file))
+    throw Error("ImageFolder: cannot read image '" + path + "': " + failure_reason());
+  if (static_cast<int64_t>(width) * height > options.max_image_pixels)
+    throw Error("ImageFolder: image '" + path + "' is " + std::to_string(width) + "x" + std::to_string(height) +
+                " pixels, more than max_image_pixels = " + std::to_string(options.max_image_pixels));
+  if (const uint64_t length = png_chunk_past_end(file))
+    throw Error("ImageFolder: cannot read image '" + path + "': a PNG chunk claims " + std::to_string(length) +
+                " bytes, more than the file holds (" + std::to_string(file.size()) + " bytes in all)");
   // stb_image converts to the number of channels asked for (gray <-> RGB) as it decodes.
   std::unique_ptr<stbi_uc, void (*)(void*)> decoded(
-      stbi_load(path.c_str(), &width, &height, &channels_in_file, options.channels), stbi_image_free);
-  if (!decoded) throw Error("ImageFolder: cannot read image '" + path + "': " + stbi_failure_reason());
+      stbi_load_from_memory(file.data(), file_size, &width, &height, &channels_in_file, options.channels),
+      stbi_image_free);
+  if (!decoded) throw Error("ImageFolder: cannot read image '" + path + "': " + failure_reason());
 
   // Resize to the fixed size; pixels are interleaved: [height, width, channels].
   const int out_height = static_cast<int>(options.height), out_width = static_cast<int>(options.width);
@@ -67,6 +114,8 @@ ImageFolder::ImageFolder(const std::string& root, ImageFolderOptions options) : 
   if (options_.height < 1 || options_.width < 1 || options_.height > 65536 || options_.width > 65536)
     throw Error("ImageFolder: size " + std::to_string(options_.height) + "x" + std::to_string(options_.width) +
                 " is not between 1x1 and 65536x65536");
+  if (options_.max_image_pixels < 1)
+    throw Error("ImageFolder: max_image_pixels = " + std::to_string(options_.max_image_pixels) + "; expected >= 1");
   byte_to_float_table(options_.normalize);  // refuse a bad std now rather than at the first batch
   std::error_code error;
   if (!fs::is_directory(root, error)) throw Error("ImageFolder: the folder '" + root + "' does not exist");

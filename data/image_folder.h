@@ -21,12 +21,17 @@ struct ImageFolderOptions {
   int64_t width = 28;
   int channels = 1;  // 1 (grayscale) or 3 (RGB)
   Normalize normalize = {};
+  // The largest image file accepted, in pixels (width x height, read from the file's header before
+  // anything is decoded): 8192 x 8192 by default, 64 Mi pixels, up to 256 MB while it is decoded.
+  // A larger file is an Error naming it, rather than gigabytes of memory for one picture.
+  int64_t max_image_pixels = int64_t{1} << 26;
 };
 
 class ImageFolder : public Dataset {
  public:
   // Reads every image now, so that a bad file is found at once: a missing root, a root without
-  // class folders, a class folder without images, or an image stb_image cannot read is an Error
+  // class folders, a class folder without images, an image stb_image cannot read (with stb_image's
+  // reason, or "corrupt or unsupported image data") or one larger than max_image_pixels is an Error
   // naming the folder or file.
   explicit ImageFolder(const std::string& root, ImageFolderOptions options = {});
 

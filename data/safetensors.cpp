@@ -1,4 +1,4 @@
-// safetensors.cpp: saving (temporary file, then rename) and loading (every offset checked) of
+// safetensors.cpp: saving (atomically, through AtomicFile) and loading (every offset checked) of
 // safetensors files. The JSON header is written and parsed by safetensors_json.cpp.
 #include "data/safetensors.h"
 
@@ -11,6 +11,7 @@
 #include <fstream>
 #include <set>
 
+#include "autograd/atomic_file.h"
 #include "data/safetensors_json.h"
 
 // The format stores little-endian numbers, and normgrad writes its tensors' bytes as they are in memory.
@@ -48,12 +49,6 @@ uint64_t byte_size(const Shape& shape, Dtype dtype, const std::string& context, 
   return bytes;
 }
 
-void write_bytes(std::FILE* file, const void* data, std::size_t bytes, const std::string& context,
-                 const std::string& tmp) {
-  if (bytes != 0 && std::fwrite(data, 1, bytes, file) != bytes)
-    throw Error(context + ": writing the temporary file '" + tmp + "' failed: " + std::strerror(errno));
-}
-
 }  // namespace
 
 void save_safetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata) {
@@ -73,35 +68,16 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
   std::string json = write_header_json(header);
   json.append((8 - json.size() % 8) % 8, ' ');  // pad so that the data starts 8-byte aligned
 
-  // Write everything to a temporary file next to `path`, then rename it: rename within one folder
-  // replaces the old file in one step, so readers see the old checkpoint or the new one, never half.
-  const std::string tmp = path + ".tmp";
-  std::FILE* file = std::fopen(tmp.c_str(), "wb");
-  if (!file) throw Error(context + ": cannot create the temporary file '" + tmp + "': " + std::strerror(errno));
-  try {
-    unsigned char length[8];
-    for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(json.size() >> (8 * i));  // little-endian
-    write_bytes(file, length, 8, context, tmp);
-    write_bytes(file, json.data(), json.size(), context, tmp);
-    for (const auto& [name, tensor] : tensors)
-      write_bytes(file, tensor.raw_data(), static_cast<std::size_t>(tensor.numel()) * dtype_size(tensor.dtype()),
-                  context, tmp);
-    if (std::fflush(file) != 0) throw Error(context + ": writing '" + tmp + "' failed: " + std::strerror(errno));
-  } catch (...) {
-    std::fclose(file);
-    std::remove(tmp.c_str());
-    throw;
-  }
-  if (std::fclose(file) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(context + ": closing the temporary file '" + tmp + "' failed: " + std::strerror(errno));
-  }
-  std::error_code error;
-  std::filesystem::rename(tmp, path, error);
-  if (error) {
-    std::remove(tmp.c_str());
-    throw Error(context + ": cannot rename '" + tmp + "' to it: " + error.message());
-  }
+  // Written whole or not at all (autograd/atomic_file.h): a unique temporary file beside `path`,
+  // synced, then renamed over it, so readers see the old checkpoint or the new one, never half.
+  AtomicFile file(path, "save_safetensors");
+  unsigned char length[8];
+  for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(json.size() >> (8 * i));  // little-endian
+  file.write(length, 8);
+  file.write(json.data(), json.size());
+  for (const auto& [name, tensor] : tensors)
+    file.write(tensor.raw_data(), static_cast<std::size_t>(tensor.numel()) * dtype_size(tensor.dtype()));
+  file.commit();
 }
 
 SafetensorsFile read_safetensors(const std::string& path) {

@@ -8,8 +8,10 @@
 //   the rest       the tensors' bytes, little-endian, row-major; data_offsets count from here
 // normgrad reads and writes the dtypes F32, F64 and I64 (float32, float64, int64).
 //
-// Saving writes a temporary file in the same folder and renames it over `path`, so a save that fails
-// halfway (a full disk, a bad tensor) leaves the previous file untouched.
+// Saving writes a unique temporary file in the same folder, syncs it and renames it over `path`
+// (autograd/atomic_file.h), so a save that fails or is killed halfway leaves the previous file
+// untouched, and two processes saving one path at once each leave a whole file (the last one wins).
+// A symbolic link is followed; a read-only file, a device or a folder at `path` is refused.
 #pragma once
 
 #include <map>

@@ -13,7 +13,6 @@
 //
 //   bn_graph [OUT_DIR]      (default: the current directory)
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 
@@ -44,12 +43,17 @@ Counts count(const Tensor& t) {
   return c;
 }
 
-// dot -Tsvg, through a temporary file renamed into place. Returns whether it worked.
+// dot -Tsvg, its output read from a pipe and written whole (autograd/atomic_file.h), as every file
+// normgrad writes. Returns whether it worked.
 bool render_svg(const std::string& dot_path, const std::string& svg_path) {
-  const std::string temporary = svg_path + ".tmp";
-  const std::string command = "/usr/bin/dot -Tsvg '" + dot_path + "' -o '" + temporary + "'";
-  if (std::system(command.c_str()) != 0) return false;
-  std::filesystem::rename(temporary, svg_path);
+  const std::string command = "/usr/bin/dot -Tsvg '" + dot_path + "'";
+  std::FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return false;
+  std::string svg;
+  char buffer[4096];
+  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) svg.append(buffer, n);
+  if (pclose(pipe) != 0 || svg.empty()) return false;
+  ng::write_file_atomically(svg_path, svg, "bn_graph");
   return true;
 }
 

@@ -33,6 +33,9 @@ CountedRows counted_rows(const char* op, const char* what, const Tensor& scores,
     throw Error(std::string(op) + ": targets of shape " + shape_str(targets.shape()) + " for " + what + " " +
                 shape_str(scores.shape()) + "; expected [" + std::to_string(N) + "]");
   if (N == 0) throw Error(std::string(op) + ": empty batch (" + what + " " + shape_str(scores.shape()) + "); expected N > 0");
+  if (C == 0)
+    throw Error(std::string(op) + ": " + what + " have 0 classes (shape " + shape_str(scores.shape()) +
+                "); expected C >= 1");
   const int64_t* target = targets.data<int64_t>();
   std::vector<int64_t> rows, picked_at;
   for (int64_t n = 0; n < N; ++n) {

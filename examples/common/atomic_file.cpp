@@ -1,27 +1,18 @@
-// atomic_file.cpp: temp file, flush, rename (see atomic_file.h).
+// atomic_file.cpp: the examples' files go through the library's AtomicFile (see atomic_file.h).
 #include "atomic_file.h"
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <stdexcept>
+
+#include "autograd/atomic_file.h"
+#include "autograd/tensor.h"
 
 namespace examples {
 
 void write_file_atomically(const std::string& path, const std::string& contents) {
-  const std::string temp = path + ".tmp";
-  std::FILE* file = std::fopen(temp.c_str(), "wb");
-  if (!file) throw std::runtime_error("cannot write " + temp + ": " + std::strerror(errno));
-  const bool written = std::fwrite(contents.data(), 1, contents.size(), file) == contents.size();
-  const bool closed = std::fclose(file) == 0;
-  if (!written || !closed) {
-    std::remove(temp.c_str());
-    throw std::runtime_error("cannot write " + temp + " (disk full?)");
-  }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
-    std::remove(temp.c_str());
-    throw std::runtime_error("cannot rename " + temp + " to " + path + ": " + reason);
+  try {
+    ng::write_file_atomically(path, contents, "write_file_atomically");
+  } catch (const ng::Error& error) {
+    throw std::runtime_error(error.what());
   }
 }
 

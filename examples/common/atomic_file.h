@@ -1,8 +1,9 @@
 // atomic_file.h: writing a whole file so that readers never see half of it.
 //
-// The text goes to "<path>.tmp" first, which is then renamed over <path>: on POSIX a rename within a
-// folder is atomic, so a plot viewer or a script reading metrics.csv while training runs sees either
-// the previous complete file or the new one, and a crash leaves no truncated file behind.
+// The text goes to a unique temporary file beside <path> first, which is then synced and renamed over
+// <path> (normgrad's autograd/atomic_file.h): a rename within a folder is atomic, so a plot viewer or a
+// script reading metrics.csv while training runs sees either the previous complete file or the new one,
+// and a crash leaves no truncated file behind.
 #pragma once
 
 #include <string>

@@ -1,0 +1,120 @@
+// atomic_file.cpp: a unique temporary file beside the target, fsync, rename, fsync the folder
+// (see atomic_file.h for what may be replaced and why).
+#include "atomic_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "tensor.h"
+
+namespace ng {
+
+namespace {
+
+// "<name>.tmp-" followed by 6 random letters and digits (62^6 = 5.7e10 names).
+std::string temporary_name(const std::string& target) {
+  static constexpr char kLetters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::random_device entropy;  // the kernel's randomness: differs between processes, even after fork
+  std::string name = target + ".tmp-";
+  for (int i = 0; i < 6; ++i) name += kLetters[entropy() % (sizeof kLetters - 1)];
+  return name;
+}
+
+std::string folder_of(const std::string& path) {
+  std::string folder = std::filesystem::path(path).parent_path().string();
+  return folder.empty() ? "." : folder;
+}
+
+}  // namespace
+
+AtomicFile::AtomicFile(const std::string& path, std::string op) : op_(std::move(op)), path_(path), target_(path) {
+  struct stat info {};
+  if (::lstat(path.c_str(), &info) == 0 && S_ISLNK(info.st_mode)) {
+    std::error_code error;
+    target_ = std::filesystem::canonical(path, error).string();
+    if (error)
+      throw Error(op_ + ": '" + path + "' is a symbolic link to a missing file (" + error.message() +
+                  "); expected a link to a regular file, a regular file or a new name");
+  }
+  mode_t mode = 0666;  // a new file: as open(O_CREAT) would make it (the umask applies)
+  if (::stat(target_.c_str(), &info) == 0) {
+    if (!S_ISREG(info.st_mode))
+      throw Error(op_ + ": '" + target_ + "' exists and is not a regular file (a device, folder or pipe); only a " +
+                  "regular file or a new name is replaced");
+    if ((info.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) == 0 || ::access(target_.c_str(), W_OK) != 0)
+      throw Error(op_ + ": '" + target_ + "' is read-only; refusing to replace it (make it writable first)");
+    mode = info.st_mode & 07777;
+  }
+  for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
+    temporary_ = temporary_name(target_);
+    fd_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd_ < 0 && errno != EEXIST)
+      throw Error(op_ + ": cannot create a temporary file in the folder '" + folder_of(target_) + "' to write '" +
+                  path_ + "': " + std::strerror(errno));
+  }
+  if (fd_ < 0) throw Error(op_ + ": no free temporary name beside '" + target_ + "' after 100 tries");
+  // An existing file's permissions carry over; open() left the umask's mark on the new one.
+  if (mode != 0666 && ::fchmod(fd_, mode) != 0) fail("setting the permissions of", errno);
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!temporary_.empty()) ::unlink(temporary_.c_str());
+}
+
+void AtomicFile::fail(const std::string& what, int error_number) {
+  const std::string reason = std::strerror(error_number);
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  ::unlink(temporary_.c_str());
+  temporary_.clear();
+  throw Error(op_ + ": '" + path_ + "': " + what + " the temporary file failed: " + reason);
+}
+
+void AtomicFile::write(const void* data, std::size_t bytes) {
+  if (fd_ < 0) throw Error(op_ + ": '" + path_ + "': write after the file was committed or failed");
+  const char* next = static_cast<const char*>(data);
+  while (bytes > 0) {
+    const ssize_t written = ::write(fd_, next, bytes);
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) fail("writing", written < 0 ? errno : ENOSPC);
+    next += written;
+    bytes -= static_cast<std::size_t>(written);
+  }
+}
+
+void AtomicFile::commit() {
+  if (fd_ < 0) throw Error(op_ + ": '" + path_ + "': commit after the file was committed or failed");
+  if (::fsync(fd_) != 0) fail("syncing", errno);
+  const int closed = ::close(fd_);
+  fd_ = -1;
+  if (closed != 0) fail("closing", errno);
+  if (::rename(temporary_.c_str(), target_.c_str()) != 0) {
+    const int error_number = errno;
+    ::unlink(temporary_.c_str());
+    temporary_.clear();
+    throw Error(op_ + ": cannot rename the temporary file over '" + target_ + "': " + std::strerror(error_number));
+  }
+  temporary_.clear();
+  // The rename is an entry in the folder: it reaches the disk when the folder is synced.
+  const int folder = ::open(folder_of(target_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const bool synced = folder >= 0 && ::fsync(folder) == 0;
+  const int error_number = errno;
+  if (folder >= 0) ::close(folder);
+  if (!synced)
+    throw Error(op_ + ": '" + target_ + "' is written, but syncing its folder failed: " + std::strerror(error_number));
+}
+
+void write_file_atomically(const std::string& path, std::string_view contents, const std::string& op) {
+  AtomicFile file(path, op);
+  file.write(contents.data(), contents.size());
+  file.commit();
+}
+
+}  // namespace ng
