@@ -24,7 +24,9 @@ for target in "${targets[@]}"; do
   dictionary=()
   [ -f "tests/fuzz/$target.dict" ] && dictionary=(-dict="tests/fuzz/$target.dict")
   # 4 KB inputs at most; one input may take 10 s and 1 GB before it counts as a hang or a blow-up.
-  "$build/tests/fuzz/$target" "${dictionary[@]}" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
+  mkdir -p "$work/tmp"
+  rm -rf "$work/tmp"/*  # scratch folders of earlier runs (a timed run ends without removing its own)
+  TMPDIR="$work/tmp" "$build/tests/fuzz/$target" "${dictionary[@]}" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
     -rss_limit_mb=1024 -print_final_stats=1 -artifact_prefix="$work/" "$work/corpus" >"$work/log" 2>&1
   status=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log")

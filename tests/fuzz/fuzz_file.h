@@ -1,5 +1,7 @@
 // fuzz_file.h: the fuzz targets' scratch folder. The readers under test take paths, so each input is
-// written to a file in one folder per process (removed at exit) and read back through the real code path.
+// written to a file in one folder per process and read back through the real code path. The folder
+// is made under $TMPDIR (scripts/fuzz.sh and meson point it into the build folder, since libFuzzer
+// ends a timed run with _Exit, which skips the removal at exit).
 #pragma once
 
 #include <unistd.h>
@@ -14,8 +16,8 @@ namespace fuzz {
 
 inline const std::filesystem::path& scratch_folder() {
   static const std::filesystem::path folder = [] {
-    char name[] = "/tmp/normgrad_fuzz_XXXXXX";
-    if (!mkdtemp(name)) std::abort();
+    std::string name = (std::filesystem::temp_directory_path() / "normgrad_fuzz_XXXXXX").string();
+    if (!mkdtemp(name.data())) std::abort();
     std::atexit([] { std::filesystem::remove_all(scratch_folder()); });
     return std::filesystem::path(name);
   }();
