@@ -43,7 +43,9 @@ AtomicFile::AtomicFile(const std::string& path, std::string op) : op_(std::move(
                   "); expected a link to a regular file, a regular file or a new name");
   }
   mode_t mode = 0666;  // a new file: as open(O_CREAT) would make it (the umask applies)
+  bool replacing = false;
   if (::stat(target_.c_str(), &info) == 0) {
+    replacing = true;
     if (!S_ISREG(info.st_mode))
       throw Error(op_ + ": '" + target_ + "' exists and is not a regular file (a device, folder or pipe); only a " +
                   "regular file or a new name is replaced");
@@ -60,7 +62,7 @@ AtomicFile::AtomicFile(const std::string& path, std::string op) : op_(std::move(
   }
   if (fd_ < 0) throw Error(op_ + ": no free temporary name beside '" + target_ + "' after 100 tries");
   // An existing file's permissions carry over; open() left the umask's mark on the new one.
-  if (mode != 0666 && ::fchmod(fd_, mode) != 0) fail("setting the permissions of", errno);
+  if (replacing && ::fchmod(fd_, mode) != 0) fail("setting the permissions of", errno);
 }
 
 AtomicFile::~AtomicFile() {
@@ -107,6 +109,9 @@ void AtomicFile::commit() {
   const bool synced = folder >= 0 && ::fsync(folder) == 0;
   const int error_number = errno;
   if (folder >= 0) ::close(folder);
+  // Some file systems (certain FUSE, 9p and shared-folder mounts) cannot sync a folder and say so with
+  // EINVAL; the file itself is complete and in place there, so that is not an error.
+  if (!synced && folder >= 0 && (error_number == EINVAL || error_number == ENOTSUP)) return;
   if (!synced)
     throw Error(op_ + ": '" + target_ + "' is written, but syncing its folder failed: " + std::strerror(error_number));
 }

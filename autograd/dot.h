@@ -21,7 +21,8 @@ std::vector<std::shared_ptr<Node>> graph_nodes(const Tensor& t);
 // The graph as a DOT digraph.
 std::string to_dot(const Tensor& t);
 
-// Writes to_dot(t) to `path` whole or not at all (atomic_file.h), so that a reader never sees half a file. Throws ng::Error naming the path when it cannot be written.
+// Writes to_dot(t) to `path` whole or not at all (atomic_file.h), so that a reader never sees half a
+// file. Throws ng::Error naming the path when it cannot be written.
 void write_dot(const Tensor& t, const std::string& path);
 
 }  // namespace ng

@@ -40,17 +40,28 @@ Shape reduced_shape(const Shape& shape, const std::vector<bool>& reduced, bool k
 }
 
 // sum_j row[j] for j < len, in double: left to right within each piece of kSumChunk elements, the
-// pieces' sums then added in order. Threads share the pieces of a long row.
-template <class T> double row_sum(const T* row, int64_t len) {
+// pieces' sums then added in order. With share_pieces, threads share the pieces of a long row (each
+// writes its own piece's sum); without it (a caller already running on threads) the pieces are summed
+// one after another into the total, which gives the same bits and allocates nothing.
+template <class T> double piece_sum(const T* row, int64_t begin, int64_t end) {
+  double s = 0;
+  for (int64_t j = begin; j < end; ++j) s += row[j];
+  return s;
+}
+
+template <class T> double row_sum(const T* row, int64_t len, bool share_pieces) {
   const int64_t pieces = (len + kernel::kSumChunk - 1) / kernel::kSumChunk;
-  std::vector<double> piece_sums(static_cast<std::size_t>(pieces), 0.0);
-  kernel::parallel_for(pieces, pieces >= 2, [&](int64_t p) {
-    const int64_t begin = p * kernel::kSumChunk, end = std::min(len, begin + kernel::kSumChunk);
-    double s = 0;
-    for (int64_t j = begin; j < end; ++j) s += row[j];
-    piece_sums[p] = s;
-  });
   double total = 0;
+  if (pieces < 2 || !share_pieces) {
+    for (int64_t begin = 0; begin < len; begin += kernel::kSumChunk)
+      total += piece_sum(row, begin, std::min(len, begin + kernel::kSumChunk));
+    return total;
+  }
+  std::vector<double> piece_sums(static_cast<std::size_t>(pieces), 0.0);
+  kernel::parallel_for(pieces, true, [&](int64_t p) {
+    const int64_t begin = p * kernel::kSumChunk;
+    piece_sums[p] = piece_sum(row, begin, std::min(len, begin + kernel::kSumChunk));
+  });
   for (double s : piece_sums) total += s;
   return total;
 }
@@ -73,7 +84,7 @@ Tensor sum_kernel(const char* op, const Tensor& x, const std::vector<bool>& redu
     } else if (only_last_reduced && out.numel() > 1) {
       const int64_t rows = out.numel(), len = x.shape().back();
       kernel::parallel_for(rows, x.numel() >= kernel::kParallelElements,
-                           [&](int64_t r) { acc[r] = row_sum(px + r * len, len); });
+                           [&](int64_t r) { acc[r] = row_sum(px + r * len, len, false); });
     } else {
       const auto out_strides = kernel::broadcast_strides(kept, x.shape());
       const bool row_reduced = reduced.back();
@@ -82,7 +93,7 @@ Tensor sum_kernel(const char* op, const Tensor& x, const std::vector<bool>& redu
         const T* row = px + row_start;
         double* dst = acc.data() + off[0];
         if (row_reduced) {
-          *dst += row_sum(row, len);
+          *dst += row_sum(row, len, true);
         } else {
           kernel::parallel_for(len, len >= kernel::kParallelElements, [&](int64_t j) { dst[j] += row[j]; });
         }

@@ -15,7 +15,8 @@
 
 namespace ng {
 
-// Threads for the ops started from the calling thread (as omp_set_num_threads and torch.set_num_threads).
+// Threads for the ops started from the calling thread, as omp_set_num_threads: unlike
+// torch.set_num_threads, which is process-wide, a std::thread started later keeps the default.
 // n >= 1; anything else is an ng::Error. Without OpenMP the call is checked and has no effect.
 void set_num_threads(int n);
 

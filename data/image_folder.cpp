@@ -42,10 +42,18 @@ std::string failure_reason() {
   return reason && *reason ? reason : "corrupt or unsupported image data";
 }
 
+// The whole file, refused before reading when it is over 2 GiB (stb_image takes an int length).
 std::vector<stbi_uc> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw Error("ImageFolder: cannot open image '" + path + "': " + std::strerror(errno));
-  return std::vector<stbi_uc>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw Error("ImageFolder: cannot read the size of image '" + path + "'");
+  if (size > INT32_MAX) throw Error("ImageFolder: image '" + path + "' is larger than 2 GiB");
+  std::vector<stbi_uc> file(static_cast<std::size_t>(size));
+  in.seekg(0);
+  if (size > 0 && !in.read(reinterpret_cast<char*>(file.data()), size))
+    throw Error("ImageFolder: cannot read image '" + path + "': " + std::strerror(errno));
+  return file;
 }
 
 // stb_image trusts a PNG chunk's length and allocates that much before reading it: a 100-byte file
@@ -69,7 +77,6 @@ uint64_t png_chunk_past_end(const std::vector<stbi_uc>& file) {
 // One image file -> channels x height x width bytes, appended to `out`.
 void load_image(const std::string& path, const ImageFolderOptions& options, std::vector<uint8_t>& out) {
   const std::vector<stbi_uc> file = read_file(path);
-  if (file.size() > INT32_MAX) throw Error("ImageFolder: image '" + path + "' is larger than 2 GiB");
   const auto file_size = static_cast<int>(file.size());
   int width = 0, height = 0, channels_in_file = 0;
   // The size from the header first: a file claiming 30000 x 30000 pixels is refused before decoding.

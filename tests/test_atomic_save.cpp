@@ -193,6 +193,15 @@ TEST_CASE("a read-only file is refused, as opening it for writing would be (even
   data::save_safetensors(path, checkpoint(2.0, 10));
   CHECK(fs::status(path).permissions() == mode);
   CHECK(data::load_safetensors(path)[0].second.at({0}) == 2.0);
+
+  // 0666 is also what a new file asks for before the umask: an existing 0666 file must stay 0666.
+  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                            fs::perms::group_write | fs::perms::others_read | fs::perms::others_write);
+  const mode_t old_umask = ::umask(022);
+  data::save_safetensors(path, checkpoint(3.0, 10));
+  ::umask(old_umask);
+  CHECK((fs::status(path).permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write |
+        fs::perms::group_read | fs::perms::group_write | fs::perms::others_read | fs::perms::others_write));
 }
 
 TEST_CASE("every saver goes through the same atomic write: write_dot refuses a device too") {

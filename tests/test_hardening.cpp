@@ -129,7 +129,8 @@ std::vector<uint8_t> gzip_bomb(const std::vector<uint8_t>& prefix, uint64_t k) {
                                   static_cast<z_off_t>(zeros));
   const uint64_t size = prefix.size() + zeros;
   std::vector<uint8_t> file{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};  // magic, deflate, no flags, no time, Unix
-  file.insert(file.end(), deflate_bits.bytes.begin(), deflate_bits.bytes.end());
+  file.reserve(file.size() + deflate_bits.bytes.size() + 8);
+  for (uint8_t byte : deflate_bits.bytes) file.push_back(byte);
   for (int i = 0; i < 4; ++i) file.push_back(static_cast<uint8_t>(crc >> (8 * i)));
   for (int i = 0; i < 4; ++i) file.push_back(static_cast<uint8_t>(size >> (8 * i)));  // mod 2^32
   return file;
