@@ -74,6 +74,14 @@ uint64_t png_chunk_past_end(const std::vector<stbi_uc>& file) {
   return 0;
 }
 
+// A header may claim a width or height of 0 (found by tests/fuzz/fuzz_image_folder: a GIF of width 0),
+// which the resizer cannot scale from (it asserts), so such an image is refused here.
+void check_has_pixels(const std::string& path, int width, int height) {
+  if (width <= 0 || height <= 0)
+    throw Error("ImageFolder: image '" + path + "' is " + std::to_string(width) + "x" + std::to_string(height) +
+                " pixels; expected at least 1x1");
+}
+
 // One image file -> channels x height x width bytes, appended to `out`.
 void load_image(const std::string& path, const ImageFolderOptions& options, std::vector<uint8_t>& out) {
   const std::vector<stbi_uc> file = read_file(path);
@@ -82,6 +90,7 @@ void load_image(const std::string& path, const ImageFolderOptions& options, std:
   // The size from the header first: a file claiming 30000 x 30000 pixels is refused before decoding.
   if (!stbi_info_from_memory(file.data(), file_size, &width, &height, &channels_in_file))
     throw Error("ImageFolder: cannot read image '" + path + "': " + failure_reason());
+  check_has_pixels(path, width, height);
   if (static_cast<int64_t>(width) * height > options.max_image_pixels)
     throw Error("ImageFolder: image '" + path + "' is " + std::to_string(width) + "x" + std::to_string(height) +
                 " pixels, more than max_image_pixels = " + std::to_string(options.max_image_pixels));
@@ -93,6 +102,7 @@ void load_image(const std::string& path, const ImageFolderOptions& options, std:
       stbi_load_from_memory(file.data(), file_size, &width, &height, &channels_in_file, options.channels),
       stbi_image_free);
   if (!decoded) throw Error("ImageFolder: cannot read image '" + path + "': " + failure_reason());
+  check_has_pixels(path, width, height);
 
   // Resize to the fixed size; pixels are interleaved: [height, width, channels].
   const int out_height = static_cast<int>(options.height), out_width = static_cast<int>(options.width);

@@ -358,6 +358,19 @@ TEST_SUITE("images") {
     CHECK(reason.size() >= 4);  // stb_image's reason, or "corrupt or unsupported image data"
   }
 
+  TEST_CASE("an image of width 0 is refused, not handed to the resizer (which asserts)") {
+    // Found by tests/fuzz/fuzz_image_folder: a 35-byte GIF (named .png, as the fuzzer names every
+    // input) whose screen and image are 0 pixels wide.
+    TempDir dir;
+    std::filesystem::create_directories(dir.path / "a");
+    const std::vector<uint8_t> gif{0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x00, 0x00, 0x02, 0x00, 0x80, 0x00,
+                                   0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0x2c, 0x00, 0x00, 0x00, 0x00,
+                                   0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x51, 0x00, 0x3b};
+    write_file(dir / "a/zero.png", gif);  // ImageFolder goes by extension, stb_image by content
+    CHECK_THROWS_WITH_AS(data::ImageFolder(dir.path.string()), doctest::Contains("pixels; expected at least 1x1"),
+                         Error);
+  }
+
   TEST_CASE("a PNG chunk claiming more bytes than the file holds is refused before stb_image allocates them") {
     // Found by tests/fuzz/fuzz_image_folder: a 4 x 3 gray PNG of 76 bytes whose IDAT chunk claims
     // 1,152,270,944 bytes; stb_image allocated them all before finding the file too short.
