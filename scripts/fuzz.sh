@@ -7,6 +7,8 @@
 # Each target starts from its committed seeds (tests/fuzz/corpus/<target>/) plus what earlier runs found
 # (BUILD_DIR/fuzz/<target>/corpus/, kept between runs). A crash is saved as BUILD_DIR/fuzz/<target>/crash-*;
 # replay it with  BUILD_DIR/tests/fuzz/<target> <that file>,  fix the code, and add the input to a test.
+# The random seed is fixed (NORMGRAD_FUZZ_SEED, default 1) so that a run can be repeated as it was;
+# NORMGRAD_FUZZ_SEED=0 lets libFuzzer pick a new one each run, which explores more over many runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-clang}
@@ -26,7 +28,7 @@ for target in "${targets[@]}"; do
   # 4 KB inputs at most; one input may take 10 s and 1 GB before it counts as a hang or a blow-up.
   mkdir -p "$work/tmp"
   rm -rf "$work/tmp"/*  # scratch folders of earlier runs (a timed run ends without removing its own)
-  TMPDIR="$work/tmp" "$build/tests/fuzz/$target" "${dictionary[@]}" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
+  TMPDIR="$work/tmp" "$build/tests/fuzz/$target" "${dictionary[@]}" -max_total_time="$seconds" -seed="${NORMGRAD_FUZZ_SEED:-1}" -max_len=4096 -timeout=10 \
     -rss_limit_mb=1024 -print_final_stats=1 -artifact_prefix="$work/" "$work/corpus" >"$work/log" 2>&1
   status=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log")
