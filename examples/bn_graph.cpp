@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <string>
 
+#include "common/args.h"
 #include "normgrad.h"
 
 namespace {
@@ -59,12 +60,7 @@ bool render_svg(const std::string& dot_path, const std::string& svg_path) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const std::filesystem::path out_dir = argc > 1 ? argv[1] : ".";
-  if (!std::filesystem::is_directory(out_dir)) {
-    std::fprintf(stderr, "bn_graph: output directory '%s' does not exist\n", out_dir.c_str());
-    return 1;
-  }
+int draw(const std::filesystem::path& out_dir) {
 
   const Tensor composed = bn_loss(ng::nn::BatchNormImpl::composed);
   const Tensor fused = bn_loss(ng::nn::BatchNormImpl::fused);
@@ -88,4 +84,18 @@ int main(int argc, char** argv) {
               f.ops + f.leaves, f.ops, f.leaves, ng::to_dot(fused).c_str());
   std::printf("\nBoth losses are equal: composed %.9g, fused %.9g\n", composed.item(), fused.item());
   return 0;
+}
+
+int main(int argc, char** argv) {
+  return examples::run_main("bn_graph", [&] {
+    examples::ArgParser args("bn_graph",
+                             "Writes the composed BatchNorm's graph as Graphviz DOT (and SVG when graphviz is\n"
+                             "installed) and prints the fused BatchNorm's one-node graph next to it.");
+    args.option("out", "DIR", "output folder (must exist)", ".");
+    if (!args.parse(argc, argv)) return 0;
+    const std::filesystem::path out_dir = args.get("out");
+    if (!std::filesystem::is_directory(out_dir))
+      throw examples::UsageError("--out: the folder '" + out_dir.string() + "' does not exist");
+    return draw(out_dir);
+  });
 }

@@ -223,7 +223,7 @@ void train_run(Run& run, Context& ctx) {
         write_outputs(ctx);
         loss_sum = 0, loss_count = 0;
       }
-      ctx.progress.update(status(ctx, run, step, mean_loss));
+      ctx.progress.update(status(ctx, run, step, mean_loss), static_cast<double>(step) / static_cast<double>(config.steps));
       if (step == config.steps) break;
     }
   }

@@ -275,7 +275,7 @@ int run(const ArgParser& args) {
       char line[96];
       std::snprintf(line, sizeof line, "step %lld / %lld, mini-batch loss %.3f", static_cast<long long>(step),
                     static_cast<long long>(steps), loss.item());
-      progress.update(line);
+      progress.update(line, static_cast<double>(step) / static_cast<double>(steps));
     }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/args.h"
 #include "common/svg_plot.h"
 #include "normgrad.h"
 
@@ -31,8 +32,7 @@ double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const std::string out_dir = argc > 1 ? argv[1] : "custom_op_out";
+int show(const std::string& out_dir) {
 
   // 1. The first derivative against central finite differences.
   ng::manual_seed(0);
@@ -73,4 +73,15 @@ int main(int argc, char** argv) {
   plot.lines = {f, f1, f2};
   std::printf("figure: %s\n", examples::write_svg(out_dir, "softplus.svg", plot).c_str());
   return check.ok && worst1 < 1e-12 && worst2 < 1e-12 ? 0 : 1;
+}
+
+int main(int argc, char** argv) {
+  return examples::run_main("custom_op", [&] {
+    examples::ArgParser args("custom_op",
+                             "softplus as an op of one's own (ng::record): gradcheck, its first and second derivatives\n"
+                             "from the graph against their formulas, and a figure of the three.");
+    args.option("out", "DIR", "output folder for softplus.svg", "custom_op_out");
+    if (!args.parse(argc, argv)) return 0;
+    return show(args.get("out"));
+  });
 }

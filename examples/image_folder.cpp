@@ -160,7 +160,7 @@ int train_on_folder(const Config& config, const std::string& dir) {
         char status[96];
         std::snprintf(status, sizeof status, "step %lld/%lld  loss %.4f", static_cast<long long>(step),
                       static_cast<long long>(config.steps), loss_sum / static_cast<double>(loss_count));
-        progress.update(status);
+        progress.update(status, static_cast<double>(step) / static_cast<double>(config.steps));
         loss_sum = 0, loss_count = 0;
       }
       if (step == config.steps) break;

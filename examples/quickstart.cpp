@@ -1,10 +1,16 @@
 // quickstart: the API in fifteen lines (the README shows this file). A two-layer net with
 // BatchNorm learns y = x^3 - x from noisy samples; the loss printed every 200 steps falls.
 #include <cstdio>
+#include <string>
 
 #include "normgrad.h"
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1) {  // no options: --help prints the usage, anything else is refused
+    const bool help = std::string(argv[1]) == "--help";
+    std::fputs("usage: quickstart   (no options: trains the net below and prints its loss)\n", help ? stdout : stderr);
+    return help ? 0 : 2;
+  }
   using namespace ng;
   manual_seed(0);
   Tensor x = rand({256, 1}) * 2.0 - 1.0;                   // inputs in [-1, 1), shape [256, 1]

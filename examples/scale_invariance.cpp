@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "common/args.h"
 #include "normgrad.h"
 
 namespace {
@@ -47,7 +48,7 @@ Result run(BatchNorm bn, const Tensor& W, const Tensor& u, const Tensor& dy, dou
 
 }  // namespace
 
-int main() {
+int measure() {
   ng::manual_seed(33);
   const int64_t N = 32, C_in = 20, C_out = 8;
   const Tensor W = ng::randn({C_out, C_in}, ng::float64) * 0.01;
@@ -82,4 +83,14 @@ int main() {
                     ratio, ratio * a);
       }
   return 0;
+}
+
+int main(int argc, char** argv) {
+  return examples::run_main("scale_invariance", [&] {
+    examples::ArgParser args("scale_invariance",
+                             "BN(aWu) = BN(Wu) and the 1/a weight gradient, for a in {0.01, 1, 100}, composed and fused BN,\n"
+                             "with eps = 0 and eps = 1e-5 (float64).");
+    if (!args.parse(argc, argv)) return 0;
+    return measure();
+  });
 }

@@ -3,7 +3,7 @@
 # installing the Debian 12 packages normgrad needs (only those missing), configuring a build folder, and
 # building it. Each step prints one line saying what it does, so a first run on a fresh machine (a minute
 # or two of apt-get, a few minutes of compiling on two cores) is never silent; compiler warnings show.
-normgrad_packages=(meson ninja-build g++ pkg-config doctest-dev libstb-dev zlib1g-dev librapidcheck-dev
+normgrad_packages=(meson ninja-build g++ pkg-config dpkg-dev doctest-dev libstb-dev zlib1g-dev librapidcheck-dev
                    dataset-fashion-mnist)
 
 normgrad_say() { echo "normgrad: $*" >&2; }
@@ -72,7 +72,8 @@ normgrad_build() {
       normgrad_say "meson setup failed (its output is above)"
       return 1
     fi
-    grep -i 'warning' <<<"$out" >&2
+    # Show meson's warnings, if any; finding none is the normal case, not an error (callers run under set -e).
+    grep -i 'warning' <<<"$out" >&2 || true
   fi
   normgrad_say "building $dir/ (ninja; the first build takes a few minutes on two cores)"
   ninja -C "$dir"

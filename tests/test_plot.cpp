@@ -1,5 +1,5 @@
 // test_plot.cpp: the helpers behind the examples' figures and options (examples/common/): percentiles,
-// axis ticks, the SVG writer, atomic file writes and command-line parsing.
+// axis ticks, the SVG writer, atomic file writes, command-line parsing and the progress line.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -18,6 +18,7 @@
 #include "examples/common/args.h"
 #include "examples/common/atomic_file.h"
 #include "examples/common/percentile.h"
+#include "examples/common/progress.h"
 #include "examples/common/svg_plot.h"
 #include "test_requirements.h"
 
@@ -281,5 +282,33 @@ TEST_SUITE("args") {
     const char* argv[] = {"prog", "--steps", "0"};
     REQUIRE(p.parse(3, argv));
     CHECK_THROWS_AS(p.get_int("steps", 1, 1000), UsageError);
+  }
+}
+
+TEST_SUITE("progress line") {
+  // Outside a terminal (here a temporary file, as in a CI log) a loop of any length prints about ten lines.
+  TEST_CASE("without a terminal, one plain line per tenth of the work and none in between") {
+    std::FILE* file = std::tmpfile();
+    REQUIRE(file != nullptr);
+    {
+      ProgressLine progress(file);
+      CHECK_FALSE(progress.is_terminal());
+      const int steps = 5000;
+      for (int step = 1; step <= steps; ++step)
+        progress.update("step " + std::to_string(step), static_cast<double>(step) / steps);
+      progress.done("finished");
+    }
+    std::rewind(file);
+    std::vector<std::string> lines;
+    char buffer[128];
+    while (std::fgets(buffer, sizeof buffer, file)) lines.emplace_back(buffer);
+    std::fclose(file);
+    // Steps 1 (the first line), 500, 1000, ..., 5000 (each new tenth), then the final line; no '\r'.
+    REQUIRE(lines.size() == 12);
+    CHECK(lines[0] == "step 1\n");
+    CHECK(lines[1] == "step 500\n");
+    CHECK(lines[10] == "step 5000\n");
+    CHECK(lines[11] == "finished\n");
+    for (const std::string& line : lines) CHECK(line.find('\r') == std::string::npos);
   }
 }

@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace examples {
@@ -35,7 +36,14 @@ void ProgressLine::draw(const std::string& text) {
   shown_any_ = true;
 }
 
-void ProgressLine::update(const std::string& text) {
+void ProgressLine::update(const std::string& text, double fraction) {
+  if (!terminal_ && fraction >= 0) {
+    const int tenths = static_cast<int>(std::floor(std::min(fraction, 1.0) * 10));
+    if (shown_any_ && tenths <= tenths_shown_) return;
+    tenths_shown_ = tenths;
+    draw(text);
+    return;
+  }
   const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_).count();
   if (!shown_any_ || since >= interval_) draw(text);
 }
@@ -52,6 +60,7 @@ void ProgressLine::done(const std::string& text) {
   if (line_open_) std::fprintf(out_, "\n");
   line_open_ = false;
   shown_any_ = false;
+  tenths_shown_ = -1;
   std::fflush(out_);
 }
 
