@@ -156,6 +156,15 @@ void add_into(Tensor& total, const Tensor& g) {
   });
 }
 
+// True when `t` is the only reference to its buffer anywhere in the program: no other Tensor holds its
+// TensorImpl, and no other TensorImpl (a view, an alias) holds its Storage. Only then may the backward
+// pass write into the buffer, or hand it to a leaf as its .grad, without anyone seeing the change. This is
+// a test of identity, made at the moment of use, so a gradient that a closure returned for two inputs
+// (`return {d, d}`) is never taken as private, whatever happened to the first copy.
+bool sole_reference(const Tensor& t) {
+  return t.impl_ptr().use_count() == 1 && t.impl()->storage.use_count() == 1;
+}
+
 }  // namespace
 
 // The sink of the graph for a leaf that requires grad: adds the incoming gradient into leaf.grad().
@@ -165,26 +174,25 @@ struct AccumulateGrad final : Node {
     shape = leaf_impl->shape;
     dtype = leaf_impl->dtype;
   }
+  // leaf.grad += g; returns no gradient (a leaf has no inputs). When the pass holds the only reference
+  // to g (sole_reference: `g` is then the pass's own variable), g becomes .grad itself instead of a copy.
+  // Under create_graph (grad mode on during the pass), .grad is a new tensor with a graph of its own.
   std::vector<Tensor> apply(const Tensor& g) override {
-    accumulate(g, false, false);
-    return {};
-  }
-  // leaf.grad += g. `owned`: the backward pass made g's buffer and nobody else holds it, so it may
-  // become .grad itself instead of a copy. Under create_graph, .grad is a new tensor with a graph.
-  void accumulate(const Tensor& g, bool owned, bool create_graph) {
     const std::shared_ptr<TensorImpl> leaf = target.lock();
-    if (!leaf) return;  // the leaf is gone, and with it every way to read its gradient
+    if (!leaf) return {};  // the leaf is gone, and with it every way to read its gradient
+    const bool create_graph = is_grad_enabled();
+    const bool adopt = !create_graph && sole_reference(g);
     std::lock_guard<std::mutex> lock(leaf->leaf_mutex);  // two threads may backpropagate into one leaf
     Tensor& current = leaf->grad;
     if (!current.defined())
-      current = owned ? g : g.clone();
+      current = adopt ? g : g.clone();
     else if (create_graph)
       current = current + g;
     else
       add_into(current, g);
+    return {};
   }
   TensorImpl* leaf() const override { return target.lock().get(); }
-  bool accumulates() const override { return true; }
   // Held weakly: under create_graph, leaf.grad's own graph leads back to this node, and a strong
   // reference would make the cycle leaf -> grad -> ... -> AccumulateGrad -> leaf, which never frees.
   std::weak_ptr<TensorImpl> target;
@@ -210,14 +218,26 @@ void attach_node(Tensor& output, std::shared_ptr<Node> node) {
 }
 
 // ---- the backward pass ----------------------------------------------------------------------------
+// One backward pass, in four phases, each a function below (PyTorch's engine has the same: GraphTask,
+// compute_dependencies, evaluate_function, InputBuffer::add):
+//   1. count_dependencies: find every node reachable from the roots, and count for each how many edges
+//      lead into it. A node may run only once all of its consumers have sent their gradient (Kahn's
+//      algorithm, iterative, so a chain of a million ops is fine).
+//   2. seed_roots: the roots' gradients (ones for a scalar loss) go into their slots; roots that wait
+//      for nothing are ready.
+//   3. evaluate: a ready node's summed gradient goes through its apply() (the op's backward closure, or
+//      for a leaf's AccumulateGrad the sum into .grad); each gradient it returns is sent along its edge.
+//   4. send: a gradient arriving at a node is added to what that node received so far; the node becomes
+//      ready when the last one arrives.
+// Everything the pass knows lives here, not on the nodes, so two passes may run through shared nodes.
 namespace {
 
-// What one backward pass knows about one node (PyTorch keeps the same in its GraphTask).
 struct Slot {
   Node* node = nullptr;
   int64_t dependencies = 0;  // consumers that have not yet sent their gradient
   Tensor grad;               // the sum of the gradients received so far
-  bool owned = false;        // grad's buffer was made by this pass and nobody else holds it
+  bool captured = false;     // ng::grad wants the gradient that reaches this node ...
+  Tensor captured_grad;      // ... and this is it
 };
 
 // The pass's table of slots, by node: open addressing over a power-of-two array, because a training
@@ -263,27 +283,6 @@ class SlotTable {
   std::size_t count_ = 0;
 };
 
-// Adds g into the slot: the gradients of a tensor used several times are summed. Without create_graph
-// the sum is formed in place whenever the pass owns a buffer to form it in; with create_graph it must
-// be an op, so that the sum is part of the recorded backward.
-void add_pending(Slot& slot, Tensor g, bool g_owned, bool create_graph) {
-  if (!slot.grad.defined()) {
-    slot.grad = std::move(g);
-    slot.owned = g_owned;
-  } else if (create_graph) {
-    slot.grad = slot.grad + g;
-  } else if (slot.owned) {
-    add_into(slot.grad, g);
-  } else if (g_owned) {
-    add_into(g, slot.grad);  // a + b == b + a exactly, so which buffer holds the sum does not matter
-    slot.grad = std::move(g);
-    slot.owned = true;
-  } else {
-    slot.grad = slot.grad + g;
-    slot.owned = true;
-  }
-}
-
 void check_gradient(const char* where, const Tensor& g, const Shape& shape, Dtype dtype) {
   if (g.shape() != shape || g.dtype() != dtype)
     throw Error(std::string(where) + ": gradient of shape " + shape_str(g.shape()) + " " + dtype_name(g.dtype()) +
@@ -305,86 +304,127 @@ struct Capture {
 };
 using Captured = std::vector<Capture>;
 
-// Runs reverse mode from `roots` (node, gradient of its output, whether the pass owns that buffer).
-// When `captured` is given, nothing is accumulated into leaves; instead the gradient reaching each
-// node listed there is stored beside it (torch.autograd.grad).
+// Where a pass starts: a node, and the gradient of its output.
 struct Root {
   std::shared_ptr<Node> node;
   Tensor grad;
-  bool owned;
 };
-void run_backward(const std::vector<Root>& roots, bool retain_graph, bool create_graph, Captured* captured) {
-  GradModeGuard grad_mode(create_graph);  // the backward is recorded only when asked to be
-  const bool anomaly = is_anomaly_enabled();
-  SlotTable table;
 
-  // 1. Find every node reachable from the roots and count, for each, the edges that lead into it:
-  //    a node may run only once all of its consumers have sent their gradient (Kahn's algorithm).
-  std::vector<Node*> stack;
-  bool made = false;
-  for (const Root& root : roots) {
-    table.find_or_make(root.node.get(), made);
-    if (made) stack.push_back(root.node.get());
+class BackwardPass {
+ public:
+  // With `captured`, nothing is accumulated into leaves; the gradient reaching each listed node is
+  // stored beside it instead (torch.autograd.grad).
+  BackwardPass(bool retain_graph, bool create_graph, Captured* captured)
+      : retain_graph_(retain_graph), create_graph_(create_graph), anomaly_(is_anomaly_enabled()), captured_(captured) {}
+
+  void run(std::vector<Root> roots) {
+    GradModeGuard grad_mode(create_graph_);  // the backward is recorded only when asked to be
+    count_dependencies(roots);
+    bool made = false;
+    if (captured_)
+      for (const Capture& c : *captured_) table_.find_or_make(c.node, made).captured = true;
+    seed_roots(roots);
+    while (!ready_.empty()) {
+      Node* node = ready_.back();
+      ready_.pop_back();
+      evaluate(*node);
+    }
+    if (captured_)
+      for (Capture& c : *captured_) c.grad = table_.at(c.node).captured_grad;
   }
-  while (!stack.empty()) {
-    Node* node = stack.back();
-    stack.pop_back();
-    for (const auto& edge : node->next) {
-      if (!edge) continue;
-      Slot& slot = table.find_or_make(edge.get(), made);
-      ++slot.dependencies;
-      if (made) stack.push_back(edge.get());
+
+ private:
+  // 1. Every node reachable from the roots gets a slot holding the number of edges into it.
+  void count_dependencies(const std::vector<Root>& roots) {
+    std::vector<Node*> stack;
+    bool made = false;
+    for (const Root& root : roots) {
+      table_.find_or_make(root.node.get(), made);
+      if (made) stack.push_back(root.node.get());
+    }
+    while (!stack.empty()) {
+      Node* node = stack.back();
+      stack.pop_back();
+      for (const auto& edge : node->next) {
+        if (!edge) continue;
+        Slot& slot = table_.find_or_make(edge.get(), made);
+        ++slot.dependencies;
+        if (made) stack.push_back(edge.get());
+      }
     }
   }
 
-  // 2. Seed the roots, then run each node once its gradient is complete.
-  for (const Root& root : roots) add_pending(table.at(root.node.get()), root.grad, root.owned, create_graph);
-  std::vector<Node*> ready;
-  for (const Root& root : roots) {
-    Slot& slot = table.at(root.node.get());
-    if (slot.dependencies == 0) {
-      slot.dependencies = -1;  // queued once even if it is several roots
-      ready.push_back(root.node.get());
+  // 2. The roots' gradients go into their slots (moved, so that a gradient the pass made, such as the
+  //    ones of a scalar loss, stays its own); a root that no other root feeds is ready.
+  void seed_roots(std::vector<Root>& roots) {
+    for (Root& root : roots) receive(table_.at(root.node.get()), std::move(root.grad));
+    for (const Root& root : roots) {
+      Slot& slot = table_.at(root.node.get());
+      if (slot.dependencies == 0) {
+        slot.dependencies = -1;  // queued once even if it is several roots
+        ready_.push_back(root.node.get());
+      }
     }
   }
-  std::vector<Tensor> input_grads;
-  while (!ready.empty()) {
-    Node* node = ready.back();
-    ready.pop_back();
-    Slot& slot = table.at(node);
+
+  // 3. The node's gradient is complete: run its backward and send what it returns along its edges.
+  void evaluate(Node& node) {
+    Slot& slot = table_.at(&node);
     Tensor g = std::move(slot.grad);
-    const bool owned = slot.owned;
-    if (captured)
-      for (Capture& c : *captured)
-        if (c.node == node) c.grad = g;
-    input_grads.clear();  // stays empty when no consumer sent a gradient (all undefined)
-    const uint64_t made_after = next_storage_serial();
-    if (g.defined()) {
-      if (node->accumulates()) {
-        if (!captured) static_cast<AccumulateGrad*>(node)->accumulate(g, owned && !create_graph, create_graph);
-      } else {
-        input_grads = node->apply(g);
-      }
+    if (slot.captured) slot.captured_grad = g;
+    std::vector<Tensor> input_grads;  // stays empty when no consumer sent a gradient (all undefined)
+    if (g.defined() && !(captured_ && node.leaf())) {  // ng::grad accumulates into no leaf
+      input_grads = node.apply(g);
+      if (input_grads.size() != node.next.size())
+        throw Error(std::string("backward: the backward of '") + node.op + "' returned " +
+                    std::to_string(input_grads.size()) + " gradient(s) for " + std::to_string(node.next.size()) +
+                    " input(s); expected one per input (an undefined Tensor where an input needs none)");
     }
-    g = Tensor();
-    for (std::size_t i = 0; i < node->next.size(); ++i) {
-      Node* edge = node->next[i].get();
+    g = Tensor();  // the pass's reference is gone: a gradient passed straight through may now be private
+    for (std::size_t i = 0; i < node.next.size(); ++i) {
+      Node* edge = node.next[i].get();
       if (!edge) continue;
-      if (i < input_grads.size() && input_grads[i].defined()) {
-        Tensor& gi = input_grads[i];
-        check_gradient(node->op, gi, edge->shape, edge->dtype);
-        if (anomaly) anomaly_check_backward(*node, i, gi);
-        // The pass owns a gradient whose buffer the closure made just now and returned once.
-        bool gi_owned = !create_graph && gi.impl()->storage->serial >= made_after;
-        for (std::size_t j = 0; j < input_grads.size() && gi_owned; ++j)
-          if (j != i && input_grads[j].defined() && input_grads[j].impl()->storage == gi.impl()->storage) gi_owned = false;
-        add_pending(table.at(edge), std::move(gi), gi_owned, create_graph);
+      if (!input_grads.empty() && input_grads[i].defined()) {
+        check_gradient(node.op, input_grads[i], edge->shape, edge->dtype);
+        if (anomaly_) anomaly_check_backward(node, i, input_grads[i]);
+        send(*edge, std::move(input_grads[i]));
+      } else {
+        send(*edge, Tensor());  // no gradient (zero), but the edge is done
       }
-      if (--table.at(edge).dependencies == 0) ready.push_back(edge);
     }
-    if (!retain_graph) node->release();
+    if (!retain_graph_) node.release();
   }
-}
+
+  // 4. A gradient for `edge` arrives (undefined: none, the consumer is done all the same).
+  void send(Node& edge, Tensor g) {
+    Slot& slot = table_.at(&edge);
+    if (g.defined()) receive(slot, std::move(g));
+    if (--slot.dependencies == 0) ready_.push_back(&edge);
+  }
+
+  // The gradients of a tensor used several times are summed. Without create_graph the sum is formed in
+  // place in a buffer the pass alone holds (sole_reference), if either is one; otherwise into a new
+  // buffer. With create_graph it must be an op, so that the sum is part of the recorded backward.
+  void receive(Slot& slot, Tensor g) {
+    if (!slot.grad.defined()) {
+      slot.grad = std::move(g);
+    } else if (create_graph_) {
+      slot.grad = slot.grad + g;
+    } else if (sole_reference(slot.grad)) {
+      add_into(slot.grad, g);
+    } else if (sole_reference(g)) {
+      add_into(g, slot.grad);  // a + b == b + a exactly, so which buffer holds the sum does not matter
+      slot.grad = std::move(g);
+    } else {
+      slot.grad = slot.grad + g;
+    }
+  }
+
+  const bool retain_graph_, create_graph_, anomaly_;
+  Captured* captured_;
+  SlotTable table_;
+  std::vector<Node*> ready_;
+};
 
 std::shared_ptr<Node> root_of(const char* where, const Tensor& t) {
   if (!t.requires_grad())
@@ -394,7 +434,7 @@ std::shared_ptr<Node> root_of(const char* where, const Tensor& t) {
 }
 
 Root make_root(const char* where, const Tensor& output, const Tensor& upstream) {
-  Root root{root_of(where, output), upstream, false};
+  Root root{root_of(where, output), upstream};
   if (upstream.defined()) {
     check_gradient(where, upstream, output.shape(), output.dtype());
   } else {
@@ -402,7 +442,6 @@ Root make_root(const char* where, const Tensor& output, const Tensor& upstream) 
       throw Error(std::string(where) + ": output of shape " + shape_str(output.shape()) +
                   " is not a single element; pass an upstream gradient of that shape");
     root.grad = ones(output.shape(), output.dtype());
-    root.owned = true;
   }
   return root;
 }
@@ -412,8 +451,8 @@ Root make_root(const char* where, const Tensor& output, const Tensor& upstream) 
 void Tensor::backward(BackwardOptions options) const { backward(Tensor(), options); }
 
 void Tensor::backward(const Tensor& upstream, BackwardOptions options) const {
-  run_backward({make_root("backward", *this, upstream)}, options.retain_graph || options.create_graph,
-               options.create_graph, nullptr);
+  BackwardPass(options.retain_graph || options.create_graph, options.create_graph, nullptr)
+      .run({make_root("backward", *this, upstream)});
 }
 
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
@@ -433,7 +472,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     input_nodes.push_back(gradient_edge(input));
     captured.push_back({input_nodes.back().get(), Tensor()});
   }
-  run_backward(roots, retain_graph || create_graph, create_graph, &captured);
+  BackwardPass(retain_graph || create_graph, create_graph, &captured).run(std::move(roots));
 
   std::vector<Tensor> result;
   for (std::size_t i = 0; i < inputs.size(); ++i) {

@@ -9,7 +9,9 @@
 // fine), sums the gradients that reach each node, runs every node's closure once and, unless asked to
 // retain the graph, frees what the closures saved. Everything the walk needs (which nodes it reached,
 // how many gradients each still waits for, the sums so far) lives in the pass, not on the nodes, so
-// two threads may run backward through graphs that share nodes, and a backward may run inside one.
+// two threads may run backward through graphs that share nodes (with retain_graph both get their
+// gradients; without, a pass that reaches a node the other has freed throws an Error saying so), and
+// a backward may run inside one.
 //
 // The closures compute gradients with the same ops as the forward. With create_graph, the backward
 // runs with grad mode on, so those ops record a graph of their own: the gradients can then be
@@ -20,6 +22,7 @@
 #include <atomic>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -34,15 +37,13 @@ struct Node : std::enable_shared_from_this<Node> {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
-  // Gradients of the inputs, given the gradient of the output; entry i may be undefined when
-  // !needs_grad(i).
+  // Gradients of the inputs, given the gradient of the output: one per input, where entry i may be
+  // undefined when !needs_grad(i). For AccumulateGrad, the sink that adds into a leaf's .grad(): none.
   virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;
   // Drops the saved tensors (after a backward without retain_graph).
   virtual void release() {}
   // The leaf this node accumulates into, for AccumulateGrad; null otherwise.
   virtual TensorImpl* leaf() const { return nullptr; }
-  // True for AccumulateGrad, the sink that adds into a leaf's .grad().
-  virtual bool accumulates() const { return false; }
 
   bool needs_grad(std::size_t input) const { return next[input] != nullptr; }
 
@@ -63,15 +64,29 @@ struct Node : std::enable_shared_from_this<Node> {
 inline int64_t live_nodes() { return Node::live_count.load(); }
 
 // A node whose backward is a closure; the closure is destroyed on release().
+//
+// Two threads may run backward through one node at once (graphs that share a subgraph): any number of
+// apply() calls may run together, each under a shared lock, while release() takes the lock alone, so
+// it waits for the closures running and frees what they use only after. An apply() after the release
+// finds no closure and throws "the graph ... was freed", as PyTorch does; with retain_graph both passes
+// run through it.
 template <class F> struct FunctionNode final : Node {
   FunctionNode(const char* op_name, F&& f) : Node(op_name), fn(std::move(f)) {}
   std::vector<Tensor> apply(const Tensor& grad_output) override {
+    std::shared_lock lock(fn_mutex);
     if (!fn) throw_released();
     return (*fn)(grad_output, static_cast<const Node&>(*this));
   }
-  void release() override { fn.reset(); }
+  void release() override {
+    std::optional<F> released;  // destroyed after the lock is let go: its saved tensors may free graphs
+    std::unique_lock lock(fn_mutex);
+    if (!fn) return;
+    released.emplace(std::move(*fn));
+    fn.reset();
+  }
   [[noreturn]] void throw_released() const;
   std::optional<F> fn;
+  std::shared_mutex fn_mutex;
 };
 
 [[noreturn]] void throw_graph_released(const char* op);

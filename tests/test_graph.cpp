@@ -390,3 +390,62 @@ TEST_CASE("gradcheck passes an input that the output does not depend on (its gra
   auto result = ng::gradcheck([](const std::vector<ng::Tensor>& in) { return in[0] * 2.0; }, {a, unused});
   CHECK_MESSAGE(result.ok, result.message);
 }
+
+// ---- the pass's ownership of gradient buffers (issue 20, findings 4 and 10) ------------------------------
+
+namespace {
+
+// out = 2 (a + b), whose backward makes one tensor d = 2 g and returns it for both inputs: the same buffer
+// reaches two slots of the pass, so the pass must not sum anything into it in place.
+ng::Tensor twice_sum(const ng::Tensor& a, const ng::Tensor& b) {
+  ng::Tensor out = (a.detach() + b.detach()) * 2.0;
+  if (ng::any_requires_grad({&a, &b}))
+    ng::record(out, "twice_sum", {&a, &b}, [](const ng::Tensor& g, const ng::Node&) {
+      ng::Tensor d = g * 2.0;
+      return std::vector<ng::Tensor>{d, d};
+    });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("one tensor returned by a backward for two inputs is summed into neither in place: x.grad is 7, not 10") {
+  // A = x*1 and B = y*1 each receive the shared d = 2; A also 5 and B also 3. Whichever slot gets d second
+  // must not take it as its own buffer, or the other's sum lands in it too.
+  const Fn loss = [](const Inputs& in) {
+    const ng::Tensor A = in[0] * 1.0, B = in[1] * 1.0;
+    return (A * 5.0).sum() + ((B * 3.0).sum() + twice_sum(A, B).sum());
+  };
+  ng::Tensor x = leaf({1}), y = leaf({1});
+  loss({x, y}).backward();
+  CHECK(x.grad().item() == 7);
+  CHECK(y.grad().item() == 5);
+  check_gradients("loss with twice_sum", loss, {leaf({0.5, -1}), leaf({2, 3})});
+}
+
+TEST_CASE("the backward of a cat of 100,000 tensors gives each its gradient (linear time: it used to take minutes)") {
+  const int64_t n = 100000;
+  std::vector<ng::Tensor> parts;
+  parts.reserve(n);
+  for (int64_t i = 0; i < n; ++i) parts.push_back(leaf({static_cast<double>(i)}));
+  ng::Tensor joined = ng::cat(parts, 0);
+  // d/dp_i of sum_i (i+1) p_i is i + 1.
+  (joined * ng::arange(1.0, static_cast<double>(n) + 0.5, 1.0, ng::float64)).sum().backward();
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < n; ++i) wrong += parts[static_cast<std::size_t>(i)].grad().item() != static_cast<double>(i + 1);
+  CHECK(wrong == 0);
+}
+
+TEST_CASE("a backward that returns more or fewer gradients than its op has inputs throws an error naming the op") {
+  ng::Tensor a = leaf({1, 2}), b = leaf({3, 4});
+  const auto returning = [&](std::size_t count) {
+    ng::Tensor out = a.detach() + b.detach();
+    ng::record(out, "miscounted", {&a, &b}, [count](const ng::Tensor& g, const ng::Node&) {
+      return std::vector<ng::Tensor>(count, g);
+    });
+    return out.sum();
+  };
+  CHECK_ERROR_MENTIONS(returning(1).backward(), "miscounted", "returned 1 gradient", "for 2 input");
+  CHECK_ERROR_MENTIONS(returning(3).backward(), "miscounted", "returned 3 gradient", "for 2 input");
+  CHECK_FALSE(a.grad().defined());
+}

@@ -291,3 +291,59 @@ TEST_CASE("re-entrant backwards in two threads at once, over a shared leaf, accu
   second.join();
   CHECK(x.grad().to_vector() == std::vector<double>{200 * 3, 200 * 12});
 }
+
+// ---- backward through a shared subgraph from two threads (issue 20, finding 3) ---------------------------
+
+namespace {
+
+// h = tanh(x w) is shared; thread k runs backward on loss_k = (h * (k + 2)).sum(). Returns how many of the
+// two backward calls succeeded; a call that fails must fail with the Error saying the graph was freed.
+int shared_subgraph_backwards(const ng::Tensor& x, const ng::Tensor& w, bool retain_graph) {
+  const ng::Tensor h = ng::tanh(ng::matmul(x, w));
+  const ng::Tensor losses[2] = {(h * 2.0).sum(), (h * 3.0).sum()};
+  std::atomic<int> succeeded{0}, wrong_errors{0};
+  std::latch start(2);
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 2; ++k)
+    threads.emplace_back([&, k] {
+      start.arrive_and_wait();
+      try {
+        losses[k].backward({.retain_graph = retain_graph});
+        ++succeeded;
+      } catch (const ng::Error& e) {
+        if (std::string(e.what()).find("freed") == std::string::npos) ++wrong_errors;
+      }
+    });
+  for (auto& t : threads) t.join();
+  CHECK(wrong_errors == 0);
+  return succeeded;
+}
+
+}  // namespace
+
+TEST_CASE("two threads backward through one shared subgraph: with retain_graph both gradients arrive, without it a "
+          "thread that finds the graph freed gets an Error") {
+  ng::manual_seed(7);
+  ng::Tensor x = ng::randn({8, 6}, ng::float64).requires_grad_();
+  const ng::Tensor w = ng::randn({6, 5}, ng::float64).requires_grad_();
+  // Each loss alone, for the expected sums: d loss_k / dx = (k + 2) * d sum(h) / dx.
+  const ng::Tensor dsum_h = ng::grad({ng::tanh(ng::matmul(x, w)).sum()}, {x})[0];
+  const std::vector<double> alone = dsum_h.to_vector();
+  for (int round = 0; round < 200; ++round) {
+    x.zero_grad();
+    REQUIRE(shared_subgraph_backwards(x, w, true) == 2);
+    const std::vector<double> got = x.grad().to_vector();
+    for (std::size_t i = 0; i < got.size(); ++i) REQUIRE(got[i] == doctest::Approx(5 * alone[i]).epsilon(1e-12));
+  }
+  for (int round = 0; round < 200; ++round) {
+    x.zero_grad();
+    const int succeeded = shared_subgraph_backwards(x, w, false);
+    REQUIRE(succeeded >= 1);
+    // What arrived is the sum of the passes that got through: 2, 3 or 5 times the gradient of sum(h).
+    const std::vector<double> got = x.grad().to_vector();
+    const double factor = got[0] / alone[0];
+    CHECK((factor == doctest::Approx(2) || factor == doctest::Approx(3) || factor == doctest::Approx(5)));
+    if (succeeded == 2) CHECK(factor == doctest::Approx(5));
+    for (std::size_t i = 0; i < got.size(); ++i) REQUIRE(got[i] == doctest::Approx(factor * alone[i]).epsilon(1e-9));
+  }
+}

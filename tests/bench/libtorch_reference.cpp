@@ -193,6 +193,13 @@ int main(int argc, char** argv) {
       report("maxpool2d_fwd_bwd_64x16x28x28", threads,
              time_calls([&] { torch::autograd::grad({torch::max_pool2d(x, 2)}, {x}, {g}); }));
     }
+    if (wanted("cat_100k_fwd_bwd")) {  // a node with 100,000 inputs: the backward pass must stay linear
+      std::vector<torch::Tensor> parts;
+      for (int i = 0; i < 100000; ++i) parts.push_back(torch::randn({1}).requires_grad_());
+      report("cat_100k_fwd_bwd", threads,
+             time_calls([&] { torch::autograd::grad({torch::cat(parts, 0).sum()}, parts); }, 5.0),
+             "100,000 tensors of one element");
+    }
     if (wanted("bn2d_fwd_bwd_64x16x28x28")) {
       torch::manual_seed(8);
       torch::nn::BatchNorm2d bn(16);
