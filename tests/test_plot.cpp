@@ -296,6 +296,8 @@ TEST_SUITE("progress line") {
       const int steps = 5000;
       for (int step = 1; step <= steps; ++step)
         progress.update("step " + std::to_string(step), static_cast<double>(step) / steps);
+      progress.done("step 5000");  // the final state, already shown: not printed twice
+      progress.update("second loop", 0.0);
       progress.done("finished");
     }
     std::rewind(file);
@@ -303,12 +305,13 @@ TEST_SUITE("progress line") {
     char buffer[128];
     while (std::fgets(buffer, sizeof buffer, file)) lines.emplace_back(buffer);
     std::fclose(file);
-    // Steps 1 (the first line), 500, 1000, ..., 5000 (each new tenth), then the final line; no '\r'.
-    REQUIRE(lines.size() == 12);
+    // Steps 1 (the first line), 500, 1000, ..., 5000 (each new tenth), then the second loop; no '\r'.
+    REQUIRE(lines.size() == 13);
     CHECK(lines[0] == "step 1\n");
     CHECK(lines[1] == "step 500\n");
     CHECK(lines[10] == "step 5000\n");
-    CHECK(lines[11] == "finished\n");
+    CHECK(lines[11] == "second loop\n");
+    CHECK(lines[12] == "finished\n");
     for (const std::string& line : lines) CHECK(line.find('\r') == std::string::npos);
   }
 }

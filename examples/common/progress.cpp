@@ -32,6 +32,7 @@ void ProgressLine::draw(const std::string& text) {
     std::fprintf(out_, "%s\n", text.c_str());
   }
   std::fflush(out_);
+  last_text_ = text;
   last_ = std::chrono::steady_clock::now();
   shown_any_ = true;
 }
@@ -56,7 +57,7 @@ void ProgressLine::message(const std::string& text) {
 }
 
 void ProgressLine::done(const std::string& text) {
-  draw(text);
+  if (terminal_ || text != last_text_) draw(text);  // a plain line already showing `text` is not repeated
   if (line_open_) std::fprintf(out_, "\n");
   line_open_ = false;
   shown_any_ = false;

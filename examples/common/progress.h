@@ -36,6 +36,7 @@ class ProgressLine {
   bool line_open_ = false;  // a status line is on screen without its newline
   double interval_;
   int tenths_shown_ = -1;  // plain lines: the last tenth of the work printed
+  std::string last_text_;
   std::chrono::steady_clock::time_point last_;
   bool shown_any_ = false;
 };
