@@ -1,4 +1,4 @@
-// quickstart: the API in fifteen lines (the README shows this file). A two-layer net with
+// quickstart: the API on one screen (the README shows this file). A two-layer net with
 // BatchNorm learns y = x^3 - x from noisy samples; the loss printed every 200 steps falls.
 #include <cstdio>
 #include <string>
