@@ -21,40 +21,62 @@ void gemm_reference(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, 
 
 namespace {
 
-constexpr int64_t kRows = 6;      // rows of the C tile held in registers (6 x 2 accumulators + 2 for B: 14 of 16 AVX registers)
-constexpr int64_t kCols = 16;     // columns of the C tile (two 8-float AVX registers per row)
+constexpr int64_t kCols = 16;     // columns of the C tile (and of a packed panel of B)
 constexpr int64_t kDepth = 256;   // k-slice: kDepth x N of B is reused across all row tiles
 
-// A short vector of T that the compiler maps to one SIMD register (GCC/Clang vector extension;
-// 32 bytes = 8 floats or 4 doubles, one AVX register, or two SSE registers without AVX).
-template <class T> using Vec [[gnu::vector_size(32)]] = T;
+// A short vector of T that the compiler maps to one SIMD register (GCC/Clang vector extension):
+// 32 bytes = 8 floats or 4 doubles, one AVX register; 64 bytes, one AVX-512 register.
+template <class T, int Bytes> using Vec [[gnu::vector_size(Bytes)]] = T;
 
-// One full tile: C[0:6, 0:16] += A[0:6, 0:depth] @ B[0:depth, 0:16]. The 6x16 accumulators live in
-// vector registers for the whole k loop; each step broadcasts one element of A per row and
-// multiplies it with the 16 elements of B's row k.
-template <class T>
-inline void tile(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t ldb, T* C, int64_t ldc) {
-  constexpr int64_t lanes = sizeof(Vec<T>) / sizeof(T);
+// One full tile: C[0:Rows, 0:16] += A[0:Rows, 0:depth] @ B[0:depth, 0:16]. The Rows x 16 accumulators live
+// in vector registers for the whole k loop; each step broadcasts one element of A per row and
+// multiplies it with the 16 elements of B's row k. For every element of C the products are added in the
+// order k = 0, 1, ..., whatever the vector width: the two kernels below give bit-identical results.
+template <class T, int64_t Rows, int Bytes>
+[[gnu::always_inline]] inline void tile(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B,
+                                        int64_t ldb, T* C, int64_t ldc) {
+  using V = Vec<T, Bytes>;
+  constexpr int64_t lanes = Bytes / static_cast<int64_t>(sizeof(T));
   constexpr int64_t vecs = kCols / lanes;  // vectors per tile row
-  Vec<T> acc[kRows][vecs] = {};
+  V acc[Rows][vecs] = {};
   for (int64_t k = 0; k < depth; ++k) {
-    Vec<T> b[vecs];
-    for (int64_t v = 0; v < vecs; ++v) __builtin_memcpy(&b[v], B + k * ldb + v * lanes, sizeof(Vec<T>));
-    for (int64_t r = 0; r < kRows; ++r) {
+    V b[vecs];
+    for (int64_t v = 0; v < vecs; ++v) __builtin_memcpy(&b[v], B + k * ldb + v * lanes, sizeof(V));
+    for (int64_t r = 0; r < Rows; ++r) {
       const T a = A[r * a_row + k * a_col];
       for (int64_t v = 0; v < vecs; ++v) acc[r][v] += a * b[v];
     }
   }
-  for (int64_t r = 0; r < kRows; ++r)
+  for (int64_t r = 0; r < Rows; ++r)
     for (int64_t v = 0; v < vecs; ++v) {
-      Vec<T> c;
-      __builtin_memcpy(&c, C + r * ldc + v * lanes, sizeof(Vec<T>));
+      V c;
+      __builtin_memcpy(&c, C + r * ldc + v * lanes, sizeof(V));
       c += acc[r][v];
-      __builtin_memcpy(C + r * ldc + v * lanes, &c, sizeof(Vec<T>));
+      __builtin_memcpy(C + r * ldc + v * lanes, &c, sizeof(V));
     }
 }
 
-}  // namespace
+// The two kernels. AVX2 (or whatever the build targets): 6 rows, 6 x 2 accumulators of 8 floats + 2 for B,
+// 14 of 16 registers. AVX-512: 12 rows, 12 accumulators of 16 floats (24 of 8 doubles) of 32 registers;
+// each step then does 12 multiply-adds of 16 lanes for 13 loads, where AVX2 does 12 of 8 lanes for 8.
+// The AVX-512 one is compiled for AVX-512 on its own (a target attribute) and chosen at run time when
+// the CPU has it, so the rest of the build need not use AVX-512: Debian 12's GCC 12.2 miscompiles some
+// constant vectors under -mavx512f (meson.build's probe), and this kernel holds no constant but zero.
+constexpr int64_t kRowsNarrow = 6, kRowsWide = 12;
+template <class T>
+void tile_narrow(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t ldb, T* C, int64_t ldc) {
+  tile<T, kRowsNarrow, 32>(depth, A, a_row, a_col, B, ldb, C, ldc);
+}
+// Only where the narrow kernel fuses its multiply-adds too (__FMA__, as -march=native gives on any CPU
+// with AVX-512): a portable build's narrow kernel rounds each product, and the two would then differ.
+#if defined(__x86_64__) && defined(__FMA__) && !defined(NG_REFERENCE_KERNELS)
+#define NG_GEMM_AVX512 1
+template <class T>
+[[gnu::target("avx512f")]] void tile_wide(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B,
+                                          int64_t ldb, T* C, int64_t ldc) {
+  tile<T, kRowsWide, 64>(depth, A, a_row, a_col, B, ldb, C, ldc);
+}
+#endif
 
 // Column panels of C are shared out among the threads, within each k-slice: every element of C is then
 // computed by one thread, with the same additions in the same order as on one thread (bit-identical
@@ -65,13 +87,9 @@ inline void tile(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const 
 // 7.0 -> 5.1 us, [60,100]@[100,100]^T (0.6M) 19.7 -> 17.1 us, [60,784]@[784,100] (4.7M) 110 -> 69 us.
 constexpr int64_t kParallelFlops = int64_t{1} << 18;
 
-template <class T>
-void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t b_row,
-          int64_t b_col, T* C) {
-#ifdef NG_REFERENCE_KERNELS
-  gemm_reference(M, N, K, A, a_row, a_col, B, b_row, b_col, C);
-  return;
-#endif
+template <class T, int64_t kRows, class Tile>
+void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t b_row,
+                int64_t b_col, T* C, Tile tile_fn) {
   // A panel of B (depth x 16) is used as it is when its rows are contiguous, and otherwise copied
   // ("packed") into a contiguous buffer: for a transposed B, or zero-padded at the ragged right edge.
   // The ragged bottom edge (fewer than kRows rows left) likewise runs through the same tile on a
@@ -104,23 +122,59 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_
       for (int64_t i0 = 0; i0 < full_rows; i0 += kRows) {
         T* c = C + i0 * N + j0;
         if (cols == kCols) {
-          tile(depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c, N);
+          tile_fn(depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c, N);
           continue;
         }
         std::fill_n(c_padded, kRows * kCols, T(0));
-        tile(depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c_padded, kCols);
+        tile_fn(depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c_padded, kCols);
         for (int64_t r = 0; r < kRows; ++r)
           for (int64_t j = 0; j < cols; ++j) c[r * N + j] += c_padded[r * kCols + j];
       }
       if (full_rows < M) {
         std::fill_n(c_padded, kRows * kCols, T(0));
-        tile(depth, a_padded.data(), depth, int64_t{1}, b, ldb, c_padded, kCols);
+        tile_fn(depth, a_padded.data(), depth, int64_t{1}, b, ldb, c_padded, kCols);
         T* c = C + full_rows * N + j0;
         for (int64_t r = 0; r < M - full_rows; ++r)
           for (int64_t j = 0; j < cols; ++j) c[r * N + j] += c_padded[r * kCols + j];
       }
     });
   }
+}
+
+}  // namespace
+
+bool gemm_wide_available() {
+#ifdef NG_GEMM_AVX512
+  static const bool available = __builtin_cpu_supports("avx512f");
+  return available;
+#else
+  return false;
+#endif
+}
+
+const char* gemm_kernel_name() { return gemm_wide_available() ? "AVX-512, 12x16 tiles" : "6x16 tiles"; }
+
+template <class T>
+void gemm_with(bool wide, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B,
+               int64_t b_row, int64_t b_col, T* C) {
+#ifdef NG_GEMM_AVX512
+  if (wide && gemm_wide_available()) {
+    gemm_tiled<T, kRowsWide>(M, N, K, A, a_row, a_col, B, b_row, b_col, C, tile_wide<T>);
+    return;
+  }
+#endif
+  (void)wide;
+  gemm_tiled<T, kRowsNarrow>(M, N, K, A, a_row, a_col, B, b_row, b_col, C, tile_narrow<T>);
+}
+
+template <class T>
+void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t b_row,
+          int64_t b_col, T* C) {
+#ifdef NG_REFERENCE_KERNELS
+  gemm_reference(M, N, K, A, a_row, a_col, B, b_row, b_col, C);
+#else
+  gemm_with(true, M, N, K, A, a_row, a_col, B, b_row, b_col, C);
+#endif
 }
 
 template void gemm_reference<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t,
@@ -131,5 +185,9 @@ template void gemm<float>(int64_t, int64_t, int64_t, const float*, int64_t, int6
                           float*);
 template void gemm<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t, int64_t,
                            double*);
+template void gemm_with<float>(bool, int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t,
+                               int64_t, float*);
+template void gemm_with<double>(bool, int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t,
+                                int64_t, double*);
 
 }  // namespace ng::kernel

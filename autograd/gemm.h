@@ -8,10 +8,11 @@
 // a_row = 1, a_col = M. C is row-major with rows of length N.
 //
 // gemm_reference is the textbook triple loop. gemm is the same sum, computed in tiles: a 6x16 block
-// of C stays in registers while k runs (so each loaded element of A and B is used 16 resp. 6 times),
-// and k is cut into slices so the touched part of B stays in cache. Same results up to rounding
-// (the order of the additions differs). gemm shares the column panels of C out among threads (see
-// parallel.h); built with -Dreference_kernels=true, gemm is gemm_reference.
+// of C (12x16 on a CPU with AVX-512) stays in registers while k runs (so each loaded element of A and B
+// is used 16 resp. 6 or 12 times), and k is cut into slices so the touched part of B stays in cache.
+// Same results up to rounding (the order of the additions differs from the triple loop's); the two tile
+// sizes give bit-identical results. gemm shares the column panels of C out among threads (see
+// parallel_for.h); built with -Dreference_kernels=true, gemm is gemm_reference.
 #pragma once
 
 #include <cstdint>
@@ -25,5 +26,12 @@ void gemm_reference(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, 
 template <class T>
 void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t b_row,
           int64_t b_col, T* C);
+
+// For tests and benchmarks: gemm with the AVX-512 tiles (`wide`, where the CPU has them) or the narrow ones.
+template <class T>
+void gemm_with(bool wide, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B,
+               int64_t b_row, int64_t b_col, T* C);
+bool gemm_wide_available();   // the CPU has AVX-512 and the build has the wide kernel
+const char* gemm_kernel_name();
 
 }  // namespace ng::kernel

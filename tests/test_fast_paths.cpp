@@ -49,6 +49,40 @@ TEST_CASE("the tiled gemm equals the reference loop on every edge case of its ti
       }
 }
 
+TEST_CASE("the AVX-512 gemm tiles (12x16) give bit-identical results to the 6x16 ones") {
+  if (!ng::kernel::gemm_wide_available()) {
+    MESSAGE("skipped: this CPU has no AVX-512, so gemm runs the 6x16 tiles only");
+    return;
+  }
+  ng::manual_seed(12);
+  // Around both tile heights (6, 12), the panel width (16) and the k-slice (256), transposed or not.
+  const int64_t shapes[][3] = {{12, 16, 8}, {13, 17, 3}, {11, 33, 257}, {1, 1, 1}, {60, 100, 784}, {32, 784, 144},
+                               {100, 784, 60}, {25, 9, 600}};
+  for (const auto& s : shapes)
+    for (bool at : {false, true})
+      for (bool bt : {false, true}) {
+        const int64_t M = s[0], N = s[1], K = s[2];
+        CAPTURE(M);
+        CAPTURE(N);
+        CAPTURE(K);
+        CAPTURE(at);
+        CAPTURE(bt);
+        std::vector<float> A(static_cast<std::size_t>(M * K)), B(static_cast<std::size_t>(K * N));
+        for (auto& v : A) v = static_cast<float>(ng::random_normal());
+        for (auto& v : B) v = static_cast<float>(ng::random_normal());
+        std::vector<float> wide(static_cast<std::size_t>(M * N), 0.5f), narrow = wide;
+        std::vector<double> Ad(A.begin(), A.end()), Bd(B.begin(), B.end());
+        std::vector<double> wide_d(static_cast<std::size_t>(M * N), 0.5), narrow_d = wide_d;
+        const int64_t a_row = at ? 1 : K, a_col = at ? M : 1, b_row = bt ? 1 : N, b_col = bt ? K : 1;
+        ng::kernel::gemm_with(true, M, N, K, A.data(), a_row, a_col, B.data(), b_row, b_col, wide.data());
+        ng::kernel::gemm_with(false, M, N, K, A.data(), a_row, a_col, B.data(), b_row, b_col, narrow.data());
+        ng::kernel::gemm_with(true, M, N, K, Ad.data(), a_row, a_col, Bd.data(), b_row, b_col, wide_d.data());
+        ng::kernel::gemm_with(false, M, N, K, Ad.data(), a_row, a_col, Bd.data(), b_row, b_col, narrow_d.data());
+        CHECK(wide == narrow);
+        CHECK(wide_d == narrow_d);
+      }
+}
+
 TEST_CASE("linear(x, W, b) equals matmul(x, W^T) + b, forward and gradients") {
   ng::manual_seed(3);
   ng::Tensor x = ng::randn({7, 19}, ng::float64).requires_grad_();
