@@ -4,6 +4,10 @@
 
 #include <cstdint>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace ng::kernel {
 
 // Loops over at least kParallelElements elements (elementwise ops, sums, pooling, BatchNorm, optimizer
@@ -21,9 +25,14 @@ constexpr int64_t kSumChunk = int64_t{1} << 14;
 // body(i) for every i in [0, n): shared out among the threads by OpenMP when `threads` is true, else a
 // plain loop on the calling thread. The test is made here rather than with the pragma's `if` clause,
 // because OpenMP enters its runtime even for a region it then runs on one thread: 0.33 us of CPU time per
-// loop (measured with GCC 12's libgomp), as much as a whole small op costs.
+// loop (measured with GCC 12's libgomp), as much as a whole small op costs. Inside a parallel region
+// already (a convolution shares out blocks of images, each of which runs a gemm), the loop runs on the
+// calling thread: the threads are all busy, and a nested region would only add its cost.
 template <class Body> void parallel_for(int64_t n, bool threads, Body&& body) {
-  if (!threads) {
+#ifdef _OPENMP
+  if (threads && omp_in_parallel()) threads = false;
+#endif
+  if (!threads || n < 2) {
     for (int64_t i = 0; i < n; ++i) body(i);
     return;
   }
