@@ -3,7 +3,12 @@
 thread count, normgrad's median time per call, the reference's and the ratio normgrad / reference (below 1:
 normgrad is faster). Both files have the columns bench,threads,median_us,... (tests/bench/timing.h). Without
 a reference file the table holds normgrad's medians alone. Cases that only one side has are listed after
-the others. --markdown prints the table as Markdown, for the README or an issue."""
+the others. --markdown prints the table as Markdown, for the README or an issue.
+
+Then a second table, normgrad's threads: per case, its time at each thread count over its own time at 1
+thread (below 1: the extra threads help; above 1: they cost). Last, a warning when the reference's 512x512
+matmul ran below 60 GFLOP/s on 1 thread: its BLAS then ran slow kernels (a forced OPENBLAS_CORETYPE, or
+not OpenBLAS at all), and the ratios flatter normgrad and are not to be reported."""
 import csv
 import sys
 
@@ -62,6 +67,26 @@ def main():
     print_table(header, rows, markdown)
     for line in one_sided:
         print(line)
+
+    if 1 in threads and len(threads) > 1:
+        print()
+        print("== normgrad's threads (time at N threads / time at 1 thread; below 1: the threads help)")
+        header = ["bench"] + [f"{t} thr / 1 thr" for t in threads if t != 1]
+        rows = []
+        for name in order:
+            one = ours.get((name, 1))
+            if one is None:
+                continue
+            rows.append([name] + [f"{ours[(name, t)] / one:.2f}" if (name, t) in ours else "-"
+                                  for t in threads if t != 1])
+        print_table(header, rows, markdown)
+
+    slow = reference.get(("matmul_512_alloc", 1))
+    if slow is not None:
+        gflops = 2.0 * 512 ** 3 / (slow * 1e3)
+        if gflops < 60:
+            print(f"\nWARNING: the reference's 512x512 matmul ran at {gflops:.0f} GFLOP/s on 1 thread (below 60): "
+                  "its BLAS used slow kernels, so these ratios flatter normgrad; do not report them.")
 
 
 if __name__ == "__main__":

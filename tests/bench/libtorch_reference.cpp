@@ -10,7 +10,10 @@
 // Every case runs once per thread count (at::set_num_threads), in the order normgrad's benchmark runs them.
 #include <torch/torch.h>
 
+#include <dlfcn.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -97,8 +100,19 @@ void make_batches(int count, std::vector<int64_t> image_shape, std::vector<torch
 
 }  // namespace
 
+// Which kernels the BLAS under libtorch chose: OpenBLAS picks them for the CPU at start-up unless
+// OPENBLAS_CORETYPE forces a core (run_bench.sh unsets it for this process). Other BLAS libraries lack the call.
+void print_blas_kernels() {
+  using Corename = char* (*)();
+  const auto corename = reinterpret_cast<Corename>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  const char* forced = std::getenv("OPENBLAS_CORETYPE");
+  std::printf("libtorch reference: BLAS kernels %s%s%s\n", corename ? corename() : "unknown (not OpenBLAS)",
+              forced ? ", forced by OPENBLAS_CORETYPE=" : "", forced ? forced : "");
+}
+
 int main(int argc, char** argv) {
   const auto options = bench_timing::parse_options(argc, argv, "libtorch_bench.csv");
+  print_blas_kernels();
   bench_timing::Report report(options.out_path);
   auto wanted = [&](const std::string& name) { return options.wanted(name); };
 

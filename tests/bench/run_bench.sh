@@ -42,8 +42,14 @@ if [ -n "$reference" ]; then
       fi
     done
   fi
-  reference_env=()
-  [ -n "$openblas" ] && reference_env=(env "LD_LIBRARY_PATH=$openblas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
+  # Some machines set OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) for older OpenBLAS builds; a forced core can
+  # make OpenBLAS several times slower (a 512x512 matmul at 18 instead of 90 GFLOP/s), which flatters
+  # normgrad. The reference runs with both unset, in its own process only; it prints the kernels it chose.
+  if [ -n "${OPENBLAS_CORETYPE:-}${OPENBLAS_L2_SIZE:-}" ]; then
+    echo "note: OPENBLAS_CORETYPE='${OPENBLAS_CORETYPE:-}' OPENBLAS_L2_SIZE='${OPENBLAS_L2_SIZE:-}' are set here; unset for the reference"
+  fi
+  reference_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
+  [ -n "$openblas" ] && reference_env+=("LD_LIBRARY_PATH=$openblas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
   blas=$("${reference_env[@]}" ldd "$reference" | awk '$1 == "libblas.so.3" { print $3 }')
   blas_real=$(readlink -f "$blas" 2>/dev/null || echo "$blas")
   echo "libtorch reference uses libblas.so.3 = $blas_real"
@@ -64,7 +70,7 @@ for t in "${thread_counts[@]}"; do
   "$bench" "$out/normgrad_$t.csv" "--threads=$t" "${only[@]}"
   if [ -n "$reference" ]; then
     echo "== libtorch, $t thread(s)"
-    "${reference_env[@]}" "$reference" "$out/libtorch_$t.csv" "--threads=$t" "${only[@]}"
+    "${reference_env[@]}" "$reference" "$out/libtorch_$t.csv" "--threads=$t" "${only[@]}" | tee "$out/libtorch_$t.log"
   fi
 done
 
@@ -80,6 +86,7 @@ echo
 machine_load
 if [ -n "$reference" ]; then
   join_tables libtorch
+  grep -h "BLAS kernels" "$out"/libtorch_*.log | sort -u
   echo "== normgrad / libtorch (median us per call; ratio below 1: normgrad is faster)"
   /usr/bin/python3 "$here/compare.py" "$out/normgrad.csv" "$out/libtorch.csv"
   [ -n "$blas_note" ] && echo "$blas_note"
