@@ -1,11 +1,13 @@
-// atomic_file.cpp: a unique temporary file beside the target, fsync, rename, fsync the folder
-// (see atomic_file.h for what may be replaced and why).
+// atomic_file.cpp: a unique temporary file beside the target (after removing those that killed saves
+// left), fsync, rename, fsync the folder (see atomic_file.h for what may be replaced and why).
 #include "atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -17,18 +19,56 @@ namespace ng {
 
 namespace {
 
-// "<name>.tmp-" followed by 6 random letters and digits (62^6 = 5.7e10 names).
+constexpr char kLetters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+constexpr int kSuffixLength = 6;
+
+// "<name>.tmp-<pid>-" followed by 6 random letters and digits (62^6 = 5.7e10 names per process).
 std::string temporary_name(const std::string& target) {
-  static constexpr char kLetters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
   std::random_device entropy;  // the kernel's randomness: differs between processes, even after fork
-  std::string name = target + ".tmp-";
-  for (int i = 0; i < 6; ++i) name += kLetters[entropy() % (sizeof kLetters - 1)];
+  std::string name = target + ".tmp-" + std::to_string(::getpid()) + "-";
+  for (int i = 0; i < kSuffixLength; ++i) name += kLetters[entropy() % (sizeof kLetters - 1)];
   return name;
 }
 
 std::string folder_of(const std::string& path) {
   std::string folder = std::filesystem::path(path).parent_path().string();
   return folder.empty() ? "." : folder;
+}
+
+// The process id in a file name "<base>.tmp-<pid>-XXXXXX" that temporary_name(<base>) could have made,
+// or 0 when `name` is anything else (a user's "<base>.tmp", the older "<base>.tmp-XXXXXX").
+pid_t temporary_owner(const std::string& name, const std::string& base) {
+  const std::string prefix = base + ".tmp-";
+  if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return 0;
+  const std::string rest = name.substr(prefix.size());  // "<pid>-XXXXXX"
+  const std::size_t dash = rest.find('-');
+  if (dash == 0 || dash == std::string::npos || dash > 9 || rest[0] == '0' ||
+      rest.size() != dash + 1 + kSuffixLength)
+    return 0;
+  for (std::size_t i = 0; i < dash; ++i)
+    if (!std::isdigit(static_cast<unsigned char>(rest[i]))) return 0;
+  for (std::size_t i = dash + 1; i < rest.size(); ++i)
+    if (!std::isalnum(static_cast<unsigned char>(rest[i]))) return 0;
+  return static_cast<pid_t>(std::stol(rest.substr(0, dash)));
+}
+
+// Removes the temporaries that saves to `target` killed midway left behind: those whose process no
+// longer exists (kill(pid, 0) fails with ESRCH). A living process's temporary may be a save in progress,
+// so it stays, as does one whose process we may not signal (EPERM: it exists) and anything not named
+// exactly as temporary_name makes them. Without this, every killed save of a 60 MB checkpoint would
+// leave 60 MB more beside it, without bound. Best effort: a file that cannot be removed is left.
+// Process ids are those of this machine (and pid namespace): a folder shared with another machine or
+// container should not be saved to from both at once.
+void remove_stale_temporaries(const std::string& target) {
+  const std::string base = std::filesystem::path(target).filename().string();
+  std::error_code error;
+  for (std::filesystem::directory_iterator entry(folder_of(target), error), end; !error && entry != end;
+       entry.increment(error)) {
+    const pid_t owner = temporary_owner(entry->path().filename().string(), base);
+    std::error_code unreadable;  // a temporary is a regular file, never a link, folder or anything else
+    if (owner <= 0 || entry->symlink_status(unreadable).type() != std::filesystem::file_type::regular) continue;
+    if (::kill(owner, 0) != 0 && errno == ESRCH) ::unlink(entry->path().c_str());
+  }
 }
 
 }  // namespace
@@ -53,6 +93,7 @@ AtomicFile::AtomicFile(const std::string& path, std::string op) : op_(std::move(
       throw Error(op_ + ": '" + target_ + "' is read-only; refusing to replace it (make it writable first)");
     mode = info.st_mode & 07777;
   }
+  remove_stale_temporaries(target_);
   for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
     temporary_ = temporary_name(target_);
     fd_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);

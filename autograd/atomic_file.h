@@ -1,9 +1,9 @@
 // atomic_file.h: writing a file whole or not at all, the one way every normgrad saver writes files
 // (safetensors checkpoints, write_dot, the examples' figures and tables).
 //
-// The bytes go to a temporary file beside the target, named "<name>.tmp-XXXXXX" with a random,
-// never-reused suffix (created with O_EXCL, as mkstemp does, so no other file is ever truncated and two
-// processes saving the same path never share one). Then:
+// The bytes go to a temporary file beside the target, named "<name>.tmp-<pid>-XXXXXX": the saving
+// process's id and a random suffix (created with O_EXCL, as mkstemp does, so no other file is ever
+// truncated and two processes saving the same path never share one). Then:
 //   fsync(temporary)   the data is on disk before any name points at it (a power loss cannot leave the
 //                      new name over unwritten blocks)
 //   rename(temporary, target)   atomic within a folder: readers see the old file or the new one
@@ -19,7 +19,9 @@
 //     a regular file.
 // Every failure (full disk, missing folder, permissions) is an Error naming `op`, the path and the reason,
 // and removes the temporary file. A save killed midway (kill -9, power loss) leaves the target as it was
-// and may leave a "<name>.tmp-XXXXXX" beside it: nothing reads those, and they can be deleted
+// and may leave a "<name>.tmp-<pid>-XXXXXX" beside it: nothing reads those, and the next save to that
+// name removes every one whose process no longer exists (kill(pid, 0) fails with ESRCH), so they do not
+// pile up; a living process's temporary is never touched. They can also be deleted by hand
 // (rm <name>.tmp-*) whenever no save to that name is running.
 //
 // POSIX (open, fsync, rename): the one file of autograd/ that uses the operating system directly.

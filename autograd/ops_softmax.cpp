@@ -82,12 +82,20 @@ int64_t pick(const std::vector<double>& weight, double target) {
   return last_positive;  // target rounded to total: the last category that can be drawn
 }
 
+// sum_k weight[k], in double.
+double remaining_total(const std::vector<double>& weight) {
+  double total = 0;
+  for (double w : weight) total += w;
+  return total;
+}
+
 }  // namespace
 
 // probs: [C] -> [num_samples], or [R, C] -> [R, num_samples]; int64 category indices.
 // Each row is a distribution up to scale (p_k / sum_j p_j), as in PyTorch. With replacement every draw
 // is independent; without, a drawn category is removed (its weight set to 0) before the next draw, so
-// the indices of a row are distinct. Draws come from the global generator (manual_seed), row by row.
+// the indices of a row are distinct, and each later draw is from the remaining weights over their own
+// sum (O(C) per draw). Draws come from the global generator (manual_seed), row by row.
 // Sampling is not differentiable: the result records no graph.
 Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement) {
   if (probs.dim() != 1 && probs.dim() != 2)
@@ -118,14 +126,17 @@ Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement) {
     std::vector<double> weight(static_cast<std::size_t>(categories));
     for (int64_t r = 0; r < rows; ++r) {
       const T* row = p + r * categories;
-      double total = 0;
-      for (int64_t k = 0; k < categories; ++k) total += (weight[k] = static_cast<double>(row[k]));
+      for (int64_t k = 0; k < categories; ++k) weight[k] = static_cast<double>(row[k]);
+      double total = remaining_total(weight);
       for (int64_t s = 0; s < num_samples; ++s) {
         const int64_t k = pick(weight, draws.uniform() * total);
         samples[r * num_samples + s] = k;
         if (!replacement) {
-          total -= weight[k];
+          // The total of what remains is summed afresh, not kept as total - weight[k]: after removing
+          // 1 from 1 + 2e-17 that difference is 0 (the small weights were lost to rounding when they
+          // were added), every later target would be 0, and the order of the small ones fixed.
           weight[k] = 0;
+          total = remaining_total(weight);
         }
       }
     }

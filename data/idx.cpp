@@ -1,15 +1,17 @@
 // idx.cpp: read_idx, and reading a file that may be gzipped (zlib's inflate in gzip mode), never more
-// of it than its IDX header accounts for.
+// of it than its IDX header accounts for, and a plain file checked against its size before reading.
 #include "data/idx.h"
 
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
+#include <new>
+#include <optional>
 
 #include "autograd/tensor.h"
 
@@ -25,18 +27,36 @@ namespace {
 class IdxBytes {
  public:
   explicit IdxBytes(const std::string& path) : path_(path) {
-    std::error_code error;
-    if (std::filesystem::is_directory(path, error)) throw Error("read_idx: '" + path + "' is a folder, not a file");
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error("read_idx: cannot open '" + path + "': " + std::strerror(errno));
-    file_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    gzipped_ = file_.size() >= 2 && file_[0] == 0x1f && file_[1] == 0x8b;
+    // Only a regular file: its size is known before reading (a pipe or FIFO has none, and opening a
+    // FIFO would wait for a writer), so a header's claim can be checked against it.
+    struct stat info {};
+    if (::stat(path.c_str(), &info) != 0) throw Error("read_idx: cannot open '" + path + "': " + std::strerror(errno));
+    if (S_ISDIR(info.st_mode)) throw Error("read_idx: '" + path + "' is a folder, not a file");
+    if (!S_ISREG(info.st_mode))
+      throw Error("read_idx: '" + path + "' is not a regular file (a pipe, FIFO, socket or device); expected an " +
+                  "IDX file");
+    in_.open(path, std::ios::binary);
+    if (!in_) throw Error("read_idx: cannot open '" + path + "': " + std::strerror(errno));
+    file_size_ = static_cast<uint64_t>(info.st_size);
+    uint8_t magic[2] = {};
+    gzipped_ = in_.read(reinterpret_cast<char*>(magic), 2) && magic[0] == 0x1f && magic[1] == 0x8b;
+    in_.clear();
+    in_.seekg(0);
     if (gzipped_) {
+      // The compressed file is held whole (it is small beside what it inflates to); the inflated bytes
+      // are produced only as the reader asks for them.
       // windowBits 15 + 16: a gzip header and trailer around the deflate data (RFC 1952), not zlib's.
-      if (file_.size() > UINT32_MAX) throw Error("read_idx: '" + path + "' is larger than 4 GiB compressed");
+      if (file_size_ > UINT32_MAX) throw Error("read_idx: '" + path + "' is larger than 4 GiB compressed");
+      try {
+        compressed_.resize(file_size_);
+      } catch (const std::bad_alloc&) {
+        throw Error("read_idx: out of memory for the " + std::to_string(file_size_) + " bytes of '" + path + "'");
+      }
+      if (!in_.read(reinterpret_cast<char*>(compressed_.data()), static_cast<std::streamsize>(file_size_)))
+        throw Error("read_idx: cannot read '" + path + "': " + std::strerror(errno));
       if (inflateInit2(&stream_, 15 + 16) != Z_OK) throw Error("read_idx: cannot start zlib to read '" + path + "'");
-      stream_.next_in = file_.data();
-      stream_.avail_in = static_cast<uInt>(file_.size());
+      stream_.next_in = compressed_.data();
+      stream_.avail_in = static_cast<uInt>(compressed_.size());
     }
   }
   ~IdxBytes() {
@@ -44,6 +64,13 @@ class IdxBytes {
   }
   IdxBytes(const IdxBytes&) = delete;
   IdxBytes& operator=(const IdxBytes&) = delete;
+
+  // How many bytes are left to read, when that is known without reading them: for a file that is not
+  // gzipped, its size minus what was read. A gzip stream only tells by inflating.
+  std::optional<uint64_t> bytes_left() const {
+    if (gzipped_) return std::nullopt;
+    return file_size_ - raw_offset_;
+  }
 
   // Appends up to `count` bytes to `out` and returns how many; fewer only at the end of the data.
   // `out` grows 64 KiB at a time, so its memory follows the bytes that really come, not `count`.
@@ -62,8 +89,10 @@ class IdxBytes {
 
  private:
   std::size_t copy_into(uint8_t* destination, std::size_t count) {
-    const std::size_t got = std::min(count, file_.size() - raw_offset_);
-    std::copy_n(file_.data() + raw_offset_, got, destination);
+    const auto wanted = static_cast<std::size_t>(std::min<uint64_t>(count, file_size_ - raw_offset_));
+    in_.read(reinterpret_cast<char*>(destination), static_cast<std::streamsize>(wanted));
+    const auto got = static_cast<std::size_t>(in_.gcount());
+    if (got < wanted && in_.bad()) throw Error("read_idx: cannot read '" + path_ + "': " + std::strerror(errno));
     raw_offset_ += got;
     return got;
   }
@@ -98,9 +127,11 @@ class IdxBytes {
   }
 
   std::string path_;
-  std::vector<uint8_t> file_;
+  std::ifstream in_;
+  uint64_t file_size_ = 0;
+  std::vector<uint8_t> compressed_;
   bool gzipped_ = false;
-  std::size_t raw_offset_ = 0;
+  uint64_t raw_offset_ = 0;
   z_stream stream_{};
   bool finished_ = false;
 };
@@ -147,11 +178,22 @@ IdxArray read_idx(const std::string& path) {
     dims_text += (d ? " x " : "") + std::to_string(size);
   }
 
-  // The values, then the check that nothing follows them.
+  // The values, then the check that nothing follows them. A file that is not gzipped is checked
+  // against its size first, so that a header claiming 4 GiB over a short file fails before any of it
+  // is read or allocated; a gzip stream fails as soon as its data ends, having held only what came.
   const std::string expected =
       ": its header says " + dims_text + " = " + std::to_string(count) + " bytes of data, but ";
-  if (source.read(array.data, static_cast<std::size_t>(count)) < count)
-    throw Error(context + " is truncated" + expected + std::to_string(array.data.size()) + " follow");
+  if (const std::optional<uint64_t> left = source.bytes_left()) {
+    if (*left < count) throw Error(context + " is truncated" + expected + std::to_string(*left) + " follow");
+    if (*left > count) throw Error(context + " has trailing bytes" + expected + "more follow");
+  }
+  try {
+    if (source.bytes_left()) array.data.reserve(static_cast<std::size_t>(count));  // all there: one allocation
+    if (source.read(array.data, static_cast<std::size_t>(count)) < count)
+      throw Error(context + " is truncated" + expected + std::to_string(array.data.size()) + " follow");
+  } catch (const std::bad_alloc&) {
+    throw Error(context + ": out of memory for its " + std::to_string(count) + " bytes of data (" + dims_text + ")");
+  }
   std::vector<uint8_t> extra;
   if (source.read(extra, 1) != 0) throw Error(context + " has trailing bytes" + expected + "more follow");
   return array;

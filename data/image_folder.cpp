@@ -82,6 +82,52 @@ void check_has_pixels(const std::string& path, int width, int height) {
                 " pixels; expected at least 1x1");
 }
 
+// What decoding costs, measured with stb_image (VmHWM while stbi_load_from_memory runs, 2048 x 2048
+// images of every kind below): the peak is `factor` times the decoded image at the file's own depth,
+// width * height * max(channels in the file, channels asked for) * bytes per channel (2 for a 16-bit
+// PNG: stb_image inflates and unfilters it at 16 bits, and only then converts to the 8 bits asked for).
+//   PNG     2.0  (the inflated rows and the unfiltered image are alive together), 2.5 when interlaced
+//           (plus one Adam7 pass image). 16-bit RGBA 8192 x 8192: 2 * 512 MiB = 1 GiB, as observed.
+//   JPEG    1.5 baseline; progressive 4 (by the code: per component 2 bytes of coefficients and 1 of
+//           samples, plus the output).
+//   BMP     at most 1.3; other formats stb_image reads by content (GIF, ...) are not measured.
+// decode_factor returns each format's worst case (2.5 for any PNG, 4 for any JPEG, 2 for the rest).
+// The file's bytes come on top (held once here, and a PNG's image data once more inside stb_image).
+double decode_factor(const std::vector<stbi_uc>& file) {
+  static constexpr stbi_uc kPng[4] = {0x89, 'P', 'N', 'G'}, kJpeg[2] = {0xFF, 0xD8};
+  if (file.size() >= 4 && std::equal(kPng, kPng + 4, file.begin())) return 2.5;
+  if (file.size() >= 2 && std::equal(kJpeg, kJpeg + 2, file.begin())) return 4;
+  return 2;
+}
+
+// Decoding may take at most this many bytes per pixel that max_image_pixels allows: 12 is the peak of
+// the costliest 8-bit image (a progressive RGB JPEG, 4 * 3 bytes), so every 8-bit image within the
+// pixel limit is decoded, 768 MiB at most at the default of 8192 x 8192, while a 16-bit image with
+// as many pixels (an RGBA PNG: 2.5 * 4 * 2 = 20 bytes per pixel) is refused before it is decoded.
+constexpr int64_t kDecodeBytesPerAllowedPixel = 12;
+
+// Refuses, from the header alone, an image whose decoding would take more than the limit above.
+void check_decode_memory(const std::string& path, const std::vector<stbi_uc>& file, int width, int height,
+                         int channels_in_file, const ImageFolderOptions& options) {
+  const int file_size = static_cast<int>(file.size());
+  // stb_image decodes a 16-bit file at 16 bits and an HDR file (whatever its name) as 32-bit floats.
+  const int64_t bytes_per_channel = stbi_is_hdr_from_memory(file.data(), file_size)        ? 4
+                                    : stbi_is_16_bit_from_memory(file.data(), file_size) ? 2
+                                                                                          : 1;
+  const int64_t channels = std::max<int64_t>(channels_in_file, options.channels);
+  // peak ~ factor * width * height * channels * bytes per channel (see decode_factor)
+  const double needed = decode_factor(file) * static_cast<double>(width) * height * channels * bytes_per_channel;
+  const double limit = static_cast<double>(options.max_image_pixels) * kDecodeBytesPerAllowedPixel;
+  if (needed > limit)
+    throw Error("ImageFolder: image '" + path + "' (" + std::to_string(file.size()) + " bytes, " +
+                std::to_string(width) + "x" + std::to_string(height) + " pixels, " + std::to_string(channels) +
+                " channels of " + std::to_string(8 * bytes_per_channel) + " bits) would take about " +
+                std::to_string(static_cast<int64_t>(needed)) + " bytes to decode, more than the limit of " +
+                std::to_string(static_cast<int64_t>(limit)) + " bytes (" +
+                std::to_string(kDecodeBytesPerAllowedPixel) + " per pixel of max_image_pixels = " +
+                std::to_string(options.max_image_pixels) + ")");
+}
+
 // One image file -> channels x height x width bytes, appended to `out`.
 void load_image(const std::string& path, const ImageFolderOptions& options, std::vector<uint8_t>& out) {
   const std::vector<stbi_uc> file = read_file(path);
@@ -94,6 +140,7 @@ void load_image(const std::string& path, const ImageFolderOptions& options, std:
   if (static_cast<int64_t>(width) * height > options.max_image_pixels)
     throw Error("ImageFolder: image '" + path + "' is " + std::to_string(width) + "x" + std::to_string(height) +
                 " pixels, more than max_image_pixels = " + std::to_string(options.max_image_pixels));
+  check_decode_memory(path, file, width, height, channels_in_file, options);
   if (const uint64_t length = png_chunk_past_end(file))
     throw Error("ImageFolder: cannot read image '" + path + "': a PNG chunk claims " + std::to_string(length) +
                 " bytes, more than the file holds (" + std::to_string(file.size()) + " bytes in all)");

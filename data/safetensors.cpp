@@ -2,12 +2,13 @@
 // safetensors files. The JSON header is written and parsed by safetensors_json.cpp.
 #include "data/safetensors.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <set>
 
@@ -82,20 +83,29 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
 
 SafetensorsFile read_safetensors(const std::string& path) {
   const std::string context = "load_safetensors: '" + path + "'";
-  std::error_code error;
-  if (std::filesystem::is_directory(path, error)) throw Error(context + ": is a folder, not a safetensors file");
+  // Only a regular file is read: its size (from stat) bounds every length in the header. A pipe or FIFO
+  // has no size and cannot seek (and opening a FIFO waits for a writer), a folder or device is not a
+  // checkpoint; all are refused here, before opening.
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) throw Error(context + ": cannot open: " + std::strerror(errno));
+  if (S_ISDIR(info.st_mode)) throw Error(context + ": is a folder, not a safetensors file");
+  if (!S_ISREG(info.st_mode))
+    throw Error(context + ": is not a regular file (a pipe, FIFO, socket or device, which has no size to check " +
+                "the header against); expected a safetensors file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(context + ": cannot open: " + std::strerror(errno));
   in.seekg(0, std::ios::end);
-  auto file_size = static_cast<uint64_t>(in.tellg());
+  const std::streamoff end = in.tellg();
   in.seekg(0);
+  if (end < 0 || !in) throw Error(context + ": cannot read its size (seeking failed)");
+  const auto file_size = static_cast<uint64_t>(end);
 
   // 8 bytes: N, the header length, little-endian.
   if (file_size < 8)
     throw Error(context + ": truncated: " + std::to_string(file_size) +
                 " bytes, fewer than the 8 of the header length");
-  unsigned char length[8];
-  in.read(reinterpret_cast<char*>(length), 8);
+  unsigned char length[8] = {};
+  if (!in.read(reinterpret_cast<char*>(length), 8)) throw Error(context + ": reading the header length failed");
   uint64_t header_size = 0;
   for (int i = 0; i < 8; ++i) header_size |= static_cast<uint64_t>(length[i]) << (8 * i);
   if (header_size > file_size - 8)
@@ -104,7 +114,8 @@ SafetensorsFile read_safetensors(const std::string& path) {
 
   // N bytes of JSON.
   std::string json(header_size, '\0');
-  in.read(json.data(), static_cast<std::streamsize>(header_size));
+  if (!in.read(json.data(), static_cast<std::streamsize>(header_size)))
+    throw Error(context + ": reading its " + std::to_string(header_size) + "-byte header failed");
   SafetensorsHeader header = parse_header_json(json, context);
 
   // The data: the tensors' byte ranges must tile it exactly, in offset order.

@@ -1,6 +1,8 @@
 // module.cpp: registration, the hierarchical names, and the tree-wide walks (parameters, train/eval).
 #include "module.h"
 
+#include <unordered_set>
+
 namespace ng::nn {
 
 Module::~Module() = default;
@@ -36,24 +38,45 @@ Tensor Module::register_buffer(const std::string& name, Tensor tensor) {
 void Module::add_child(const std::string& name, std::shared_ptr<Module> child) {
   check_new_name(name);
   if (!child) throw Error("Module: child module '" + name + "' is null; expected a module");
-  // The child's tensors now live one level deeper: "weight" becomes "name.weight".
-  for (auto& [child_name, tensor] : child->named_parameters()) tensor.set_name(name + "." + child_name);
-  for (auto& [child_name, tensor] : child->named_buffers()) tensor.set_name(name + "." + child_name);
+  // The child's tensors now live one level deeper: "weight" becomes "name.weight". A tensor this
+  // module already reaches (a tied child, registered a second time) keeps its first name.
+  std::unordered_set<const TensorImpl*> known;
+  for (const auto& [known_name, tensor] : named_parameters()) known.insert(tensor.impl());
+  for (const auto& [known_name, tensor] : named_buffers()) known.insert(tensor.impl());
+  for (auto& [child_name, tensor] : child->named_parameters())
+    if (!known.count(tensor.impl())) tensor.set_name(name + "." + child_name);
+  for (auto& [child_name, tensor] : child->named_buffers())
+    if (!known.count(tensor.impl())) tensor.set_name(name + "." + child_name);
   children_.emplace_back(name, std::move(child));
 }
 
-std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
-  std::vector<std::pair<std::string, Tensor>> all = parameters_;
-  for (const auto& [prefix, child] : children_)
-    for (auto& [name, tensor] : child->named_parameters()) all.emplace_back(prefix + "." + name, tensor);
+namespace {
+
+using NamedList = std::vector<std::pair<std::string, Tensor>>;
+using Children = std::vector<std::pair<std::string, std::shared_ptr<Module>>>;
+
+// own, then each child's list with "prefix." in front, skipping a tensor already listed: the first
+// name wins. Children's lists are deduplicated already, so one set over the whole walk suffices.
+template <class ChildList>
+NamedList first_names(const NamedList& own, const Children& children, ChildList child_list) {
+  NamedList all;
+  std::unordered_set<const TensorImpl*> seen;
+  for (const auto& [name, tensor] : own)
+    if (seen.insert(tensor.impl()).second) all.emplace_back(name, tensor);
+  for (const auto& [prefix, child] : children)
+    for (auto& [name, tensor] : child_list(*child))
+      if (seen.insert(tensor.impl()).second) all.emplace_back(prefix + "." + name, tensor);
   return all;
 }
 
+}  // namespace
+
+std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
+  return first_names(parameters_, children_, [](const Module& child) { return child.named_parameters(); });
+}
+
 std::vector<std::pair<std::string, Tensor>> Module::named_buffers() const {
-  std::vector<std::pair<std::string, Tensor>> all = buffers_;
-  for (const auto& [prefix, child] : children_)
-    for (auto& [name, tensor] : child->named_buffers()) all.emplace_back(prefix + "." + name, tensor);
-  return all;
+  return first_names(buffers_, children_, [](const Module& child) { return child.named_buffers(); });
 }
 
 std::vector<Tensor> Module::parameters() const {

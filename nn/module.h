@@ -5,6 +5,13 @@
 // Modules nest: a child registered as "layers" contributes its "0.weight" as "layers.0.weight", and
 // these hierarchical names are what checkpoints store and what to_dot shows on the graph's leaves.
 // train() / eval() switch the mode of the whole tree (BatchNorm and Dropout behave differently).
+//
+// A module may appear in the tree more than once (tied weights: Sequential{lin, Tanh, lin} uses one
+// Linear twice). Its tensors are still listed once, under the first name they are reached by, as
+// PyTorch's parameters() / named_parameters() / named_buffers() do: identity is the TensorImpl, so an
+// optimizer or clip_grad_norm_ sees each parameter once, and its gradient already holds the sum over
+// every use. A checkpoint (nn/checkpoint.h) is built from these lists, so it too stores a tied tensor
+// once, under its first name (PyTorch's state_dict would keep both keys).
 #pragma once
 
 #include <memory>
@@ -27,7 +34,8 @@ class Module {
   virtual Tensor forward(const Tensor& x) = 0;
   Tensor operator()(const Tensor& x) { return forward(x); }
 
-  // Own tensors first, then each child's, in registration order.
+  // Own tensors first, then each child's, in registration order; a tensor reached twice is listed once,
+  // under its first name.
   std::vector<Tensor> parameters() const;
   std::vector<std::pair<std::string, Tensor>> named_parameters() const;
   std::vector<Tensor> buffers() const;

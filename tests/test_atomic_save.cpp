@@ -209,3 +209,51 @@ TEST_CASE("every saver goes through the same atomic write: write_dot refuses a d
   CHECK_THROWS_WITH_AS(ng::write_dot((x * 2.0).sum(), "/dev/full"), doctest::Contains("write_dot: '/dev/full'"), Error);
   CHECK(fs::is_character_file("/dev/full"));
 }
+
+TEST_CASE("a save removes the temporaries that killed saves of the same name left, and keeps a living process's") {
+  TempDir dir;
+  const std::string path = dir / "model.safetensors";
+  data::save_safetensors(path, checkpoint(1.0, 10));
+  // A process that has ended (reaped, so its id names no process now) and this one, which is alive.
+  const pid_t dead = spawn([] {});
+  REQUIRE(exit_status(dead) == 0);
+  REQUIRE(kill(dead, 0) != 0);
+  const std::string dead_temporary = path + ".tmp-" + std::to_string(dead) + "-aB3dE9";
+  const std::string live_temporary = path + ".tmp-" + std::to_string(getpid()) + "-Xy7Qz2";
+  // Not temporaries of this name: the old unnumbered form, another target's, and a user's own file.
+  const std::string old_form = path + ".tmp-aB3dE9";
+  const std::string other_target = dir / ("other.safetensors.tmp-" + std::to_string(dead) + "-aB3dE9");
+  const std::string users_file = path + ".tmp-" + std::to_string(dead) + "-notes";
+  for (const std::string& name : {dead_temporary, live_temporary, old_form, other_target, users_file})
+    write_text(name, "half a checkpoint");
+
+  data::save_safetensors(path, checkpoint(2.0, 10));
+  CHECK_FALSE(fs::exists(dead_temporary));
+  CHECK(fs::exists(live_temporary));
+  CHECK(fs::exists(old_form));
+  CHECK(fs::exists(other_target));
+  CHECK(fs::exists(users_file));
+  CHECK(data::load_safetensors(path)[0].second.at({0}) == 2.0);
+  CHECK(names_in(dir.path).size() == 5);  // the four kept above and the checkpoint: nothing else left
+}
+
+TEST_CASE("killed saves do not pile up temporaries: each save clears those of saves killed before it") {
+  TempDir dir;
+  const std::string path = dir / "model.safetensors";
+  const data::NamedTensors big = checkpoint(2.0, 1 << 20);
+  data::save_safetensors(path, checkpoint(1.0, 1000));
+  for (int round = 0; round < 8; ++round) {
+    const pid_t saver = spawn([&] {
+      for (;;) data::save_safetensors(path, big);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(5 + 5 * round));
+    kill(saver, SIGKILL);
+    exit_status(saver);
+    // What the killed save left is "<name>.tmp-<pid>-XXXXXX", the id of the process that wrote it.
+    const std::string left_by_it = "model.safetensors.tmp-" + std::to_string(saver) + "-";
+    for (const std::string& name : names_in(dir.path))
+      if (name != "model.safetensors") CHECK((name.rfind(left_by_it, 0) == 0 && name.size() == left_by_it.size() + 6));
+    data::save_safetensors(path, checkpoint(1.0, 1000));
+    CHECK(names_in(dir.path) == std::vector<std::string>{"model.safetensors"});
+  }
+}

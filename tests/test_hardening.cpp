@@ -5,10 +5,12 @@
 #include <doctest/doctest.h>
 #include <stb_image_write.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -416,5 +418,131 @@ TEST_SUITE("images") {
     CHECK(data::ImageFolder(dir.path.string(), {.max_image_pixels = 1200}).size() == 1);
     CHECK_THROWS_WITH_AS(data::ImageFolder(dir.path.string(), {.max_image_pixels = 1199}),
                          doctest::Contains("is 40x30 pixels, more than max_image_pixels = 1199"), Error);
+  }
+}
+
+// ---- files that are not what their header says, or not files ---------------------------------------
+namespace {
+
+// A PNG chunk: 4-byte big-endian length, type, data, CRC-32 of type and data.
+void png_chunk(std::vector<uint8_t>& png, const char* type, const std::vector<uint8_t>& data) {
+  for (int shift : {24, 16, 8, 0}) png.push_back(static_cast<uint8_t>(data.size() >> shift));
+  const std::size_t start = png.size();
+  png.insert(png.end(), type, type + 4);
+  png.insert(png.end(), data.begin(), data.end());
+  const auto crc = static_cast<uint32_t>(crc32(0, png.data() + start, static_cast<uInt>(png.size() - start)));
+  for (int shift : {24, 16, 8, 0}) png.push_back(static_cast<uint8_t>(crc >> shift));
+}
+
+// A 16-bit RGBA PNG of width x height whose IDAT holds `rows` rows of zeros (each a filter byte 0 and
+// 8 bytes per pixel), zlib-compressed: all of them for a whole image, fewer for one that only has a header.
+std::vector<uint8_t> png_rgba16(uint32_t width, uint32_t height, uint32_t rows) {
+  std::vector<uint8_t> png{0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'}, header;
+  for (uint32_t side : {width, height})
+    for (int shift : {24, 16, 8, 0}) header.push_back(static_cast<uint8_t>(side >> shift));
+  for (uint8_t v : {16, 6, 0, 0, 0}) header.push_back(v);  // 16 bits, RGBA, deflate, no filter, no interlace
+  png_chunk(png, "IHDR", header);
+  const std::vector<uint8_t> raw(static_cast<std::size_t>(rows) * (1 + 8 * width), 0);
+  uLongf size = compressBound(static_cast<uLong>(raw.size()));
+  std::vector<uint8_t> compressed(size);
+  REQUIRE(compress(compressed.data(), &size, raw.data(), static_cast<uLong>(raw.size())) == Z_OK);
+  compressed.resize(size);
+  png_chunk(png, "IDAT", compressed);
+  png_chunk(png, "IEND", {});
+  return png;
+}
+
+}  // namespace
+
+TEST_SUITE("not what it claims") {
+  TEST_CASE("a 16-bit PNG is refused from its header when decoding it would take more than the limit") {
+    // 8192 x 8192 RGBA at 16 bits is max_image_pixels exactly, but stb_image decodes it at 16 bits and
+    // holds the inflated rows and the image together: 2.5 * 4 * 2 bytes per pixel, 1.25 GiB, over the
+    // 12 bytes per allowed pixel (768 MiB). The file is 2 rows of data and a header: the error must
+    // come from the header, before stb_image allocates anything.
+    TempDir dir;
+    std::filesystem::create_directories(dir.path / "a");
+    write_file(dir / "a/deep.png", png_rgba16(8192, 8192, 2));
+    reset_peak_memory();
+    const int64_t before = peak_memory();
+    const std::string message = error_of([&] { data::ImageFolder folder(dir.path.string()); });
+    CAPTURE(message);
+    const std::string named = dir / "a/deep.png";
+    CHECK(message.find(named) != std::string::npos);
+    CHECK(message.find("8192x8192 pixels, 4 channels of 16 bits) would take about 1342177280 bytes to decode, more "
+                       "than the limit of 805306368 bytes (12 per pixel of max_image_pixels = 67108864)") !=
+          std::string::npos);
+    CHECK(peak_memory() - before < (int64_t{64} << 20));
+
+    // The bound at its edge, on a real image: 4 x 3 RGBA at 16 bits needs 2.5 * 12 * 4 * 2 = 240 bytes,
+    // which 20 allowed pixels (240 bytes) cover and 19 (228 bytes) do not.
+    std::filesystem::remove(dir / "a/deep.png");
+    write_file(dir / "a/small.png", png_rgba16(4, 3, 3));
+    CHECK(data::ImageFolder(dir.path.string(), {.max_image_pixels = 20}).size() == 1);
+    CHECK_THROWS_WITH_AS(data::ImageFolder(dir.path.string(), {.max_image_pixels = 19}),
+                         doctest::Contains("would take about 240 bytes to decode, more than the limit of 228 bytes"),
+                         Error);
+  }
+
+  TEST_CASE("load_safetensors refuses a FIFO (no size, no seeking) with an Error naming it, without waiting") {
+    TempDir dir;
+    const std::string fifo = dir / "model.safetensors";
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    // No writer is ever opened: reading would block forever, so the refusal must come before opening.
+    CHECK_THROWS_WITH_AS(data::load_safetensors(fifo),
+                         contains("load_safetensors: '" + fifo + "': is not a regular file"), Error);
+    CHECK_THROWS_WITH_AS(data::load_safetensors("/dev/null"), doctest::Contains("is not a regular file"), Error);
+  }
+
+  TEST_CASE("an IDX header claiming 4 GiB with no data after it fails at once with an Error, allocating nothing") {
+    TempDir dir;
+    const std::vector<uint8_t> header = idx_bytes({1, 65536, 65536}, {});  // 16 bytes: 4 GiB of data claimed
+    REQUIRE(header.size() == 16);
+    write_file(dir / "claims.idx", header);
+    write_file(dir / "claims.idx.gz", gzip_member(header));
+    for (const std::string& path : {dir / "claims.idx", dir / "claims.idx.gz"}) {
+      CAPTURE(path);
+      reset_peak_memory();
+      const int64_t before = peak_memory();
+      const auto start = std::chrono::steady_clock::now();
+      CHECK_THROWS_WITH_AS(data::read_idx(path),
+                           contains("read_idx: '" + path + "' is truncated: its header says 1 x 65536 x 65536 = "
+                                                           "4294967296 bytes of data, but 0 follow"),
+                           Error);
+      CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+      CHECK(peak_memory() - before < (int64_t{64} << 20));
+    }
+    // A raw file shorter than its header says is found from the file's size, before any data is read.
+    std::vector<uint8_t> short_file = idx_bytes({1, 65536, 65536}, std::vector<uint8_t>(1000, 9));
+    write_file(dir / "short.idx", short_file);
+    CHECK_THROWS_WITH_AS(data::read_idx(dir / "short.idx"),
+                         doctest::Contains("4294967296 bytes of data, but 1000 follow"), Error);
+  }
+
+  TEST_CASE("an IDX file of 4 GiB that is 1 byte short is refused from its size, without reading the 4 GiB") {
+    // A sparse file (its 4 GiB are a hole, no disk used): header + 2^32 - 1 bytes. Reading it through
+    // would take a minute and 8 GiB of memory, and end in std::bad_alloc where memory is short.
+    TempDir dir;
+    const std::string path = dir / "sparse.idx";
+    write_file(path, idx_bytes({1, 65536, 65536}, {}));
+    std::filesystem::resize_file(path, 16 + (uint64_t{1} << 32) - 1);
+    reset_peak_memory();
+    const int64_t before = peak_memory();
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH_AS(data::read_idx(path), doctest::Contains("4294967296 bytes of data, but 4294967295 follow"),
+                         Error);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+    CHECK(peak_memory() - before < (int64_t{64} << 20));
+    std::filesystem::resize_file(path, 16 + (uint64_t{1} << 32) + 1);  // and one byte too many
+    CHECK_THROWS_WITH_AS(data::read_idx(path),
+                         doctest::Contains("has trailing bytes: its header says 1 x 65536 x 65536"), Error);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+  }
+
+  TEST_CASE("read_idx refuses a FIFO with an Error naming it, without waiting for a writer") {
+    TempDir dir;
+    const std::string fifo = dir / "labels.idx";
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK_THROWS_WITH_AS(data::read_idx(fifo), contains("read_idx: '" + fifo + "' is not a regular file"), Error);
   }
 }

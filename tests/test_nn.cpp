@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <random>
 #include <set>
 
 #include "normgrad.h"
@@ -288,4 +290,95 @@ TEST_CASE("a training step leaves no graph nodes behind") {
   Net net;
   net(ng::randn({6, 4})).sum().backward();
   CHECK(ng::live_nodes() == 0);
+}
+
+// ---- tied modules (one Linear used twice) -------------------------------------------------------
+
+namespace {
+
+// A float64 Linear(2, 2) with fixed weights, so that a tied model and its untied twin agree.
+std::shared_ptr<nn::Linear> fixed_linear() {
+  auto lin = std::make_shared<nn::Linear>(2, 2, true, ng::float64);
+  ng::NoGradGuard no_grad;
+  lin->weight.copy_(ng::tensor({0.5, -0.3, 0.2, 0.4}, {2, 2}, ng::float64));
+  lin->bias.copy_(ng::tensor({0.1, -0.2}, ng::float64));
+  return lin;
+}
+
+Tensor tied_input() { return ng::tensor({1, 2, -1, 0.5}, {2, 2}, ng::float64); }
+
+// sum(lin(tanh(lin(x)))) with the same Linear twice; returns its (sum over both uses) gradients
+// [dW, db], computed on an untied twin (two separate Linears with the same values): dW = dW_1 + dW_2.
+std::vector<std::vector<double>> untied_gradients() {
+  auto first = fixed_linear(), second = fixed_linear();
+  nn::Sequential twin{first, std::make_shared<nn::Tanh>(), second};
+  ng::sum(twin(tied_input())).backward();
+  std::vector<std::vector<double>> grads;
+  for (auto get : {+[](nn::Linear& l) { return l.weight; }, +[](nn::Linear& l) { return l.bias; }}) {
+    std::vector<double> a = get(*first).grad().to_vector(), b = get(*second).grad().to_vector();
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] += b[i];
+    grads.push_back(a);
+  }
+  return grads;
+}
+
+}  // namespace
+
+TEST_CASE("a module used twice lists its parameters once, under the first name (PyTorch's named_parameters)") {
+  auto lin = fixed_linear();
+  nn::Sequential model{lin, std::make_shared<nn::Tanh>(), lin};
+  CHECK(model.parameters().size() == 2);
+  CHECK(names_of(model.named_parameters()) == std::vector<std::string>{"0.weight", "0.bias"});
+  CHECK(lin->weight.name() == "0.weight");  // the second registration does not rename it "2.weight"
+  // One level up the first name still wins, and a tied BatchNorm's buffers are listed once too.
+  auto bn = std::make_shared<nn::BatchNorm1d>(2);
+  nn::Sequential outer{std::make_shared<nn::Sequential>(std::initializer_list<std::shared_ptr<nn::Module>>{lin, bn}),
+                       bn, lin};
+  CHECK(names_of(outer.named_parameters()) ==
+        std::vector<std::string>{"0.0.weight", "0.0.bias", "0.1.weight", "0.1.bias"});
+  CHECK(names_of(outer.named_buffers()) ==
+        std::vector<std::string>{"0.1.running_mean", "0.1.running_var", "0.1.num_batches_tracked"});
+}
+
+TEST_CASE("clip_grad_norm_ of a tied model measures each parameter's gradient once") {
+  const std::vector<std::vector<double>> expected = untied_gradients();
+  double squares = 0;
+  for (const auto& g : expected)
+    for (double v : g) squares += v * v;
+  const double hand_norm = std::sqrt(squares);  // ||[dW_1 + dW_2, db_1 + db_2]||_2
+
+  auto lin = fixed_linear();
+  nn::Sequential model{lin, std::make_shared<nn::Tanh>(), lin};
+  ng::sum(model(tied_input())).backward();
+  const std::vector<double> dW = lin->weight.grad().to_vector(), db = lin->bias.grad().to_vector();
+  for (std::size_t i = 0; i < dW.size(); ++i) CHECK(dW[i] == doctest::Approx(expected[0][i]).epsilon(1e-12));
+  for (std::size_t i = 0; i < db.size(); ++i) CHECK(db[i] == doctest::Approx(expected[1][i]).epsilon(1e-12));
+
+  // Clipping to half the norm halves every gradient (a listed-twice weight would count twice in the
+  // norm, sqrt(2) too large here, and scale by too little).
+  const double total = nn::clip_grad_norm_(model.parameters(), hand_norm / 2).item();
+  CHECK(total == doctest::Approx(hand_norm).epsilon(1e-12));
+  const std::vector<double> clipped = lin->weight.grad().to_vector();
+  for (std::size_t i = 0; i < dW.size(); ++i) CHECK(clipped[i] == doctest::Approx(dW[i] / 2).epsilon(1e-6));
+}
+
+TEST_CASE("a tied model's checkpoint holds the shared tensor once, under its first name, and loads back") {
+  // PyTorch's state_dict would hold both "0.weight" and "2.weight"; normgrad's checkpoint is built from
+  // named_parameters(), so it stores what the optimizer sees: one tensor per parameter.
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("normgrad_tied_" + std::to_string(std::random_device{}()) + ".safetensors"))
+                               .string();
+  auto lin = fixed_linear();
+  nn::Sequential model{lin, std::make_shared<nn::Tanh>(), lin};
+  nn::save(model, path);
+  std::vector<std::string> saved;
+  for (const auto& [name, tensor] : ng::data::load_safetensors(path)) saved.push_back(name);
+  CHECK(saved == std::vector<std::string>{"0.weight", "0.bias"});
+
+  auto other = std::make_shared<nn::Linear>(2, 2, true, ng::float64);
+  nn::Sequential copy{other, std::make_shared<nn::Tanh>(), other};
+  nn::load(copy, path);
+  std::filesystem::remove(path);
+  CHECK(other->weight.to_vector() == lin->weight.to_vector());
+  CHECK(other->bias.to_vector() == lin->bias.to_vector());
 }

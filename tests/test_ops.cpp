@@ -316,3 +316,28 @@ TEST_CASE("matmul with vectors: dot product, matrix @ vector, vector @ matrix") 
   check_values(ng::matmul(m.unsqueeze(0), v), {5, 11}, {1, 2});
   check_values(ng::matmul(v, m.unsqueeze(0)), {7, 10}, {1, 2});
 }
+
+// Without replacement, after 0 (weight 1) is drawn, 1 and 2 (1e-17 each) are equally likely next.
+// Over 2000 seeds the count of the order 0,1,2 is Binomial(2000, 1/2): mean 1000, standard deviation
+// 22.4; the bound 1000 +- 150 is 6.7 standard deviations (a false alarm once in 10^10), while a sampler
+// that loses the small weights to rounding gives 2000 and 0.
+TEST_CASE("multinomial without replacement draws among tiny remaining weights in proportion to them") {
+  auto orders = [](const ng::Tensor& probs) {
+    int in_order = 0, swapped = 0;
+    for (uint64_t seed = 1; seed <= 2000; ++seed) {
+      ng::manual_seed(seed);
+      const Values drawn = ng::multinomial(probs, 3, false).to_vector();
+      in_order += drawn == Values{0, 1, 2};
+      swapped += drawn == Values{0, 2, 1};
+    }
+    return std::pair{in_order, swapped};
+  };
+  for (const ng::Tensor& probs : {ng::tensor({1, 1e-17, 1e-17}, ng::float64),
+                                  ng::softmax(ng::tensor({40, 0, 0}), 0)}) {  // float32 [1, 4.2e-18, 4.2e-18]
+    const auto [in_order, swapped] = orders(probs);
+    CAPTURE(probs.to_vector());
+    CHECK(in_order + swapped == 2000);  // 0 (nearly all the weight) first every time
+    CHECK(std::abs(in_order - 1000) <= 150);
+    CHECK(std::abs(swapped - 1000) <= 150);
+  }
+}

@@ -253,3 +253,30 @@ TEST_CASE("schedulers refuse a non-positive period and factors that would make t
                        Error);
   CHECK(sgd.lr() == 1);  // a refused scheduler leaves the learning rate alone
 }
+
+TEST_CASE("SGD accepts a tied model (one Linear used twice) and moves W by -lr * the sum of both uses' gradients") {
+  // y = sum(lin(tanh(lin(x)))), W = [[0.5, -0.3], [0.2, 0.4]], b = [0.1, -0.2]; the untied twin (two
+  // Linears holding the same values) gives each use's gradient, and the tied W's gradient is their sum.
+  auto make_linear = [] {
+    auto lin = std::make_shared<nn::Linear>(2, 2, true, float64);
+    NoGradGuard no_grad;
+    lin->weight.copy_(tensor({0.5, -0.3, 0.2, 0.4}, {2, 2}, float64));
+    lin->bias.copy_(tensor({0.1, -0.2}, float64));
+    return lin;
+  };
+  const Tensor x = tensor({1, 2, -1, 0.5}, {2, 2}, float64);
+  auto first = make_linear(), second = make_linear();
+  nn::Sequential twin{first, std::make_shared<nn::Tanh>(), second};
+  sum(twin(x)).backward();
+  const std::vector<double> use_1 = first->weight.grad().to_vector(), use_2 = second->weight.grad().to_vector();
+
+  auto lin = make_linear();
+  nn::Sequential tied{lin, std::make_shared<nn::Tanh>(), lin};
+  const std::vector<double> before = lin->weight.to_vector();
+  optim::SGD sgd(tied.parameters(), {.lr = 0.1});  // each parameter once: not "appears more than once"
+  sum(tied(x)).backward();
+  sgd.step();
+  const std::vector<double> after = lin->weight.to_vector();
+  for (std::size_t i = 0; i < before.size(); ++i)
+    CHECK(after[i] == exactly(before[i] - 0.1 * (use_1[i] + use_2[i])));
+}
