@@ -117,7 +117,8 @@ struct ValidRange {
   int64_t lo, hi;
 };
 inline ValidRange valid_outputs(int64_t offset, int64_t stride, int64_t W, int64_t W_out) {
-  const int64_t lo = std::min(W_out, offset >= 0 ? 0 : (-offset + stride - 1) / stride);
+  // ceil(-offset / stride), written so that it cannot overflow for any offset > INT64_MIN
+  const int64_t lo = std::min(W_out, offset >= 0 ? 0 : (-offset - 1) / stride + 1);
   const int64_t hi = W - 1 - offset >= 0 ? std::min(W_out, (W - 1 - offset) / stride + 1) : 0;
   return {lo, std::max(lo, hi)};
 }

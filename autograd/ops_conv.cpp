@@ -11,15 +11,16 @@
 // are conv2d and each other, so the backward can be differentiated again.
 // For speed, the columns of several images are put side by side so that each op runs one large gemm
 // per block of images and group instead of one small gemm per image (layout and shapes above im2col's
-// users, under "one gemm for many images"). Threads: the gemm shares out its column panels, and the
-// images of a block are unrolled (im2col) and folded back (col2im) by threads, one image each, into
-// their own columns or their own image, so the result does not depend on the thread count. Pooling and
-// padding are in ops_pool.cpp.
+// users, under "one gemm for many images"). Threads: each op is one parallel region, in which the blocks
+// of images are shared out and every thread runs whole blocks (unroll, gemm, fold back) with buffers of
+// its own (see "threads" below); the result does not depend on the thread count. Pooling and padding are
+// in ops_pool.cpp.
 #include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
 
+#include "checked_size.h"
 #include "gemm.h"
 #include "graph.h"
 #include "kernels.h"
@@ -47,11 +48,15 @@ struct ConvGeometry {
   Shape out_shape() const { return {N, C_out, H_out, W_out}; }
 };
 
+// Every size below goes through checked_size.h: the arguments are the user's, and any of them may be
+// near 2^63 (a wrapped output size has meant a division by zero and copies outside the buffer).
 ConvGeometry conv_geometry(const char* op, const Shape& x, const Shape& w, Pair stride, Pair padding, Pair dilation,
-                           int64_t groups) {
+                           int64_t groups, Dtype dtype) {
   const std::string args = std::string(op) + ": input " + shape_str(x) + ", weight " + shape_str(w);
   if (x.size() != 4) throw Error(args + ": expected a 4-D input [N, C, H, W]");
   if (w.size() != 4) throw Error(args + ": expected a 4-D weight [C_out, C/groups, kH, kW]");
+  checked_size::check_fits(x, dtype, args + ": input");
+  checked_size::check_fits(w, dtype, args + ": weight");
   if (groups < 1) throw Error(args + ": groups " + std::to_string(groups) + "; expected >= 1");
   for (int a = 0; a < 2; ++a) {
     if (stride[a] < 1) throw Error(args + ": stride " + pair_str(stride) + "; expected every stride >= 1");
@@ -59,22 +64,44 @@ ConvGeometry conv_geometry(const char* op, const Shape& x, const Shape& w, Pair 
     if (padding[a] < 0) throw Error(args + ": padding " + pair_str(padding) + "; expected every padding >= 0");
   }
   ConvGeometry g{x[0], x[1], x[2], x[3], w[0], w[2], w[3], 0, 0, groups, stride, padding, dilation};
+  // As PyTorch: at least one output channel per group (else groups could be 2^40 with no channel at all,
+  // and the loop over the groups would never end).
+  if (g.C_out < groups)
+    throw Error(args + ", groups " + std::to_string(groups) + ": expected at least groups output channels, got " +
+                std::to_string(g.C_out));
   if (g.C % groups != 0)
     throw Error(args + ": " + std::to_string(g.C) + " input channels are not divisible by groups " + std::to_string(groups));
   if (g.C_out % groups != 0)
     throw Error(args + ": " + std::to_string(g.C_out) + " output channels are not divisible by groups " +
                 std::to_string(groups));
-  if (w[1] * groups != g.C)
+  const int64_t group_channels = checked_size::mul(w[1], groups, args, "weight.size(1) * groups");
+  if (group_channels != g.C)
     throw Error(args + ", groups " + std::to_string(groups) + ": the input has " + std::to_string(g.C) +
-                " channels; expected weight.size(1) * groups = " + std::to_string(w[1] * groups));
+                " channels; expected weight.size(1) * groups = " + std::to_string(group_channels));
   if (g.kH < 1 || g.kW < 1) throw Error(args + ": expected a kernel of at least 1x1");
-  const int64_t span_h = dilation[0] * (g.kH - 1) + 1, span_w = dilation[1] * (g.kW - 1) + 1;
-  const int64_t padded_h = g.H + 2 * padding[0], padded_w = g.W + 2 * padding[1];
-  if (span_h > padded_h || span_w > padded_w)
-    throw Error(args + ": the (dilated) kernel " + std::to_string(span_h) + "x" + std::to_string(span_w) +
-                " is larger than the padded input " + std::to_string(padded_h) + "x" + std::to_string(padded_w));
-  g.H_out = (padded_h - span_h) / stride[0] + 1;
-  g.W_out = (padded_w - span_w) / stride[1] + 1;
+  // Along each axis: span = dilation*(k-1) + 1 (the dilated kernel), padded = in + 2*pad, and
+  //   out = (padded - span)/stride + 1 = (in + 2*pad - dilation*(k-1) - 1)/stride + 1   (PyTorch's formula).
+  const std::string all_args = args + ", stride " + pair_str(stride) + ", padding " + pair_str(padding) +
+                               ", dilation " + pair_str(dilation);
+  const int64_t in[2] = {g.H, g.W}, k[2] = {g.kH, g.kW};
+  int64_t span[2], padded[2];
+  for (int a = 0; a < 2; ++a) {
+    const int64_t reach = checked_size::mul(dilation[a], k[a] - 1, all_args, "dilation * (k - 1)");
+    span[a] = checked_size::add(reach, 1, all_args, "dilated kernel size dilation * (k - 1) + 1");
+    const int64_t both_sides = checked_size::mul(2, padding[a], all_args, "2 * padding");
+    padded[a] = checked_size::add(in[a], both_sides, all_args, "padded size in + 2 * padding");
+    // The loops find the first window inside the image as ceil(pad / stride), i.e. (pad + stride - 1) / stride
+    // (valid_outputs, kernels.h): that sum must fit too.
+    checked_size::add(padded[a], stride[a], all_args, "padded size + stride");
+  }
+  if (span[0] > padded[0] || span[1] > padded[1])
+    throw Error(args + ": the (dilated) kernel " + std::to_string(span[0]) + "x" + std::to_string(span[1]) +
+                " is larger than the padded input " + std::to_string(padded[0]) + "x" + std::to_string(padded[1]));
+  g.H_out = (padded[0] - span[0]) / stride[0] + 1;
+  g.W_out = (padded[1] - span[1]) / stride[1] + 1;
+  // The output must fit as a tensor even when N = 0 makes it empty: then H_out * W_out (L) and the
+  // window's C/groups * kH * kW (K, bounded by the weight's extent) are both below 2^46.
+  checked_size::check_fits(g.out_shape(), dtype, all_args + ": output");
   return g;
 }
 
@@ -150,8 +177,13 @@ template <class T> void col2im_add(const ConvGeometry& g, const T* cols, int64_t
 constexpr int64_t kMinColumns = 1024;
 constexpr int64_t kColsBytes = int64_t{1} << 19;
 
-template <class T> int64_t images_per_block(const ConvGeometry& g) {
-  const int64_t per_image = std::max<int64_t>(1, g.window() * g.L() * static_cast<int64_t>(sizeof(T)));
+// One image's columns, K * L elements, are checked against the per-tensor limit: the cols buffer of a
+// block holds either one image or at most kColsBytes.
+template <class T> int64_t images_per_block(const char* op, const ConvGeometry& g) {
+  const int64_t per_image_elements =
+      checked_size::mul(g.window(), g.L(), op, "im2col buffer (C/groups*kH*kW) * (H_out*W_out)");
+  checked_size::buffer(per_image_elements, sizeof(T), op, "im2col buffer");
+  const int64_t per_image = std::max<int64_t>(1, per_image_elements * static_cast<int64_t>(sizeof(T)));
   return std::max<int64_t>(1, std::min({g.N, kMinColumns / g.L(), kColsBytes / per_image}));
 }
 
@@ -180,6 +212,46 @@ void from_block(const ConvGeometry& g, const T* mat, const T* bias, int64_t n0, 
     }
 }
 
+// ---- threads: whole blocks of images --------------------------------------------------------------
+// A convolution wakes the threads once: the blocks of images are shared out among them, and each thread
+// runs a block from start to end (im2col, its gemm on its own thread, the copy out or the fold back).
+// Many small parallel regions (one per im2col, per gemm, per fold, per block: 112 in the benchmark's
+// forward and backward) cost more than they save on two cores, since every region wakes and waits for the
+// other thread, and the more so when another program keeps a core busy. The blocks' boundaries depend
+// on the shapes only, so every element is computed by the same additions in the same order whatever the
+// thread count. With one block (a batch of one large image) the gemm shares out its panels instead.
+// Below kParallelFlops multiply-adds in all (N * L * K * C_out) one thread is as fast.
+constexpr int64_t kParallelFlops = int64_t{1} << 18;
+
+// The weight gradient sums over every image: each block's sum goes into the partial sum of its chunk (at
+// most kWeightChunks chunks of consecutive blocks, a number that depends on the shapes only), and the
+// chunks' sums are added in chunk order at the end, so the sum is the same for any thread count.
+constexpr int64_t kWeightChunks = 8;
+
+int64_t block_count(const ConvGeometry& g, int64_t nb) { return (g.N + nb - 1) / nb; }
+bool use_threads(const ConvGeometry& g, int64_t blocks) {  // (in double: the product may pass 2^63)
+  return blocks > 1 && double(g.N) * double(g.L()) * double(g.window()) * double(g.C_out) >= double(kParallelFlops);
+}
+
+// Each thread's column buffer cols [K, nb*L] and block copy mat [M, nb*L], kept between calls so that a
+// block does not allocate and clear half a megabyte; buffers larger than kKeptBytes (a single image
+// larger than a block) are made for the call and freed after it.
+template <class T> struct BlockBuffers {
+  std::vector<T> cols, mat;
+};
+constexpr int64_t kKeptBytes = int64_t{1} << 21;
+template <class T> void with_block_buffers(int64_t cols_size, int64_t mat_size, auto&& body) {
+  if ((cols_size + mat_size) * static_cast<int64_t>(sizeof(T)) > kKeptBytes) {
+    BlockBuffers<T> own{std::vector<T>(static_cast<std::size_t>(cols_size)), std::vector<T>(static_cast<std::size_t>(mat_size))};
+    body(own);
+    return;
+  }
+  thread_local BlockBuffers<T> kept;
+  if (kept.cols.size() < static_cast<std::size_t>(cols_size)) kept.cols.resize(static_cast<std::size_t>(cols_size));
+  if (kept.mat.size() < static_cast<std::size_t>(mat_size)) kept.mat.resize(static_cast<std::size_t>(mat_size));
+  body(kept);
+}
+
 void check_floats(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors) {
   const Tensor* first = tensors.begin()->second;
   for (const auto& [name, t] : tensors)
@@ -201,7 +273,8 @@ void check_grad_shape(const char* op, const Tensor& g, const ConvGeometry& geo) 
 //   (G @ cols^T);  d out/db[co] = 1, so db = sum of G over n, oh, ow.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride, Pair padding, Pair dilation,
               int64_t groups) {
-  const ConvGeometry geo = conv_geometry("conv2d", x.shape(), weight.shape(), stride, padding, dilation, groups);
+  const ConvGeometry geo =
+      conv_geometry("conv2d", x.shape(), weight.shape(), stride, padding, dilation, groups, x.dtype());
   if (bias.defined() && (bias.dim() != 1 || bias.shape()[0] != geo.C_out))
     throw Error("conv2d: bias " + shape_str(bias.shape()) + " for weight " + shape_str(weight.shape()) + "; expected [" +
                 std::to_string(geo.C_out) + "] (one per output channel) or no bias");
@@ -213,22 +286,26 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair st
     const T* pw = weight.data<T>();
     const T* pb = bias.defined() ? bias.data<T>() : nullptr;
     T* po = out.mutable_data<T>();
+    // An empty output (N = 0, or no output channel) needs no column buffer, however large one image's
+    // would be.
+    if (out.numel() == 0) return;
     // One gemm per block of nb images and group (layout above): mat [M, nb*L] = W_grp [M, K] @ cols [K, nb*L].
-    const int64_t L = geo.L(), K = geo.window(), M = geo.C_out_group(), nb = images_per_block<T>(geo);
-    std::vector<T> cols(static_cast<std::size_t>(K * nb * L)), mat(static_cast<std::size_t>(nb > 1 ? M * nb * L : 0));
-    for (int64_t n0 = 0; n0 < geo.N; n0 += nb) {
-      const int64_t count = std::min(nb, geo.N - n0), width = count * L;  // this block's images; columns of cols
-      for (int64_t grp = 0; grp < groups; ++grp) {
-        kernel::parallel_for(count, K * width >= kernel::kParallelElements, [&](int64_t n) {
-          im2col(geo, px + (n0 + n) * geo.C * geo.H * geo.W, grp * geo.C_group(), cols.data() + n * L, width);
-        });
-        // C: the image's own out[n0, grp*M : (grp+1)*M] as [M, L] when it is alone, else mat
-        T* c = count == 1 ? po + (n0 * geo.C_out + grp * M) * L : mat.data();
-        for (int64_t co = 0; co < M; ++co) std::fill_n(c + co * width, width, pb ? pb[grp * M + co] : T(0));
-        kernel::gemm(M, width, K, pw + grp * M * K, K, int64_t{1}, cols.data(), width, int64_t{1}, c);
-        if (count > 1) from_block(geo, mat.data(), static_cast<const T*>(nullptr), n0, count, grp, po);
-      }
-    }
+    const int64_t L = geo.L(), K = geo.window(), M = geo.C_out_group(), nb = images_per_block<T>("conv2d", geo);
+    const int64_t blocks = block_count(geo, nb);
+    kernel::parallel_for(blocks, use_threads(geo, blocks), [&](int64_t block) {
+      const int64_t n0 = block * nb, count = std::min(nb, geo.N - n0), width = count * L;  // its images; columns
+      with_block_buffers<T>(K * nb * L, nb > 1 ? M * nb * L : 0, [&](BlockBuffers<T>& buffers) {
+        for (int64_t grp = 0; grp < groups; ++grp) {
+          for (int64_t n = 0; n < count; ++n)
+            im2col(geo, px + (n0 + n) * geo.C * geo.H * geo.W, grp * geo.C_group(), buffers.cols.data() + n * L, width);
+          // C: the image's own out[n0, grp*M : (grp+1)*M] as [M, L] when it is alone, else mat
+          T* c = count == 1 ? po + (n0 * geo.C_out + grp * M) * L : buffers.mat.data();
+          for (int64_t co = 0; co < M; ++co) std::fill_n(c + co * width, width, pb ? pb[grp * M + co] : T(0));
+          kernel::gemm(M, width, K, pw + grp * M * K, K, int64_t{1}, buffers.cols.data(), width, int64_t{1}, c);
+          if (count > 1) from_block(geo, buffers.mat.data(), static_cast<const T*>(nullptr), n0, count, grp, po);
+        }
+      });
+    });
   });
   if (any_requires_grad({&x, &weight, &bias}))
     record(out, "conv2d", {&x, &weight, &bias},
@@ -250,7 +327,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair st
 Tensor conv2d_backward_input(const Tensor& g, const Tensor& weight, const Shape& x_shape, Pair stride, Pair padding,
                              Pair dilation, int64_t groups) {
   const ConvGeometry geo =
-      conv_geometry("conv2d_backward_input", x_shape, weight.shape(), stride, padding, dilation, groups);
+      conv_geometry("conv2d_backward_input", x_shape, weight.shape(), stride, padding, dilation, groups, g.dtype());
   check_grad_shape("conv2d_backward_input", g, geo);
   check_floats("conv2d_backward_input", {{"gradient", &g}, {"weight", &weight}});
   Tensor dx = zeros(x_shape, g.dtype());
@@ -259,25 +336,28 @@ Tensor conv2d_backward_input(const Tensor& g, const Tensor& weight, const Shape&
     const T* pg = g.data<T>();
     const T* pw = weight.data<T>();
     T* pdx = dx.mutable_data<T>();
+    if (g.numel() == 0 || dx.numel() == 0) return;  // dx = 0, with no column buffer (see conv2d)
     // One gemm per block of nb images and group (layout above): cols [K, nb*L] = W_grp^T [K, M] @ G mat [M, nb*L],
     // W_grp [M, K] row-major read transposed through strides; then every image's columns are folded onto dx.
-    const int64_t L = geo.L(), K = geo.window(), M = geo.C_out_group(), nb = images_per_block<T>(geo);
-    std::vector<T> cols(static_cast<std::size_t>(K * nb * L)), mat(static_cast<std::size_t>(nb > 1 ? M * nb * L : 0));
-    for (int64_t n0 = 0; n0 < geo.N; n0 += nb) {
-      const int64_t count = std::min(nb, geo.N - n0), width = count * L;
-      for (int64_t grp = 0; grp < groups; ++grp) {
-        const T* b = pg + (n0 * geo.C_out + grp * M) * L;  // G of an image alone: [M, L] in place
-        if (count > 1) {
-          to_block(geo, pg, n0, count, grp, mat.data());
-          b = mat.data();
+    const int64_t L = geo.L(), K = geo.window(), M = geo.C_out_group();
+    const int64_t nb = images_per_block<T>("conv2d_backward_input", geo), blocks = block_count(geo, nb);
+    kernel::parallel_for(blocks, use_threads(geo, blocks), [&](int64_t block) {
+      const int64_t n0 = block * nb, count = std::min(nb, geo.N - n0), width = count * L;
+      with_block_buffers<T>(K * nb * L, nb > 1 ? M * nb * L : 0, [&](BlockBuffers<T>& buffers) {
+        T* cols = buffers.cols.data();
+        for (int64_t grp = 0; grp < groups; ++grp) {
+          const T* b = pg + (n0 * geo.C_out + grp * M) * L;  // G of an image alone: [M, L] in place
+          if (count > 1) {
+            to_block(geo, pg, n0, count, grp, buffers.mat.data());
+            b = buffers.mat.data();
+          }
+          std::fill_n(cols, K * width, T(0));  // gemm adds to C
+          kernel::gemm(K, width, M, pw + grp * M * K, int64_t{1}, K, b, width, int64_t{1}, cols);
+          for (int64_t n = 0; n < count; ++n)
+            col2im_add(geo, cols + n * L, width, grp * geo.C_group(), pdx + (n0 + n) * geo.C * geo.H * geo.W);
         }
-        std::fill_n(cols.data(), K * width, T(0));  // gemm adds to C
-        kernel::gemm(K, width, M, pw + grp * M * K, int64_t{1}, K, b, width, int64_t{1}, cols.data());
-        kernel::parallel_for(count, K * width >= kernel::kParallelElements, [&](int64_t n) {
-          col2im_add(geo, cols.data() + n * L, width, grp * geo.C_group(), pdx + (n0 + n) * geo.C * geo.H * geo.W);
-        });
-      }
-    }
+      });
+    });
   });
   if (any_requires_grad({&g, &weight}))
     record(dx, "conv2d_backward_input", {&g, &weight},
@@ -297,59 +377,72 @@ Tensor conv2d_backward_input(const Tensor& g, const Tensor& weight, const Shape&
 Tensor conv2d_backward_weight(const Tensor& x, const Tensor& g, const Shape& weight_shape, Pair stride, Pair padding,
                               Pair dilation, int64_t groups) {
   const ConvGeometry geo =
-      conv_geometry("conv2d_backward_weight", x.shape(), weight_shape, stride, padding, dilation, groups);
+      conv_geometry("conv2d_backward_weight", x.shape(), weight_shape, stride, padding, dilation, groups, x.dtype());
   check_grad_shape("conv2d_backward_weight", g, geo);
   check_floats("conv2d_backward_weight", {{"input", &x}, {"gradient", &g}});
-  Tensor dw = empty(weight_shape, x.dtype());  // every group's block is written once, at the end
+  Tensor dw = empty(weight_shape, x.dtype());  // every element is written once, at the end
   dispatch_float("conv2d_backward_weight", x.dtype(), [&](auto zero) {
     using T = decltype(zero);
     const T* px = x.data<T>();
     const T* pg = g.data<T>();
     T* pdw = dw.mutable_data<T>();
+    if (g.numel() == 0 || dw.numel() == 0) {  // dW = 0, with no column buffer (see conv2d)
+      std::fill_n(pdw, dw.numel(), T(0));
+      return;
+    }
     // One gemm per block of nb images and group (layout above), the sum over the block's images being the
     // gemm's inner dimension. Two ways round, the same sum:
     //   dW_grp [M, K]   += G mat [M, nb*L] @ cols^T [nb*L, K]   (the gemm copies cols^T panel by panel: K*nb*L)
     //   dW_grp^T [K, M] += cols [K, nb*L] @ G mat^T [nb*L, M]   (G copied transposed, into mat: M*nb*L)
     // The second when K > M: it copies less and reads cols along its rows (measured ~25% faster on the
     // benchmark case, K = 144, M = 32; the first is faster for a first layer, K = 9, M = 16).
-    const int64_t L = geo.L(), K = geo.window(), M = geo.C_out_group(), nb = images_per_block<T>(geo);
+    const int64_t L = geo.L(), K = geo.window(), M = geo.C_out_group();
+    const int64_t nb = images_per_block<T>("conv2d_backward_weight", geo), blocks = block_count(geo, nb);
     const bool transposed = K > M;
-    std::vector<T> cols(static_cast<std::size_t>(K * nb * L));
-    std::vector<T> mat(static_cast<std::size_t>(transposed || nb > 1 ? M * nb * L : 0));
-    std::vector<T> dw_t(static_cast<std::size_t>(transposed ? K * M : 0));  // dW_grp^T [K, M]
-    for (int64_t grp = 0; grp < groups; ++grp) {
-      T* dw_grp = pdw + grp * M * K;  // [M, K]
-      if (transposed)
-        std::fill(dw_t.begin(), dw_t.end(), T(0));
-      else
-        std::fill_n(dw_grp, M * K, T(0));
-      for (int64_t n0 = 0; n0 < geo.N; n0 += nb) {
-        const int64_t count = std::min(nb, geo.N - n0), width = count * L;
-        kernel::parallel_for(count, K * width >= kernel::kParallelElements, [&](int64_t n) {
-          im2col(geo, px + (n0 + n) * geo.C * geo.H * geo.W, grp * geo.C_group(), cols.data() + n * L, width);
-        });
-        if (transposed) {
-          // mat as G mat^T [nb*L, M]: mat[n*L + l, co] = g[n0 + n, grp*M + co, l], written row by row
-          kernel::parallel_for(count, M * width >= kernel::kParallelElements, [&](int64_t n) {
-            const T* src = pg + ((n0 + n) * geo.C_out + grp * M) * L;  // G_n of the group, [M, L]
-            T* dst = mat.data() + n * L * M;                            // [L, M]
-            for (int64_t l = 0; l < L; ++l)
-              for (int64_t co = 0; co < M; ++co) dst[l * M + co] = src[co * L + l];
-          });
-          kernel::gemm(K, M, width, cols.data(), width, int64_t{1}, mat.data(), M, int64_t{1}, dw_t.data());
-        } else {
-          const T* a = pg + (n0 * geo.C_out + grp * M) * L;  // G of an image alone: [M, L] in place
-          if (count > 1) {
-            to_block(geo, pg, n0, count, grp, mat.data());
-            a = mat.data();
+    // The chunks (see kWeightChunks): consecutive blocks, summed into partial[chunk] [groups, M, K]
+    // (transposed: [groups, K, M]), in block order within the chunk.
+    const int64_t per_chunk = (blocks + kWeightChunks - 1) / kWeightChunks, chunks = (blocks + per_chunk - 1) / per_chunk;
+    std::vector<T> partial(static_cast<std::size_t>(chunks * groups * M * K), T(0));
+    kernel::parallel_for(chunks, use_threads(geo, chunks), [&](int64_t chunk) {
+      with_block_buffers<T>(K * nb * L, transposed || nb > 1 ? M * nb * L : 0, [&](BlockBuffers<T>& buffers) {
+        T* cols = buffers.cols.data();
+        T* mat = buffers.mat.data();
+        for (int64_t block = chunk * per_chunk; block < std::min(blocks, (chunk + 1) * per_chunk); ++block) {
+          const int64_t n0 = block * nb, count = std::min(nb, geo.N - n0), width = count * L;
+          for (int64_t grp = 0; grp < groups; ++grp) {
+            T* sum = partial.data() + (chunk * groups + grp) * M * K;  // dW_grp [M, K] or dW_grp^T [K, M]
+            for (int64_t n = 0; n < count; ++n)
+              im2col(geo, px + (n0 + n) * geo.C * geo.H * geo.W, grp * geo.C_group(), cols + n * L, width);
+            if (transposed) {
+              // mat as G mat^T [nb*L, M]: mat[n*L + l, co] = g[n0 + n, grp*M + co, l], written row by row
+              for (int64_t n = 0; n < count; ++n) {
+                const T* src = pg + ((n0 + n) * geo.C_out + grp * M) * L;  // G_n of the group, [M, L]
+                T* dst = mat + n * L * M;                                   // [L, M]
+                for (int64_t l = 0; l < L; ++l)
+                  for (int64_t co = 0; co < M; ++co) dst[l * M + co] = src[co * L + l];
+              }
+              kernel::gemm(K, M, width, cols, width, int64_t{1}, mat, M, int64_t{1}, sum);
+            } else {
+              const T* a = pg + (n0 * geo.C_out + grp * M) * L;  // G of an image alone: [M, L] in place
+              if (count > 1) {
+                to_block(geo, pg, n0, count, grp, mat);
+                a = mat;
+              }
+              kernel::gemm(M, K, width, a, width, int64_t{1}, cols, int64_t{1}, width, sum);
+            }
           }
-          kernel::gemm(M, K, width, a, width, int64_t{1}, cols.data(), int64_t{1}, width, dw_grp);
         }
-      }
-      if (transposed)
-        for (int64_t co = 0; co < M; ++co)
-          for (int64_t k = 0; k < K; ++k) dw_grp[co * K + k] = dw_t[k * M + co];
-    }
+      });
+    });
+    // dW = the chunks' sums, added in chunk order (and turned back from [K, M] when transposed).
+    for (int64_t grp = 0; grp < groups; ++grp)
+      for (int64_t co = 0; co < M; ++co)
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t at = transposed ? k * M + co : co * K + k;
+          T total = partial[static_cast<std::size_t>(grp * M * K + at)];
+          for (int64_t chunk = 1; chunk < chunks; ++chunk) total += partial[static_cast<std::size_t>((chunk * groups + grp) * M * K + at)];
+          pdw[(grp * M + co) * K + k] = total;
+        }
   });
   if (any_requires_grad({&x, &g}))
     record(dw, "conv2d_backward_weight", {&x, &g},

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "checked_size.h"
 #include "graph.h"
 #include "kernels.h"
 #include "ops.h"
@@ -26,27 +27,37 @@ struct PoolGeometry {
   int64_t N, C, H, W, H_out, W_out;
 };
 
-// Checks a pooling's arguments as PyTorch does (padding at most half the kernel, so that every window
-// holds at least one element of the image) and computes the output size.
+// Checks a pooling's arguments as PyTorch does (an image of at least 1x1, padding at most half the
+// kernel, so that every window holds at least one element of the image) and computes the output size
+//   out = (in + 2*pad - k)/stride + 1,
+// every step checked (checked_size.h): the arguments are the user's and may be near 2^63.
 PoolGeometry pool_geometry(const char* op, const Tensor& x, Pair kernel, Pair stride, Pair padding) {
   const std::string args = std::string(op) + ": input " + shape_str(x.shape()) + ", kernel " + pair_str(kernel) +
                            ", stride " + pair_str(stride) + ", padding " + pair_str(padding);
   if (x.dim() != 4) throw Error(args + ": expected a 4-D input [N, C, H, W]");
   PoolGeometry g{x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3], 0, 0};
+  if (g.H < 1 || g.W < 1) throw Error(args + ": the image is empty; expected H, W >= 1");
   const int64_t size[2] = {g.H, g.W};
-  int64_t out[2];
+  int64_t padded[2], out[2];
   for (int a = 0; a < 2; ++a) {
     if (kernel[a] < 1) throw Error(args + ": expected every kernel size >= 1");
     if (stride[a] < 1) throw Error(args + ": expected every stride >= 1");
     if (padding[a] < 0) throw Error(args + ": expected every padding >= 0");
     if (padding[a] > kernel[a] / 2) throw Error(args + ": expected padding at most half the kernel size");
-    if (kernel[a] > size[a] + 2 * padding[a])
-      throw Error(args + ": the kernel is larger than the padded input " + std::to_string(g.H + 2 * padding[0]) + "x" +
-                  std::to_string(g.W + 2 * padding[1]));
-    out[a] = (size[a] + 2 * padding[a] - kernel[a]) / stride[a] + 1;
+    padded[a] = checked_size::add(size[a], 2 * padding[a], args, "padded size in + 2 * padding");  // 2*pad <= k
+    // The loops find the first window inside the image as ceil(pad / stride), i.e. (pad + stride - 1) / stride
+    // (valid_outputs, kernels.h): that sum must fit too.
+    checked_size::add(padded[a], stride[a], args, "padded size + stride");
+  }
+  for (int a = 0; a < 2; ++a) {
+    if (kernel[a] > padded[a])
+      throw Error(args + ": the kernel is larger than the padded input " + std::to_string(padded[0]) + "x" +
+                  std::to_string(padded[1]));
+    out[a] = (padded[a] - kernel[a]) / stride[a] + 1;
   }
   g.H_out = out[0];
   g.W_out = out[1];
+  checked_size::check_fits({g.N, g.C, g.H_out, g.W_out}, x.dtype(), args + ": output");
   return g;
 }
 
@@ -113,18 +124,24 @@ void max_pool_general(const T* x, const PoolGeometry& geo, Pair kernel, Pair str
   // compiler would reload every one of them after each store.
   const int64_t H = geo.H, W = geo.W, H_out = geo.H_out, W_out = geo.W_out, planes = geo.N * geo.C;
   const int64_t kh = kernel[0], kw = kernel[1], sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1];
-  ng::kernel::parallel_for(planes, planes * H_out * W_out * kh * kw >= ng::kernel::kParallelElements, [&](int64_t plane) {
+  // Only the kernel offsets that reach into the image are visited: a kernel of 2^34 rows over a 1x1
+  // image reads one row, not 2^34. Column j reads iw = ow*sw + j - pw for some ow in [0, W_out) only if
+  // pw - (W_out - 1)*sw <= j < pw + W; row i, ih = oh*sh - ph + i in [0, H), for i in [ph - oh*sh, ph + H - oh*sh).
+  const int64_t j_first = std::max<int64_t>(0, pw - (W_out - 1) * sw), j_end = std::min(kw, pw + W);
+  const int64_t visited = std::min(kh, H) * std::max<int64_t>(0, j_end - j_first);  // per output, at most
+  const int64_t per_thread_min = ng::kernel::kParallelElements / std::max<int64_t>(1, visited);  // no product to overflow
+  ng::kernel::parallel_for(planes, planes * H_out * W_out >= per_thread_min, [&](int64_t plane) {
     const T* in = x + plane * H * W;
     for (int64_t oh = 0; oh < H_out; ++oh) {
       T* out = out_planes + (plane * H_out + oh) * W_out;  // this output row, and its indices
       int64_t* indices = indices_planes + (plane * H_out + oh) * W_out;
       std::fill_n(indices, W_out, int64_t{-1});  // -1: nothing seen yet (the padding is never taken)
       std::fill_n(out, W_out, T(0));
-      for (int64_t i = 0; i < kh; ++i) {
+      const int64_t i_first = std::max<int64_t>(0, ph - oh * sh), i_end = std::min(kh, ph + H - oh * sh);
+      for (int64_t i = i_first; i < i_end; ++i) {
         const int64_t ih = oh * sh - ph + i;
-        if (ih < 0 || ih >= H) continue;
         const T* row = in + ih * W;
-        for (int64_t j = 0; j < kw; ++j) {
+        for (int64_t j = j_first; j < j_end; ++j) {
           const int64_t offset = j - pw;
           const auto [lo, hi] = valid_outputs(offset, sw, W, W_out);
           for (int64_t ow = lo; ow < hi; ++ow) {
@@ -180,6 +197,7 @@ Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const Shape& 
   };
   if (input_shape.size() != 4 || g.dim() != 4 || g.shape()[0] != input_shape[0] || g.shape()[1] != input_shape[1])
     throw Error(args() + ": expected a 4-D input shape [N, C, H, W] and a 4-D gradient [N, C, H_out, W_out]");
+  checked_size::check_fits(input_shape, g.dtype(), args());  // before H*W is formed
   if (indices.dtype() != int64 || indices.shape() != g.shape())
     throw Error(args() + ": expected int64 indices of the gradient's shape");
   const int64_t N = input_shape[0], C = input_shape[1], HW = input_shape[2] * input_shape[3];
@@ -235,15 +253,18 @@ namespace {
 
 // The windows of an average pooling, as [start, end) ranges in the image along each axis, and what
 // each window's sum is divided by (the kernel area for avg_pool2d, which counts padding as zeros;
-// the window's own area for adaptive_avg_pool2d).
+// the window's own area for adaptive_avg_pool2d). The ranges are listed only when the output has an
+// element: with N = 0 or C = 0 there is nothing to pool, and H_out may be as large as 2^46.
 struct MeanWindows {
   const char* op;           // "avg_pool2d" or "adaptive_avg_pool2d"
   const char* backward_op;  // the same + "_backward"
   Shape in_shape;           // [N, C, H, W]
-  std::vector<int64_t> h_start, h_end, w_start, w_end;
+  int64_t h_out = 0, w_out = 0;
+  std::vector<int64_t> h_start, h_end, w_start, w_end;  // h_out and w_out entries, or none (see above)
   int64_t divisor = 0;      // 0: each window's own area
-  int64_t H_out() const { return static_cast<int64_t>(h_start.size()); }
-  int64_t W_out() const { return static_cast<int64_t>(w_start.size()); }
+  int64_t H_out() const { return h_out; }
+  int64_t W_out() const { return w_out; }
+  bool has_windows() const { return in_shape[0] * in_shape[1] > 0; }
   template <class T> T scale(int64_t oh, int64_t ow) const {
     const int64_t area = divisor ? divisor : (h_end[oh] - h_start[oh]) * (w_end[ow] - w_start[ow]);
     return T(1) / static_cast<T>(area);
@@ -255,9 +276,11 @@ Tensor window_mean_backward(const Tensor& g, const Windows& win);
 
 // out[n, c, oh, ow] = scale(oh, ow) * sum of x over the window (oh, ow).
 //   d out/dx = scale on the window's elements: dx = window_mean_backward(G).
-Tensor window_mean(const Tensor& x, const Windows& win) {
+// `out`, when given, is the output's buffer, made by the caller before the window tables (an output
+// too large for memory is then an Error before the tables, as large as its rows, are listed).
+Tensor window_mean(const Tensor& x, const Windows& win, Tensor out = Tensor()) {
   const Shape& s = win->in_shape;
-  Tensor out = empty({s[0], s[1], win->H_out(), win->W_out()}, x.dtype());
+  if (!out.defined()) out = empty({s[0], s[1], win->H_out(), win->W_out()}, x.dtype());
   dispatch_float(win->op, x.dtype(), [&](auto zero) {
     using T = decltype(zero);
     const T* px = x.data<T>();
@@ -314,7 +337,13 @@ Tensor avg_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding) {
   win->op = "avg_pool2d";
   win->backward_op = "avg_pool2d_backward";
   win->in_shape = x.shape();
-  win->divisor = kernel[0] * kernel[1];
+  win->h_out = geo.H_out;
+  win->w_out = geo.W_out;
+  // divisor = kH * kW, checked: a kernel of 2^32 x 2^32 wrapped it to 0 (a mean of 1, with gradient 4).
+  const std::string args = "avg_pool2d: input " + shape_str(x.shape()) + ", kernel " + pair_str(kernel);
+  win->divisor = checked_size::mul(kernel[0], kernel[1], args, "divisor kH * kW");
+  Tensor out = empty({geo.N, geo.C, geo.H_out, geo.W_out}, x.dtype());
+  if (!win->has_windows()) return window_mean(x, win, out);
   for (int64_t oh = 0; oh < geo.H_out; ++oh) {
     const int64_t start = oh * stride[0] - padding[0];
     win->h_start.push_back(std::max<int64_t>(start, 0));
@@ -325,31 +354,38 @@ Tensor avg_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding) {
     win->w_start.push_back(std::max<int64_t>(start, 0));
     win->w_end.push_back(std::min(start + kernel[1], geo.W));
   }
-  return window_mean(x, win);
+  return window_mean(x, win, out);
 }
 Tensor avg_pool2d(const Tensor& x, Pair kernel) { return avg_pool2d(x, kernel, kernel); }
 
 // out[n, c, i, j] = the mean of x over rows [floor(i H / out_h), ceil((i + 1) H / out_h)) and the
 // columns likewise: windows that tile the image (overlapping by one when the sizes do not divide).
 Tensor adaptive_avg_pool2d(const Tensor& x, Pair output_size) {
+  const std::string args = "adaptive_avg_pool2d: input " + shape_str(x.shape()) + ", output size " + pair_str(output_size);
   if (x.dim() != 4 || output_size[0] < 1 || output_size[1] < 1)
-    throw Error("adaptive_avg_pool2d: input " + shape_str(x.shape()) + ", output size " + pair_str(output_size) +
-                "; expected a 4-D input [N, C, H, W] and output sizes >= 1");
+    throw Error(args + "; expected a 4-D input [N, C, H, W] and output sizes >= 1");
   if (x.shape()[2] < 1 || x.shape()[3] < 1)
     throw Error("adaptive_avg_pool2d: input " + shape_str(x.shape()) + " has an empty image; expected H, W >= 1");
+  checked_size::check_fits({x.shape()[0], x.shape()[1], output_size[0], output_size[1]}, x.dtype(), args + ": output");
   auto win = std::make_shared<MeanWindows>();
   win->op = "adaptive_avg_pool2d";
   win->backward_op = "adaptive_avg_pool2d_backward";
   win->in_shape = x.shape();
-  auto windows = [](int64_t size, int64_t out, std::vector<int64_t>& start, std::vector<int64_t>& end) {
+  win->h_out = output_size[0];
+  win->w_out = output_size[1];
+  Tensor out = empty({x.shape()[0], x.shape()[1], output_size[0], output_size[1]}, x.dtype());
+  if (!win->has_windows()) return window_mean(x, win, out);
+  // (i + 1) * size may pass 2^63 for an output and an image both past 2^31 along one axis: checked.
+  auto windows = [&args](int64_t size, int64_t out, std::vector<int64_t>& start, std::vector<int64_t>& end) {
     for (int64_t i = 0; i < out; ++i) {
-      start.push_back(i * size / out);                      // floor
-      end.push_back(((i + 1) * size + out - 1) / out);      // ceil
+      start.push_back(checked_size::mul(i, size, args, "window start i * size") / out);  // floor
+      const int64_t reach = checked_size::mul(i + 1, size, args, "window end (i + 1) * size");
+      end.push_back(reach / out + (reach % out != 0));                                     // ceil
     }
   };
   windows(x.shape()[2], output_size[0], win->h_start, win->h_end);
   windows(x.shape()[3], output_size[1], win->w_start, win->w_end);
-  return window_mean(x, win);
+  return window_mean(x, win, out);
 }
 
 // out = x surrounded by `value`: padding {before, after} pairs, from the last dim backwards.
@@ -358,19 +394,22 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& padding, double value) {
   const int64_t pairs = static_cast<int64_t>(padding.size()) / 2;
   std::string list;
   for (int64_t p : padding) list += (list.empty() ? "" : ", ") + std::to_string(p);
+  const std::string args = "pad: padding {" + list + "} for input " + shape_str(x.shape());
   if (padding.size() % 2 != 0 || pairs > x.dim())
-    throw Error("pad: padding {" + list + "} for input " + shape_str(x.shape()) +
-                "; expected an even number of sizes, at most two per dimension");
+    throw Error(args + "; expected an even number of sizes, at most two per dimension");
   Shape out_shape = x.shape();
   std::vector<int64_t> before(static_cast<std::size_t>(x.dim()), 0);
   for (int64_t k = 0; k < pairs; ++k) {
     const int64_t d = x.dim() - 1 - k;
     if (padding[2 * k] < 0 || padding[2 * k + 1] < 0)
-      throw Error("pad: padding {" + list + "} for input " + shape_str(x.shape()) +
-                  "; expected sizes >= 0 (negative padding, i.e. cropping, is not supported)");
+      throw Error(args + "; expected sizes >= 0 (negative padding, i.e. cropping, is not supported)");
     before[d] = padding[2 * k];
-    out_shape[d] += padding[2 * k] + padding[2 * k + 1];
+    // out_shape[d] = size + before + after, checked: INT64_MAX paddings wrapped it, and rows were copied
+    // outside the output.
+    out_shape[d] = checked_size::add(checked_size::add(out_shape[d], padding[2 * k], args, "padded size (size + before)"),
+                                     padding[2 * k + 1], args, "padded size (size + before + after)");
   }
+  checked_size::check_fits(out_shape, x.dtype(), args + ": output");
   Tensor out = full(out_shape, value, x.dtype());
   dispatch_float("pad", x.dtype(), [&](auto zero) {
     using T = decltype(zero);

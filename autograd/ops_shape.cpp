@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "checked_size.h"
 #include "graph.h"
 #include "kernels.h"
 #include "ops.h"
@@ -38,6 +39,9 @@ Tensor reshape(const Tensor& x, Shape shape) {
   if ((infer_at >= 0 && shape[infer_at] < 0) || shape_numel(shape, "reshape") != x.numel())
     throw Error("reshape: cannot view " + shape_str(x.shape()) + " (" + std::to_string(x.numel()) + " elements) as " +
                 shape_str(shape));
+  // The element count matches; an empty tensor's other sizes must still be within the per-tensor limit,
+  // as they are for empty().
+  checked_size::check_fits(shape, x.dtype(), "reshape: " + shape_str(x.shape()) + " as " + shape_str(shape));
   if (shape == x.shape() && !any_requires_grad({&x})) return x;
   Tensor out = x.detach();
   out.impl()->shape = shape;
@@ -156,14 +160,16 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   const int64_t d = normalize_dim("cat", dim, first.dim());
   Shape out_shape = first.shape();
   out_shape[d] = 0;
+  const std::string args = "cat: " + std::to_string(tensors.size()) + " tensors along dim " + std::to_string(d);
   for (const Tensor& t : tensors) {
     Shape a = t.shape(), b = first.shape();
     if (t.dtype() != first.dtype() || t.dim() != first.dim() || (a[d] = 0, b[d] = 0, a != b))
       throw Error("cat: tensor of shape " + shape_str(t.shape()) + " " + dtype_name(t.dtype()) +
                   " does not match the first, " + shape_str(first.shape()) + " " + dtype_name(first.dtype()) +
                   ", outside dim " + std::to_string(d));
-    out_shape[d] += t.shape()[d];
+    out_shape[d] = checked_size::add(out_shape[d], t.shape()[d], args, "the sum of their sizes");
   }
+  checked_size::check_fits(out_shape, first.dtype(), args);
   Tensor out = empty(out_shape, first.dtype());
   const kernel::AroundDim around = kernel::around_dim(out_shape, d);
   const int64_t outer = around.outer, total = around.size, inner = around.inner;

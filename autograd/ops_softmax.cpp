@@ -122,6 +122,7 @@ Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement) {
                     std::to_string(positive) + " categories with positive weight, too few for " +
                     std::to_string(num_samples) + " samples without replacement");
     }
+    if (rows == 0 || num_samples == 0) return;  // nothing to draw: no row's weights are needed
     RandomDraws draws;
     std::vector<double> weight(static_cast<std::size_t>(categories));
     for (int64_t r = 0; r < rows; ++r) {

@@ -10,6 +10,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "checked_size.h"
 #include "graph.h"
 #include "ops.h"
 
@@ -35,15 +36,11 @@ std::string shape_str(const Shape& shape) {
 int64_t shape_numel(const Shape& shape, const char* op) {
   for (int64_t s : shape)
     if (s < 0) throw Error(std::string(op) + ": negative size in shape " + shape_str(shape));
-  // A zero size makes the product 0 whatever the other sizes are, even when they alone would overflow.
-  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
-  int64_t n = 1;
-  for (int64_t s : shape) {
-    if (n > INT64_MAX / s)
-      throw Error(std::string(op) + ": shape " + shape_str(shape) + " has too many elements (more than 2^63 - 1)");
-    n *= s;
-  }
-  return n;
+  // The product is formed with every 0 counted as 1 (the extent, checked_size.h), checked at each step:
+  // a shape that holds no element is still checked dimension by dimension, since its strides are those
+  // products ([0, 2^62, 2^62] would overflow them, and then any transpose or cat of it).
+  const int64_t reach = checked_size::extent(shape, op);
+  return std::find(shape.begin(), shape.end(), 0) != shape.end() ? 0 : reach;
 }
 
 int64_t normalize_dim(const char* op, int64_t dim, int64_t ndim) {
@@ -221,10 +218,7 @@ Tensor empty(const Shape& shape, Dtype dtype) {
   impl->shape = shape;
   impl->dtype = dtype;
   impl->numel = shape_numel(shape, "empty");
-  if (static_cast<uint64_t>(impl->numel) > kMaxTensorBytes / dtype_size(dtype))
-    throw Error("empty: shape " + shape_str(shape) + " " + dtype_name(dtype) + " has too many elements: " +
-                std::to_string(impl->numel) + " x " + std::to_string(dtype_size(dtype)) +
-                " bytes exceeds the limit of 2^48 bytes");
+  checked_size::check_fits(shape, dtype, "empty");
   try {
     impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(impl->numel) * dtype_size(dtype));
   } catch (const Error& error) {  // said again with the shape that asked for it

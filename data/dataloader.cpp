@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "autograd/checked_size.h"
 #include "data/random_permutation.h"
 
 namespace ng::data {
@@ -13,9 +14,11 @@ DataLoader::DataLoader(const Dataset& dataset, DataLoaderOptions options) : data
     throw Error("DataLoader: batch_size " + std::to_string(options_.batch_size) + " must be >= 1");
 }
 
+// n / b batches, plus a last partial one unless drop_last: ceil(n / b) written without n + b - 1, which
+// overflowed for batch_size = INT64_MAX (a negative count, and a loop that never ended).
 int64_t DataLoader::num_batches() const {
-  int64_t n = dataset_.size(), b = options_.batch_size;
-  return options_.drop_last ? n / b : (n + b - 1) / b;
+  const int64_t n = dataset_.size(), b = options_.batch_size;
+  return n / b + (!options_.drop_last && n % b != 0);
 }
 
 DataLoader::Iterator DataLoader::begin() {
@@ -42,9 +45,13 @@ DataLoader::Iterator& DataLoader::Iterator::operator++() {
   return *this;
 }
 
+// Batch `index` holds order_[first, last): first = index * b, last = min(first + b, n), the sum taken
+// as first + min(b, n - first) so that it cannot pass n (first + b overflowed for b near 2^63).
 Batch DataLoader::load_batch(int64_t index) const {
-  int64_t first = index * options_.batch_size;
-  int64_t last = std::min<int64_t>(first + options_.batch_size, static_cast<int64_t>(order_.size()));
+  const int64_t n = static_cast<int64_t>(order_.size()), b = options_.batch_size;
+  const int64_t first =
+      checked_size::mul(index, b, "DataLoader: batch_size " + std::to_string(b), "first example, batch index * batch_size");
+  const int64_t last = first + std::min(b, n - first);
   return dataset_.get_batch(std::vector<int64_t>(order_.begin() + first, order_.begin() + last));
 }
 

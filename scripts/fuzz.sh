@@ -13,7 +13,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-clang}
 seconds=${2:-30}
-targets=(fuzz_idx fuzz_safetensors_header fuzz_safetensors fuzz_image_folder)
+targets=(fuzz_idx fuzz_safetensors_header fuzz_safetensors fuzz_image_folder fuzz_op_args)
 ninja -C "$build" "${targets[@]/#/tests/fuzz/}" >/dev/null || { echo "fuzz: building the targets in $build failed"; exit 1; }
 
 # Leaks are findings too; undefined behaviour stops the run as a crash would.
