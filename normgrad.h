@@ -23,6 +23,7 @@
 #include "data/subset.h"
 #include "data/transforms.h"
 #include "nn/activation.h"
+#include "nn/attention.h"
 #include "nn/batchnorm.h"
 #include "nn/checkpoint.h"
 #include "nn/clip_grad.h"

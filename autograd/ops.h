@@ -11,9 +11,10 @@
 //   shape       (ops_shape.cpp):       reshape permute transpose unsqueeze squeeze cat slice index_select
 //                                      index_add gather scatter_add broadcast_to
 //   in place    (ops_inplace.cpp):     Tensor::add_ mul_ zero_ fill_ copy_ clamp_, and clamp
-//   matmul      (ops_matmul.cpp)
+//   matmul      (ops_matmul.cpp):      matmul linear scaled_dot_product_attention
 //   selection   (ops_select.cpp):      eq ne lt le gt ge (and == != < <= > >=) where maximum minimum
 //                                      max min argmax argmin (over all elements or a dim) stack
+//                                      masked_fill tril triu select chunk split
 //   trigonometry (ops_trig.cpp):       sin cos
 //   softmax     (ops_softmax.cpp):     softmax multinomial
 //   activations (ops_activation.cpp):  erf leaky_relu
@@ -26,6 +27,7 @@
 #pragma once
 
 #include <array>
+#include <optional>
 
 #include "tensor.h"
 
@@ -112,11 +114,23 @@ Tensor slice_backward(const Tensor& g, const Shape& shape, int64_t dim, int64_t 
 Tensor broadcast_to(const Tensor& x, const Shape& shape);
 
 // ---- matmul ---------------------------------------------------------------------------------------
-// [n,k]@[k,m] -> [n,m];  [b,n,k]@[b,k,m] -> [b,n,m] (one side may be 2-D: it is shared by the batch);
-// [k]@[k] -> [] (dot);  [n,k]@[k] -> [n];  [k]@[k,m] -> [m].
+// [n,k]@[k,m] -> [n,m];  [*,n,k]@[*,k,m] -> [*,n,m], where the batch dims * broadcast as in elementwise
+// ops ([B,H,T,d]@[B,H,d,T], [B,T,C]@[C,D] and [T,d]@[B,H,d,T] all work, as in PyTorch);
+// [k]@[k] -> [] (dot);  [*,n,k]@[k] -> [*,n];  [k]@[*,k,m] -> [*,m].
 Tensor matmul(const Tensor& a, const Tensor& b);
 // x @ weight^T + bias (bias may be undefined): x [N,in], weight [out,in] -> [N,out]. One node, no transpose copy.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+// PyTorch's F.scaled_dot_product_attention, composed from matmul, masked_fill and softmax:
+//   q [*, L, E], k [*, S, E], v [*, S, Ev] -> [*, L, Ev]   (* broadcast, usually [B, H])
+//   out = softmax(q k^T * scale + mask) v,  scale = 1/sqrt(E) unless given
+// attn_mask ([L, S] or broadcastable to [*, L, S]): an int64 mask is PyTorch's bool mask (nonzero =
+// may attend, zero = masked out); a float mask is added to the scores (0 and -inf, say).
+// is_causal masks out key j > query i (the lower-triangular mask of ones(L, S).tril()); it may not be
+// combined with attn_mask. A row with every key masked out is NaN (0/0 in the softmax). There is no
+// dropout op in autograd/, so dropout_p must be 0.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const Tensor& attn_mask = Tensor(), double dropout_p = 0, bool is_causal = false,
+                                    std::optional<double> scale = std::nullopt);
 
 // ---- selection (ops_select.cpp) -------------------------------------------------------------------
 // Comparisons, broadcasting like the arithmetic ops: a 0/1 mask in the inputs' dtype (there is no bool
@@ -169,6 +183,23 @@ Tensor argmax(const Tensor& x);
 Tensor argmin(const Tensor& x);
 // Tensors of one shape joined along a new dim: n of [A, B] with dim 1 -> [A, n, B].
 Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
+
+// x with `value` wherever mask is nonzero (mask: any dtype, broadcastable to x's shape) -> x's shape.
+// The gradient is g where the mask is 0, and 0 at the filled positions.
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
+// The lower (tril) / upper (triu) triangle of the last two dims, the rest 0: x[.., i, j] is kept when
+// j - i <= diagonal (tril) or j - i >= diagonal (triu). diagonal 0 is the main diagonal, > 0 above it.
+Tensor tril(const Tensor& x, int64_t diagonal = 0);
+Tensor triu(const Tensor& x, int64_t diagonal = 0);
+// x[.., index, ..] along dim, that dim removed ([A, B, C] with dim 1 -> [A, C]); negative dim and index
+// count from the end. A copy (PyTorch's is a view); the backward puts g back into zeros.
+Tensor select(const Tensor& x, int64_t dim, int64_t index);
+// Pieces of x along dim, copies (PyTorch's are views): split gives pieces of split_size (the last may be
+// smaller), or of the given sizes (which must add up to x.size(dim)); chunk gives `chunks` pieces of
+// ceil(size / chunks), fewer when they run out first (chunk of 5 into 4: 2, 2, 1), as PyTorch.
+std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim = 0);
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& split_sizes, int64_t dim = 0);
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim = 0);
 
 // ---- trigonometry (ops_trig.cpp) ------------------------------------------------------------------
 Tensor sin(const Tensor& x);

@@ -1,43 +1,67 @@
-// ops_matmul.cpp: matrix multiplication and its backward.
+// ops_matmul.cpp: matrix multiplication and its backward, and attention composed from it.
 //
 //   C = A @ B,  A: [M, K], B: [K, N] -> C: [M, N],  C[i,j] = sum_k A[i,k] B[k,j]
 //   dL/dA = G @ B^T   ([M,N] @ [N,K] -> [M,K])
 //   dL/dB = A^T @ G   ([K,M] @ [M,N] -> [K,N])      where G = dL/dC
 //
-// The batched form applies this to each matrix of a [batch, M, K] @ [batch, K, N] pair; a 2-D side is
-// shared by every batch element, so its gradient is the sum over the batch. The vector cases are
-// reshapes around the matrix case, so their gradients come from the graph.
+// The batched form applies this to each matrix of a [*, M, K] @ [*, K, N] pair. The batch dims (all
+// but the last two) broadcast as in elementwise ops: [B,H,T,d] @ [B,H,d,T], [B,T,C] @ [C,D] (a 2-D
+// side is shared by every batch element), [T,d] @ [B,H,d,T]. An operand repeated over batch dims gets
+// the sum of its gradients over them (sum_to). The vector cases are reshapes around the matrix case,
+// so their gradients come from the graph.
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "gemm.h"
 #include "graph.h"
+#include "kernels.h"
 #include "ops.h"
 
 namespace ng {
 
 namespace {
 
-// op(A) @ op(B) for [b?,M,K]-shaped operands, where op(X) is X or its transpose (the last two dims
+// For each matrix of the broadcast batch `out_batch` (flat, row-major), the index of the matrix of an
+// operand with batch dims `batch` that it reads: a size-1 (or missing) batch dim repeats its matrix.
+std::vector<int64_t> matrix_indices(const Shape& batch, const Shape& out_batch) {
+  const std::vector<int64_t> strides = kernel::broadcast_strides(batch, out_batch);
+  std::vector<int64_t> indices(static_cast<std::size_t>(shape_numel(out_batch, "matmul")));
+  for (std::size_t i = 0; i < indices.size(); ++i) {
+    int64_t rest = static_cast<int64_t>(i), index = 0;
+    for (std::size_t d = out_batch.size(); d-- > 0;) {  // the digits of i in the mixed radix out_batch
+      index += (rest % out_batch[d]) * strides[d];
+      rest /= out_batch[d];
+    }
+    indices[i] = index;
+  }
+  return indices;
+}
+
+// op(A) @ op(B) for operands of at least 2 dims, where op(X) is X or its transpose (the last two dims
 // swapped). The transpose is never copied: gemm reads the operand through swapped strides. This is
 // the one recorded matmul node; its backward is two more of them:
 //   C = op_a(A) @ op_b(B),  G = dL/dC
 //   d op_a(A) = G @ op_b(B)^T   so   dA = G @ op_b(B)^T          (ta false)   or  op_b(B) @ G^T  (ta true)
 //   d op_b(B) = op_a(A)^T @ G   so   dB = op_a(A)^T @ G          (tb false)   or  G^T @ op_a(A)  (tb true)
-// A 2-D operand used by every matrix of a batch gets the sum of its gradients over the batch.
+// each summed over the batch dims the operand was broadcast along (sum_to its own shape).
 Tensor matmul_t(const Tensor& a, bool ta, const Tensor& b, bool tb) {
   const Shape &sa = a.shape(), &sb = b.shape();
-  const int64_t a_batch = a.dim() == 3 ? sa[0] : 1, b_batch = b.dim() == 3 ? sb[0] : 1;
   const int64_t a_rows = sa[a.dim() - 2], a_cols = sa[a.dim() - 1], b_rows = sb[b.dim() - 2], b_cols = sb[b.dim() - 1];
   const int64_t M = ta ? a_cols : a_rows, K = ta ? a_rows : a_cols, N = tb ? b_rows : b_cols;
   if ((tb ? b_cols : b_rows) != K)
     throw Error("matmul: " + shape_str(sa) + (ta ? "^T" : "") + " @ " + shape_str(sb) + (tb ? "^T" : "") +
                 ": inner dimensions differ");
-  if (a_batch != b_batch && a_batch != 1 && b_batch != 1)
-    throw Error("matmul: " + shape_str(sa) + " @ " + shape_str(sb) + ": batch sizes " + std::to_string(a_batch) +
-                " and " + std::to_string(b_batch) + " differ (expected equal, or one of them 1)");
-  const int64_t batch = std::max(a_batch, b_batch);
-  Shape out_shape = {M, N};
-  if (a.dim() == 3 || b.dim() == 3) out_shape.insert(out_shape.begin(), batch);
+  const Shape a_batch(sa.begin(), sa.end() - 2), b_batch(sb.begin(), sb.end() - 2);
+  Shape batch;
+  try {
+    batch = broadcast_shapes("matmul", a_batch, b_batch);
+  } catch (const Error&) {
+    throw Error("matmul: " + shape_str(sa) + " @ " + shape_str(sb) + ": batch dims " + shape_str(a_batch) + " and " +
+                shape_str(b_batch) + " cannot be broadcast together (expected equal sizes, or 1, in each batch dim)");
+  }
+  Shape out_shape = batch;
+  out_shape.insert(out_shape.end(), {M, N});
 
   Tensor out = zeros(out_shape, a.dtype());
   dispatch_float("matmul", a.dtype(), [&](auto zero) {
@@ -45,10 +69,20 @@ Tensor matmul_t(const Tensor& a, bool ta, const Tensor& b, bool tb) {
     // Element (i, k) of op(A) sits at i * row + k * col.
     const int64_t a_row = ta ? 1 : a_cols, a_col = ta ? a_cols : 1;
     const int64_t b_row = tb ? 1 : b_cols, b_col = tb ? b_cols : 1;
+    const T *pa = a.data<T>(), *pb = b.data<T>();
     T* c = out.mutable_data<T>();
-    for (int64_t i = 0; i < batch; ++i)
-      kernel::gemm(M, N, K, a.data<T>() + (a_batch == 1 ? 0 : i * a_rows * a_cols), a_row, a_col,
-                   b.data<T>() + (b_batch == 1 ? 0 : i * b_rows * b_cols), b_row, b_col, c + i * M * N);
+    const int64_t count = shape_numel(batch, "matmul");
+    if (!ta && a_batch == batch && shape_numel(b_batch, "matmul") == 1) {
+      // One B for the whole batch ([M,K] @ [K,N], [B,T,C] @ [C,D]): A's matrices are stacked rows, so
+      // the batch folds into the rows of one gemm, [count * M, K] @ [K, N].
+      kernel::gemm(count * M, N, K, pa, a_row, a_col, pb, b_row, b_col, c);
+      return;
+    }
+    // Otherwise one gemm per output matrix, reading the matrices of A and B it broadcasts from.
+    const std::vector<int64_t> a_index = matrix_indices(a_batch, batch), b_index = matrix_indices(b_batch, batch);
+    for (int64_t i = 0; i < count; ++i)
+      kernel::gemm(M, N, K, pa + a_index[i] * a_rows * a_cols, a_row, a_col, pb + b_index[i] * b_rows * b_cols, b_row,
+                   b_col, c + i * M * N);
   });
 
   if (any_requires_grad({&a, &b}))
@@ -69,7 +103,7 @@ Tensor matmul_t(const Tensor& a, bool ta, const Tensor& b, bool tb) {
   return out;
 }
 
-// [b?,M,K] @ [b?,K,N]: both 2-D or 3-D, inner dimensions already checked by matmul().
+// [*,M,K] @ [*,K,N]: both at least 2-D, inner dimensions already checked by matmul().
 Tensor matmul_matrices(const Tensor& a, const Tensor& b) { return matmul_t(a, false, b, false); }
 
 }  // namespace
@@ -79,9 +113,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     throw Error("matmul: " + shape_str(a.shape()) + " " + dtype_name(a.dtype()) + " @ " + shape_str(b.shape()) + " " +
                 dtype_name(b.dtype()) + ": dtypes differ; convert one with .to()");
   const int64_t da = a.dim(), db = b.dim();
-  if (da < 1 || da > 3 || db < 1 || db > 3)
+  if (da < 1 || db < 1)
     throw Error("matmul: " + shape_str(a.shape()) + " @ " + shape_str(b.shape()) +
-                ": expected 1-D, 2-D or 3-D operands");
+                ": expected operands of at least 1 dimension (a 0-dim operand is a scalar: use mul)");
   // Checked here, before the vector cases reshape, so that the message shows the shapes as given.
   const int64_t k_a = a.shape()[da - 1], k_b = b.shape()[db == 1 ? 0 : db - 2];
   if (k_a != k_b)
@@ -129,6 +163,62 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                                         n.needs_grad(2) ? sum(g, {0}) : Tensor()};  // sum_i G[i, :]
            });
   return out;
+}
+
+// ---- attention ------------------------------------------------------------------------------------
+// q [*, L, E], k [*, S, E], v [*, S, Ev] -> out [*, L, Ev]: each of the L queries takes a weighted mean
+// of the S values, weighted by how well it matches each key (Vaswani et al. 2017, eq. 1):
+//   Attention(Q, K, V) = softmax(Q K^T / sqrt(E)) V
+// Composed from ops, one line per step, so its backward is theirs (and can be differentiated again).
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask,
+                                    double dropout_p, bool is_causal, std::optional<double> scale) {
+  const char* op = "scaled_dot_product_attention";
+  std::string shapes = "q " + shape_str(q.shape()) + ", k " + shape_str(k.shape()) + ", v " + shape_str(v.shape());
+  if (attn_mask.defined()) shapes += ", attn_mask " + shape_str(attn_mask.shape());
+  const auto fail = [&](const std::string& expected) {
+    throw Error(std::string(op) + ": " + shapes + "; " + expected);
+  };
+  if (q.dim() < 2 || k.dim() < 2 || v.dim() < 2 || q.size(-1) != k.size(-1) || k.size(-2) != v.size(-2))
+    fail("expected q [*, L, E], k [*, S, E] and v [*, S, Ev] (q and k sharing E, k and v sharing S)");
+  const int64_t L = q.size(-2), S = k.size(-2), E = q.size(-1);
+  const auto broadcast = [&](const Shape& a, const Shape& b) -> std::optional<Shape> {
+    try {
+      return broadcast_shapes(op, a, b);
+    } catch (const Error&) {
+      return std::nullopt;
+    }
+  };
+  const auto batch = [](const Tensor& t) { return Shape(t.shape().begin(), t.shape().end() - 2); };
+  const std::optional<Shape> qk_batch = broadcast(batch(q), batch(k));
+  std::optional<Shape> scores_shape = qk_batch ? broadcast(*qk_batch, batch(v)) : std::nullopt;  // then [*, L, S]
+  if (!scores_shape) fail("expected batch dims (all but the last two) that broadcast together");
+  scores_shape->insert(scores_shape->end(), {L, S});
+  if (q.dtype() == int64 || q.dtype() != k.dtype() || q.dtype() != v.dtype() ||
+      (attn_mask.defined() && attn_mask.dtype() != int64 && attn_mask.dtype() != q.dtype()))
+    fail(std::string("dtypes ") + dtype_name(q.dtype()) + ", " + dtype_name(k.dtype()) + ", " + dtype_name(v.dtype()) +
+         (attn_mask.defined() ? std::string(", ") + dtype_name(attn_mask.dtype()) : std::string()) +
+         "; expected one floating dtype (and an int64 or same-dtype mask)");
+  if (attn_mask.defined() && broadcast(attn_mask.shape(), *scores_shape) != scores_shape)
+    fail("expected attn_mask broadcastable to the scores' shape " + shape_str(*scores_shape) + " ([*, L, S])");
+  if (is_causal && attn_mask.defined())
+    fail("attn_mask given with is_causal = true; expected one or the other, as PyTorch");
+  if (dropout_p != 0)
+    fail("dropout_p = " + std::to_string(dropout_p) +
+         "; expected 0 (autograd/ has no dropout op: apply nn::Dropout to the output instead)");
+  const double scale_factor = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(E));
+  const double minus_inf = -std::numeric_limits<double>::infinity();
+
+  // scores = Q K^T * scale, [*, L, S] (k is read transposed, not copied)
+  Tensor scores = matmul_t(q, false, k, true) * scale_factor;
+  // causal: query i may look at keys j <= i only (PyTorch's ones(L, S).tril() mask)
+  if (is_causal) scores = masked_fill(scores, triu(ones({L, S}, int64), 1), minus_inf);
+  // a bool (int64) mask: 0 = may not attend; a float mask is added to the scores
+  if (attn_mask.defined())
+    scores = attn_mask.dtype() == int64 ? masked_fill(scores, eq(attn_mask, 0.0), minus_inf) : scores + attn_mask;
+  // weights = softmax over the keys: each query's weights sum to 1
+  Tensor weights = softmax(scores, -1);
+  // out = weights V: each query's weighted mean of the values, [*, L, Ev]
+  return matmul(weights, v);
 }
 
 Tensor Tensor::matmul(const Tensor& other) const { return ng::matmul(*this, other); }

@@ -1,4 +1,5 @@
-// ops_select.cpp: comparisons, where, maximum/minimum, max/min/argmax/argmin and stack.
+// ops_select.cpp: comparisons, where, maximum/minimum, max/min/argmax/argmin and stack; masked_fill,
+// tril/triu, select, split and chunk.
 //
 // Comparisons return a 0/1 mask. normgrad has no bool dtype, so the mask has the inputs' dtype
 // (float32, float64 or int64): `(argmax(logits, 1) == y)` on int64 labels is an int64 mask, and
@@ -8,6 +9,10 @@
 // The ops that pick between values (where, maximum, minimum, max, min) send the gradient to the value
 // they picked. Their backward multiplies g by a constant 0/1 (or 1/2 on ties) mask, which is itself an
 // op on g, so the gradient can be differentiated again.
+//
+// masked_fill, tril and triu are where() with a constant mask; select, split and chunk are slices.
+// Being composed, their gradients come from those ops and can be differentiated again too.
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -258,6 +263,112 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
   return cat(unsqueezed, d);
 }
 
+// ---- masked_fill, tril, triu ----------------------------------------------------------------------
+// x: any shape, mask: any dtype, broadcastable to x -> out: x's shape; out = value where mask != 0, else x.
+//   d out/dx = 1 - [mask]: the filled positions get no gradient (where's backward).
+// PyTorch's out-of-place masked_fill would also broadcast x up to the mask's shape; here the result
+// always has x's shape, as the in-place form does.
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
+  const bool fits = broadcast_shapes("masked_fill", mask.shape(), x.shape()) == x.shape();
+  if (!fits)
+    throw Error("masked_fill: mask of shape " + shape_str(mask.shape()) + " cannot be broadcast to the input's shape " +
+                shape_str(x.shape()) + "; expected a mask broadcastable to the input");
+  if (x.dtype() == int64 && !(std::abs(value) < 9.2e18 && std::trunc(value) == value))
+    throw Error("masked_fill: value " + std::to_string(value) + " for an int64 input of shape " + shape_str(x.shape()) +
+                "; expected a whole number in int64's range");
+  return where(mask, scalar(value, x.dtype()), x);
+}
+
+namespace {
+
+// [rows, cols] int64: 1 where column j - row i lies on the side of `diagonal` that `tril`/`triu` zeroes.
+Tensor outside_triangle(int64_t rows, int64_t cols, int64_t diagonal, bool lower) {
+  Tensor outside = empty({rows, cols}, int64);
+  int64_t* p = outside.mutable_data<int64_t>();
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) p[i * cols + j] = lower ? j - i > diagonal : j - i < diagonal;
+  return outside;
+}
+
+Tensor triangle(const char* op, const Tensor& x, int64_t diagonal, bool lower) {
+  if (x.dim() < 2)
+    throw Error(std::string(op) + ": input of shape " + shape_str(x.shape()) +
+                " has fewer than 2 dims; expected [*, rows, cols]");
+  return masked_fill(x, outside_triangle(x.size(-2), x.size(-1), diagonal, lower), 0);
+}
+
+}  // namespace
+
+// out[.., i, j] = x[.., i, j] if j - i <= diagonal, else 0.     d out/dx = [j - i <= diagonal]
+Tensor tril(const Tensor& x, int64_t diagonal) { return triangle("tril", x, diagonal, true); }
+// out[.., i, j] = x[.., i, j] if j - i >= diagonal, else 0.     d out/dx = [j - i >= diagonal]
+Tensor triu(const Tensor& x, int64_t diagonal) { return triangle("triu", x, diagonal, false); }
+
+// ---- select, split, chunk -------------------------------------------------------------------------
+// x: [.., n, ..] (n at dim) -> out: x's shape without dim; out = x[.., index, ..].
+// The slice [index, index + 1) with the size-1 dim reshaped away; backward: g put back into zeros at
+// `index` (slice_backward).
+Tensor select(const Tensor& x, int64_t dim, int64_t index) {
+  if (x.dim() == 0) throw Error("select: cannot select from a 0-dim tensor; expected at least one dimension");
+  const int64_t d = normalize_dim("select", dim, x.dim()), n = x.size(d);
+  const int64_t i = index < 0 ? index + n : index;
+  if (i < 0 || i >= n)
+    throw Error("select: index " + std::to_string(index) + " is out of range for dim " + std::to_string(dim) +
+                " of shape " + shape_str(x.shape()) + " (size " + std::to_string(n) + "); expected -" +
+                std::to_string(n) + " <= index < " + std::to_string(n));
+  Shape out_shape = x.shape();
+  out_shape.erase(out_shape.begin() + d);
+  return reshape(slice(x, d, i, i + 1), out_shape);
+}
+
+// x: [.., n, ..] -> pieces [.., size_k, ..] with sum_k size_k = n, each a slice (a copy).
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& split_sizes, int64_t dim) {
+  if (x.dim() == 0) throw Error("split: cannot split a 0-dim tensor; expected at least one dimension");
+  const int64_t d = normalize_dim("split", dim, x.dim()), n = x.size(d);
+  bool fits = true;  // every size non-negative and within what is left (checked before adding: no overflow)
+  int64_t total = 0;
+  for (int64_t size : split_sizes) {
+    fits = fits && size >= 0 && size <= n - total;
+    if (fits) total += size;
+  }
+  if (!fits || total != n)
+    throw Error("split: sizes " + shape_str(split_sizes) + " for dim " + std::to_string(dim) + " of shape " +
+                shape_str(x.shape()) + "; expected non-negative sizes that add up to " + std::to_string(n));
+  std::vector<Tensor> pieces;
+  int64_t start = 0;
+  for (int64_t size : split_sizes) {
+    pieces.push_back(slice(x, d, start, start + size));
+    start += size;
+  }
+  return pieces;
+}
+
+// Pieces of split_size along dim, the last one smaller when split_size does not divide the size.
+std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
+  if (x.dim() == 0) throw Error("split: cannot split a 0-dim tensor; expected at least one dimension");
+  const int64_t d = normalize_dim("split", dim, x.dim()), n = x.size(d);
+  // As PyTorch, a size-0 dim splits (into one empty piece) with any split_size >= 0.
+  if (split_size < 0 || (split_size == 0 && n > 0))
+    throw Error("split: split_size " + std::to_string(split_size) + " for dim " + std::to_string(dim) + " of shape " +
+                shape_str(x.shape()) + "; expected split_size > 0");
+  if (n == 0) return {slice(x, d, 0, 0)};
+  std::vector<int64_t> sizes;
+  for (int64_t left = n; left > 0; left -= sizes.back()) sizes.push_back(std::min(split_size, left));
+  return split(x, sizes, d);
+}
+
+// split with split_size = ceil(n / chunks): at most `chunks` pieces.
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
+  if (x.dim() == 0) throw Error("chunk: cannot chunk a 0-dim tensor; expected at least one dimension");
+  const int64_t d = normalize_dim("chunk", dim, x.dim()), n = x.size(d);
+  if (chunks <= 0)
+    throw Error("chunk: chunks = " + std::to_string(chunks) + " for shape " + shape_str(x.shape()) +
+                "; expected chunks > 0");
+  // A size-0 dim gives `chunks` empty pieces, as PyTorch (split would give one).
+  if (n == 0) return split(x, std::vector<int64_t>(static_cast<std::size_t>(chunks), 0), d);
+  return split(x, n / chunks + (n % chunks != 0), d);
+}
+
 // ---- method forms ---------------------------------------------------------------------------------
 Tensor Tensor::max() const { return ng::max(*this); }
 MaxResult Tensor::max(int64_t dim, bool keepdim) const { return ng::max(*this, dim, keepdim); }
@@ -267,5 +378,11 @@ Tensor Tensor::argmax() const { return ng::argmax(*this); }
 Tensor Tensor::argmax(int64_t dim, bool keepdim) const { return ng::argmax(*this, dim, keepdim); }
 Tensor Tensor::argmin() const { return ng::argmin(*this); }
 Tensor Tensor::argmin(int64_t dim, bool keepdim) const { return ng::argmin(*this, dim, keepdim); }
+Tensor Tensor::masked_fill(const Tensor& mask, double value) const { return ng::masked_fill(*this, mask, value); }
+Tensor Tensor::tril(int64_t diagonal) const { return ng::tril(*this, diagonal); }
+Tensor Tensor::triu(int64_t diagonal) const { return ng::triu(*this, diagonal); }
+Tensor Tensor::select(int64_t dim, int64_t index) const { return ng::select(*this, dim, index); }
+std::vector<Tensor> Tensor::split(int64_t split_size, int64_t dim) const { return ng::split(*this, split_size, dim); }
+std::vector<Tensor> Tensor::chunk(int64_t chunks, int64_t dim) const { return ng::chunk(*this, chunks, dim); }
 
 }  // namespace ng

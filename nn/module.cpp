@@ -101,3 +101,32 @@ void Module::train(bool on) {
 }
 
 }  // namespace ng::nn
+
+namespace ng::nn {
+
+// ---- ModuleList -------------------------------------------------------------------------------------
+
+ModuleList::ModuleList(std::initializer_list<std::shared_ptr<Module>> modules) {
+  for (const auto& module : modules) append(module);
+}
+
+void ModuleList::append(std::shared_ptr<Module> module) {
+  if (!module) throw Error("ModuleList: module " + std::to_string(size()) + " is null; expected a module");
+  modules_.push_back(register_module(std::to_string(size()), std::move(module)));
+}
+
+std::size_t ModuleList::position(int64_t index) const {
+  if (index < -size() || index >= size())
+    throw Error("ModuleList: index " + std::to_string(index) + " is out of range for " + std::to_string(size()) +
+                " modules; expected -" + std::to_string(size()) + " <= index < " + std::to_string(size()));
+  return static_cast<std::size_t>(index < 0 ? index + size() : index);
+}
+
+Module& ModuleList::operator[](int64_t index) const { return *modules_[position(index)]; }
+
+Tensor ModuleList::forward(const Tensor& x) {
+  throw Error("ModuleList: forward called with input " + shape_str(x.shape()) +
+              "; a ModuleList has no forward, expected its modules to be called (or use Sequential)");
+}
+
+}  // namespace ng::nn

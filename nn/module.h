@@ -70,3 +70,40 @@ class Module {
 };
 
 }  // namespace ng::nn
+
+namespace ng::nn {
+
+// PyTorch's nn.ModuleList: modules held in a list and registered as children "0", "1", ..., so that a
+// list registered as "h" names its tensors "h.0.attn.c_attn.weight". It has no forward of its own: the
+// model that owns it calls its modules in the order and the way it needs (a GPT's blocks, say), where
+// Sequential (sequential.h) would feed each output into the next. Register the list in its parent
+// after filling it if the tensors' own names (to_dot) should carry the full path; named_parameters()
+// builds its names when called and is right either way.
+class ModuleList : public Module {
+ public:
+  ModuleList() = default;
+  ModuleList(std::initializer_list<std::shared_ptr<Module>> modules);
+
+  // Adds `module` at the end, registered under its position (std::to_string(size())).
+  void append(std::shared_ptr<Module> module);
+  int64_t size() const { return static_cast<int64_t>(modules_.size()); }
+  // The module at `index`; a negative index counts from the end, as in Python.
+  Module& operator[](int64_t index) const;
+  // The same module as its own type (an Error if it is not an M).
+  template <class M> std::shared_ptr<M> get(int64_t index) const {
+    auto typed = std::dynamic_pointer_cast<M>(modules_[position(index)]);
+    if (!typed) throw Error("ModuleList: module " + std::to_string(index) + " is not of the requested type");
+    return typed;
+  }
+  auto begin() const { return modules_.begin(); }
+  auto end() const { return modules_.end(); }
+
+  // A list has no forward: throws, saying to call its modules instead.
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  std::size_t position(int64_t index) const;  // index checked and counted from the end when negative
+  std::vector<std::shared_ptr<Module>> modules_;
+};
+
+}  // namespace ng::nn

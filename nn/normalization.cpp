@@ -1,8 +1,9 @@
-// normalization.cpp: LayerNorm and GroupNorm written with primitive ops only, line for line like the
-// composed BatchNorm (batchnorm_composed.cpp): mean, center, variance, normalize, scale and shift.
+// normalization.cpp: LayerNorm, GroupNorm and RMSNorm written with primitive ops only, line for line like
+// the composed BatchNorm (batchnorm_composed.cpp): mean, center, variance, normalize, scale and shift.
 // Their backward is the chain rule through those ops; nothing about their gradients is written here.
 #include "normalization.h"
 
+#include <limits>
 #include <utility>
 
 #include "autograd/ops.h"
@@ -31,6 +32,19 @@ void check_floating(const char* op, const Tensor& x) {
   if (x.dtype() == int64) throw Error(std::string(op) + ": input is int64; expected float32 or float64");
 }
 
+// The last normalized_shape.size() dims of x (as negative dims), after checking that x ends in normalized_shape.
+std::vector<int64_t> normalized_dims(const char* op, const Tensor& x, const Shape& normalized_shape) {
+  const auto k = static_cast<int64_t>(normalized_shape.size());
+  const bool trailing_match =
+      k > 0 && x.dim() >= k && Shape(x.shape().end() - k, x.shape().end()) == normalized_shape;
+  if (!trailing_match)
+    throw Error(std::string(op) + ": input of shape " + shape_str(x.shape()) + " does not end in normalized_shape " +
+                shape_str(normalized_shape) + "; expected [*, " + shape_str(normalized_shape).substr(1));
+  std::vector<int64_t> dims;
+  for (int64_t d = -k; d < 0; ++d) dims.push_back(d);
+  return dims;
+}
+
 // y = x_hat * weight + bias, either of them possibly absent (scale 1, shift 0).
 Tensor scale_and_shift(Tensor x_hat, const Tensor& weight, const Tensor& bias) {
   if (weight.defined()) x_hat = x_hat * weight;
@@ -46,16 +60,10 @@ namespace functional {
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias, double eps) {
   check_floating("layer_norm", x);
   check_eps("layer_norm", eps);
-  const auto k = static_cast<int64_t>(normalized_shape.size());
-  const bool trailing_match =
-      k > 0 && x.dim() >= k && Shape(x.shape().end() - k, x.shape().end()) == normalized_shape;
-  if (!trailing_match)
-    throw Error("layer_norm: input of shape " + shape_str(x.shape()) + " does not end in normalized_shape " +
-                shape_str(normalized_shape) + "; expected [*, " + shape_str(normalized_shape).substr(1));
+  // the last dims: the features of one example (one position)
+  const std::vector<int64_t> features = normalized_dims("layer_norm", x, normalized_shape);
   check_affine("layer_norm", "weight", weight, normalized_shape, x);
   check_affine("layer_norm", "bias", bias, normalized_shape, x);
-  std::vector<int64_t> features;  // the last k dims: the features of one example (one position)
-  for (int64_t d = -k; d < 0; ++d) features.push_back(d);
 
   // Statistics per example over its features (BN: per feature over the batch).
   Tensor feature_mean = mean(x, features, true);                      // mu      = 1/H sum_i x_i, over the H features
@@ -89,6 +97,23 @@ Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, con
   // y_i = weight_c x_hat_i + bias_c, per channel c as in BN ([C] lined up with dim 1 of x)
   return scale_and_shift(x_hat, weight.defined() ? detail::per_channel(weight, x) : weight,
                          bias.defined() ? detail::per_channel(bias, x) : bias);
+}
+
+// x: [*, normalized_shape...] -> y: the shape of x
+Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, std::optional<double> eps) {
+  check_floating("rms_norm", x);
+  // eps=None in PyTorch: the machine epsilon of the input's dtype (torch.finfo(x.dtype).eps).
+  const double epsilon = eps ? *eps
+                             : x.dtype() == float32 ? double{std::numeric_limits<float>::epsilon()}
+                                                    : std::numeric_limits<double>::epsilon();
+  check_eps("rms_norm", epsilon);
+  const std::vector<int64_t> features = normalized_dims("rms_norm", x, normalized_shape);
+  check_affine("rms_norm", "weight", weight, normalized_shape, x);
+
+  // No centering: the root mean square of the features takes the standard deviation's place.
+  Tensor mean_square = mean(pow(x, 2.0), features, true);             // ms      = 1/H sum_i x_i^2, over the H features
+  Tensor x_hat = x / sqrt(mean_square + epsilon);                     // x_hat_i = x_i / sqrt(ms + eps)
+  return scale_and_shift(x_hat, weight, Tensor());                    // y_i     = weight_i x_hat_i (no shift)
 }
 
 }  // namespace functional
@@ -130,5 +155,18 @@ Tensor GroupNorm::forward(const Tensor& x) {
                 ", *]");
   return functional::group_norm(x, num_groups, weight, bias, eps);
 }
+
+RMSNorm::RMSNorm(Shape shape, std::optional<double> epsilon, bool elementwise_affine, Dtype dtype)
+    : normalized_shape(std::move(shape)), eps(epsilon) {
+  if (normalized_shape.empty()) throw Error("RMSNorm: normalized_shape is empty; expected at least one dim");
+  for (int64_t s : normalized_shape)
+    if (s <= 0) throw Error("RMSNorm: normalized_shape " + shape_str(normalized_shape) + "; expected positive sizes");
+  if (eps) check_eps("RMSNorm", *eps);
+  if (dtype == int64) throw Error("RMSNorm: dtype int64 cannot hold parameters; expected float32 or float64");
+  if (elementwise_affine) weight = register_parameter("weight", ones(normalized_shape, dtype));
+}
+
+// x: [*, normalized_shape...] -> y: the shape of x (the same in train and eval mode)
+Tensor RMSNorm::forward(const Tensor& x) { return functional::rms_norm(x, normalized_shape, weight, eps); }
 
 }  // namespace ng::nn

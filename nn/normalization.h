@@ -13,7 +13,13 @@
 //              stats over C/G channels x H x W, one mean per (n, group). Also batch-independent.
 //              G = 1 is LayerNorm over (C, H, W); G = C is instance normalization.
 // Like BatchNorm, both are invariant to scaling their input by a > 0 (for eps = 0).
+//
+// RMSNorm (Zhang & Sennrich 2019) is LayerNorm without the centering and the shift: x is divided by its
+// root mean square over the last dims, x / sqrt(mean(x^2) + eps), then scaled. Cheaper, and what
+// LLaMA-style GPTs use; invariant to scaling by a > 0 too, but not to shifting.
 #pragma once
+
+#include <optional>
 
 #include "module.h"
 
@@ -31,6 +37,13 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 //   C / num_groups consecutive channels and all their positions
 Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight = Tensor(), const Tensor& bias = Tensor(),
                   double eps = 1e-5);
+
+// x: [*, normalized_shape...] -> y: the shape of x; weight: normalized_shape (or undefined: scale 1).
+//   y = x / sqrt(mean(x^2) + eps) * weight, the mean over the last normalized_shape.size() dims
+// eps unset is the machine epsilon of x's dtype (PyTorch's eps=None, torch.finfo(x.dtype).eps:
+// 1.19e-7 for float32, 2.22e-16 for float64), so it only matters for an all-zero x.
+Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                std::optional<double> eps = std::nullopt);
 
 }  // namespace functional
 
@@ -60,6 +73,21 @@ class GroupNorm : public Module {
   double eps;
   Tensor weight;  // [C], starts at 1 (undefined without affine)
   Tensor bias;    // [C], starts at 0 (undefined without affine)
+};
+
+class RMSNorm : public Module {
+ public:
+  // weight (ones) of shape normalized_shape when elementwise_affine, as PyTorch (there is no bias).
+  // eps unset: the machine epsilon of the input's dtype, as PyTorch's eps=None.
+  explicit RMSNorm(Shape normalized_shape, std::optional<double> eps = std::nullopt, bool elementwise_affine = true,
+                   Dtype dtype = float32);
+
+  // x: [*, normalized_shape...] -> y: the shape of x
+  Tensor forward(const Tensor& x) override;
+
+  Shape normalized_shape;
+  std::optional<double> eps;
+  Tensor weight;  // normalized_shape, starts at 1 (undefined without elementwise_affine)
 };
 
 }  // namespace ng::nn

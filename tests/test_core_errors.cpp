@@ -47,7 +47,7 @@ TEST_CASE("matmul of mismatched shapes throws an error naming both shapes and th
   CHECK_ERROR_MENTIONS(ng::matmul(ng::zeros({3}), ng::zeros({4})), "matmul", "[3]", "[4]");
   CHECK_ERROR_MENTIONS(ng::matmul(ng::zeros({2, 3, 4}), ng::zeros({3, 4, 5})), "matmul", "[2, 3, 4]", "[3, 4, 5]",
                        "batch");
-  CHECK_ERROR_MENTIONS(ng::matmul(ng::zeros({2, 2, 3, 4}), ng::zeros({4, 5})), "matmul", "[2, 2, 3, 4]", "3-D");
+  CHECK_ERROR_MENTIONS(ng::matmul(ng::zeros({2, 2, 3, 4}), ng::zeros({3, 4, 5})), "matmul", "[2, 2, 3, 4]", "batch");
   CHECK_ERROR_MENTIONS(ng::matmul(ng::scalar(1), ng::zeros({4, 5})), "matmul", "[]", "[4, 5]");
 }
 
