@@ -1,10 +1,12 @@
-// profile_step.cpp: runs the benchmark's MLP training step (784-100-100-100-10, sigmoid, batch 60; with or
-// without BatchNorm) a fixed number of times and nothing else, for a profiler. Timings come from bench.cpp;
+// profile_step.cpp: runs one of the benchmark's training steps a fixed number of times and nothing else, for
+// a profiler: the MLP (784-100-100-100-10, sigmoid, batch 60) or the small CNN (two 3x3 convolutions with
+// 16 and 32 channels, ReLU, 2x2 max pooling, a linear layer; batch 64), each with or without BatchNorm. Timings come from bench.cpp;
 // this program is for finding where the time goes:
 //   valgrind --tool=callgrind build/tests/bench/profile_step BN 200     (instruction counts, repeatable;
 //                                                     configure with -Dnative=false: valgrind lacks AVX-512)
 //   perf record -g build/tests/bench/profile_step noBN 20000 && perf report
-// Usage: profile_step BN|noBN [STEPS]
+//   OMP_NUM_THREADS=1 perf record -g build/tests/bench/profile_step cnnBN 300 && perf report --no-children
+// Usage: profile_step BN|noBN|cnnBN|cnnnoBN [STEPS]
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -15,33 +17,47 @@
 
 int main(int argc, char** argv) {
   const std::string variant = argc > 1 ? argv[1] : "";
-  if (variant != "BN" && variant != "noBN") {
-    std::fprintf(stderr, "usage: %s BN|noBN [STEPS]\n", argv[0]);
+  if (variant != "BN" && variant != "noBN" && variant != "cnnBN" && variant != "cnnnoBN") {
+    std::fprintf(stderr, "usage: %s BN|noBN|cnnBN|cnnnoBN [STEPS]\n", argv[0]);
     return 2;
   }
-  const bool bn = variant == "BN";
+  const bool bn = variant == "BN" || variant == "cnnBN", cnn = variant.rfind("cnn", 0) == 0;
   const long steps = argc > 2 ? std::atol(argv[2]) : 1000;
 
-  // The network and data of bench.cpp's train_step cases.
+  // The networks and data of bench.cpp's train_step and train_step_cnn cases.
   ng::manual_seed(1234);
   ng::nn::Sequential net;
-  const int64_t sizes[] = {784, 100, 100, 100};
-  for (int i = 0; i < 3; ++i) {
-    auto linear = std::make_shared<ng::nn::Linear>(sizes[i], sizes[i + 1], !bn);
-    ng::nn::init::normal_(linear->weight, 0.0, 0.1);
-    net.push_back(linear);
-    if (bn) net.push_back(std::make_shared<ng::nn::BatchNorm1d>(sizes[i + 1]));
-    net.push_back(std::make_shared<ng::nn::Sigmoid>());
+  if (cnn) {
+    const int64_t channels[] = {1, 16, 32};
+    for (int i = 0; i < 2; ++i) {
+      net.push_back(std::make_shared<ng::nn::Conv2d>(channels[i], channels[i + 1], ng::Pair{3, 3}, ng::Pair{1, 1},
+                                                     ng::Pair{1, 1}, ng::Pair{1, 1}, 1, !bn));
+      if (bn) net.push_back(std::make_shared<ng::nn::BatchNorm2d>(channels[i + 1]));
+      net.push_back(std::make_shared<ng::nn::ReLU>());
+      net.push_back(std::make_shared<ng::nn::MaxPool2d>(ng::Pair{2, 2}));
+    }
+    net.push_back(std::make_shared<ng::nn::Flatten>());
+    net.push_back(std::make_shared<ng::nn::Linear>(32 * 7 * 7, 10));
+  } else {
+    const int64_t sizes[] = {784, 100, 100, 100};
+    for (int i = 0; i < 3; ++i) {
+      auto linear = std::make_shared<ng::nn::Linear>(sizes[i], sizes[i + 1], !bn);
+      ng::nn::init::normal_(linear->weight, 0.0, 0.1);
+      net.push_back(linear);
+      if (bn) net.push_back(std::make_shared<ng::nn::BatchNorm1d>(sizes[i + 1]));
+      net.push_back(std::make_shared<ng::nn::Sigmoid>());
+    }
+    net.push_back(std::make_shared<ng::nn::Linear>(100, 10));
   }
-  net.push_back(std::make_shared<ng::nn::Linear>(100, 10));
   net.train();
-  ng::optim::SGD sgd(net.parameters(), {.lr = 0.1});
+  ng::optim::SGD sgd(net.parameters(), {.lr = cnn ? 0.05 : 0.1, .momentum = cnn ? 0.9 : 0.0});
   std::vector<ng::Tensor> images, labels;
+  const int64_t batch = cnn ? 64 : 60;
   for (int i = 0; i < 10; ++i) {
-    images.push_back(ng::rand({60, 784}));
-    std::vector<int64_t> batch_labels(60);
+    images.push_back(cnn ? ng::rand({batch, 1, 28, 28}) : ng::rand({batch, 784}));
+    std::vector<int64_t> batch_labels(static_cast<std::size_t>(batch));
     for (auto& label : batch_labels) label = static_cast<int64_t>(ng::random_u64() % 10);
-    labels.push_back(ng::from_vector(batch_labels, {60}));
+    labels.push_back(ng::from_vector(batch_labels, {batch}));
   }
 
   double last_loss = 0;
