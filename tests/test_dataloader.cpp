@@ -202,3 +202,22 @@ TEST_CASE("DataLoader's defaults are PyTorch's: batches of one example, in datas
   CHECK_FALSE(defaults.shuffle);
   CHECK_FALSE(defaults.drop_last);
 }
+
+// Issue 20, finding 14: the batch count is computed without overflow.
+TEST_CASE("DataLoader with batch_size INT64_MAX: one batch of everything, not an endless loop") {
+  RangeDataset dataset(5);
+  for (bool drop_last : {false, true}) {
+    CAPTURE(drop_last);
+    data::DataLoader loader(dataset, {.batch_size = INT64_MAX, .drop_last = drop_last});
+    CHECK(loader.num_batches() == (drop_last ? 0 : 1));
+    int64_t batches = 0, examples = 0;
+    for (const data::Batch& batch : loader) {
+      ++batches;
+      examples += batch.labels.numel();
+    }
+    CHECK(batches == loader.num_batches());
+    CHECK(examples == (drop_last ? 0 : 5));
+  }
+  data::DataLoader loader(dataset, {.batch_size = 2});
+  CHECK(loader.num_batches() == 3);
+}

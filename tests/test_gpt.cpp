@@ -21,13 +21,6 @@ using doctest::Approx;
 
 namespace {
 
-// A float64 leaf of `shape` with values uniform in [-1, 1).
-ng::Tensor uniform_leaf(const ng::Shape& shape) {
-  ng::Tensor t = ng::rand(shape, ng::float64) * 2.0 - 1.0;
-  t.requires_grad_();
-  return t;
-}
-
 // gradcheck and gradgradcheck of f at inputs; a failure names `what` and the check's message.
 void check_first_and_second_derivatives(const std::string& what, const Fn& f, const Inputs& inputs) {
   check_gradients(what, f, inputs);
@@ -161,13 +154,13 @@ TEST_CASE("N-d matmul passes gradcheck and gradgradcheck, the broadcast side's g
   for (const auto& [sa, sb] : cases) {
     const std::string what = "matmul " + ng::shape_str(sa) + " @ " + ng::shape_str(sb);
     check_first_and_second_derivatives(what, [](const Inputs& in) { return ng::matmul(in[0], in[1]); },
-                                       {uniform_leaf(sa), uniform_leaf(sb)});
+                                       {uniform_leaf(sa, -1, 1), uniform_leaf(sb, -1, 1)});
   }
 }
 
 TEST_CASE("matmul's gradient for a shared 2-D operand is the sum of its per-batch gradients") {
   ng::manual_seed(4);
-  const ng::Tensor a = uniform_leaf({2, 3, 4, 5}), w = uniform_leaf({5, 2});
+  const ng::Tensor a = uniform_leaf({2, 3, 4, 5}, -1, 1), w = uniform_leaf({5, 2}, -1, 1);
   ng::sum(ng::matmul(a, w)).backward();
   // d/dw sum(a @ w) = sum over the batch of a_b^T @ ones
   ng::Tensor expected = ng::zeros({5, 2}, ng::float64);
@@ -211,7 +204,7 @@ TEST_CASE("masked_fill sends no gradient to the filled positions, and passes gra
   ng::manual_seed(5);
   check_first_and_second_derivatives(
       "masked_fill",
-      [mask](const Inputs& in) { return ng::masked_fill(in[0], mask, 0.5) * in[0]; }, {uniform_leaf({2, 1, 3})});
+      [mask](const Inputs& in) { return ng::masked_fill(in[0], mask, 0.5) * in[0]; }, {uniform_leaf({2, 1, 3}, -1, 1)});
 }
 
 TEST_CASE("masked_fill with -inf then softmax gives masked entries weight 0, and a fully masked row NaN as PyTorch") {
@@ -235,7 +228,7 @@ TEST_CASE("masked_fill with -inf followed by softmax passes gradcheck and gradgr
       [mask](const Inputs& in) {
         return ng::softmax(ng::masked_fill(in[0], mask, -std::numeric_limits<double>::infinity()), -1);
       },
-      {uniform_leaf({2, 3, 4})});
+      {uniform_leaf({2, 3, 4}, -1, 1)});
 }
 
 TEST_CASE("tril and triu keep the triangle j - i <= diagonal (tril) or >= diagonal (triu) of the last two dims") {
@@ -263,10 +256,10 @@ TEST_CASE("tril and triu pass gradcheck and gradgradcheck (gradient 1 inside the
     const std::string suffix = " diagonal " + std::to_string(diagonal);
     check_first_and_second_derivatives(
         "tril" + suffix, [diagonal](const Inputs& in) { return ng::tril(in[0], diagonal) * in[0]; },
-        {uniform_leaf({2, 3, 4})});
+        {uniform_leaf({2, 3, 4}, -1, 1)});
     check_first_and_second_derivatives(
         "triu" + suffix, [diagonal](const Inputs& in) { return ng::triu(in[0], diagonal) * in[0]; },
-        {uniform_leaf({1, 4, 3})});
+        {uniform_leaf({1, 4, 3}, -1, 1)});
   }
 }
 
@@ -305,10 +298,10 @@ TEST_CASE("select's backward puts the gradient into zeros at the index; it passe
   ng::manual_seed(8);
   check_first_and_second_derivatives(
       "select(x, -1, -1)", [](const Inputs& in) { return ng::pow(ng::select(in[0], -1, -1), 2.0); },
-      {uniform_leaf({2, 1, 3})});
+      {uniform_leaf({2, 1, 3}, -1, 1)});
   check_first_and_second_derivatives("select(x, 1, 0) on a size-1 dim",
                                      [](const Inputs& in) { return ng::pow(ng::select(in[0], 1, 0), 3.0); },
-                                     {uniform_leaf({2, 1, 3})});
+                                     {uniform_leaf({2, 1, 3}, -1, 1)});
 }
 
 TEST_CASE("split and chunk cut along a dim like PyTorch: the last piece smaller, chunk possibly fewer pieces") {
@@ -347,14 +340,14 @@ TEST_CASE("split and chunk pass gradcheck and gradgradcheck, pieces used differe
         std::vector<ng::Tensor> p = ng::split(in[0], 2, -1);  // [2, 3, 2], [2, 3, 2], [2, 3, 1]
         return p[0] * p[1] + ng::pow(p[2], 2.0);
       },
-      {uniform_leaf({2, 3, 5})});
+      {uniform_leaf({2, 3, 5}, -1, 1)});
   check_first_and_second_derivatives(
       "chunk",
       [](const Inputs& in) {
         std::vector<ng::Tensor> p = ng::chunk(in[0], 3, 0);  // q, k, v style: three [1, 4]
         return ng::matmul(p[0], ng::transpose(p[1], 0, 1)) * p[2];
       },
-      {uniform_leaf({3, 4})});
+      {uniform_leaf({3, 4}, -1, 1)});
 }
 
 TEST_CASE("select, split and chunk refuse bad arguments naming the op, the shape and what was expected") {
@@ -426,12 +419,12 @@ TEST_CASE("scaled_dot_product_attention passes gradcheck and gradgradcheck in q,
   check_first_and_second_derivatives(
       "sdpa causal",
       [](const Inputs& in) { return ng::scaled_dot_product_attention(in[0], in[1], in[2], {}, 0, true); },
-      {uniform_leaf({1, 2, 3, 2}), uniform_leaf({1, 2, 3, 2}), uniform_leaf({1, 2, 3, 2})});
+      {uniform_leaf({1, 2, 3, 2}, -1, 1), uniform_leaf({1, 2, 3, 2}, -1, 1), uniform_leaf({1, 2, 3, 2}, -1, 1)});
   const ng::Tensor allowed = ng::tensor({1, 1, 0, 0, 1, 1}, {2, 3}, ng::int64);
   check_first_and_second_derivatives(
       "sdpa masked, broadcast batch, L != S",
       [allowed](const Inputs& in) { return ng::scaled_dot_product_attention(in[0], in[1], in[2], allowed); },
-      {uniform_leaf({2, 1, 2, 3}), uniform_leaf({1, 3, 3}), uniform_leaf({3, 1})});
+      {uniform_leaf({2, 1, 2, 3}, -1, 1), uniform_leaf({1, 3, 3}, -1, 1), uniform_leaf({3, 1}, -1, 1)});
 }
 
 TEST_CASE("scaled_dot_product_attention refuses bad arguments naming the op and the shapes") {
@@ -495,10 +488,10 @@ TEST_CASE("rms_norm passes gradcheck and gradgradcheck in x and weight") {
   check_first_and_second_derivatives(
       "rms_norm",
       [](const Inputs& in) { return ng::nn::functional::rms_norm(in[0], {3}, in[1], 1e-5); },
-      {uniform_leaf({2, 1, 3}), uniform_leaf({3})});
+      {uniform_leaf({2, 1, 3}, -1, 1), uniform_leaf({3}, -1, 1)});
   check_first_and_second_derivatives(
       "rms_norm over two dims, default eps",
-      [](const Inputs& in) { return ng::nn::functional::rms_norm(in[0], {2, 3}); }, {uniform_leaf({2, 2, 3})});
+      [](const Inputs& in) { return ng::nn::functional::rms_norm(in[0], {2, 3}); }, {uniform_leaf({2, 2, 3}, -1, 1)});
 }
 
 TEST_CASE("RMSNorm refuses bad shapes and arguments naming the layer and the shapes") {
@@ -663,7 +656,7 @@ TEST_CASE("CausalSelfAttention passes gradcheck and gradgradcheck in its input")
   ng::manual_seed(17);
   auto attn = std::make_shared<ng::nn::CausalSelfAttention>(4, 2, true, ng::float64);
   check_first_and_second_derivatives("CausalSelfAttention", [attn](const Inputs& in) { return (*attn)(in[0]); },
-                                     {uniform_leaf({2, 3, 4})});
+                                     {uniform_leaf({2, 3, 4}, -1, 1)});
 }
 
 TEST_CASE("CausalSelfAttention refuses bad sizes and inputs naming the layer and the shapes") {

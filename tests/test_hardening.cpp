@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "normgrad.h"
+#include "test_helpers.h"
 #include "temp_dir.h"
 
 using namespace ng;
@@ -32,14 +33,6 @@ extern "C" const char* __asan_default_options() { return "allocator_may_return_n
 
 namespace {
 
-std::string error_of(auto&& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
 
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary);
@@ -356,7 +349,7 @@ TEST_SUITE("images") {
     std::filesystem::create_directories(dir.path / "a");
     // The PNG signature, then nonsense.
     write_file(dir / "a/1.png", {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 1, 2, 3, 4, 5, 6, 7, 8, 9});
-    const std::string message = error_of([&] { data::ImageFolder folder(dir.path.string()); });
+    const std::string message = error_message([&] { data::ImageFolder folder(dir.path.string()); });
     CHECK(message.find("cannot read image '" + (dir / "a/1.png") + "': ") != std::string::npos);
     const std::string reason = message.substr(message.find("': ") + 3);
     CAPTURE(message);
@@ -468,7 +461,7 @@ TEST_SUITE("not what it claims") {
     write_file(dir / "a/deep.png", png_rgba16(8192, 8192, 2));
     reset_peak_memory();
     const int64_t before = peak_memory();
-    const std::string message = error_of([&] { data::ImageFolder folder(dir.path.string()); });
+    const std::string message = error_message([&] { data::ImageFolder folder(dir.path.string()); });
     CAPTURE(message);
     const std::string named = dir / "a/deep.png";
     CHECK(message.find(named) != std::string::npos);

@@ -29,6 +29,12 @@ using Fn = std::function<ng::Tensor(const Inputs&)>;
 inline ng::Tensor leaf(const std::vector<double>& values, const ng::Shape& shape) {
   return ng::tensor(values, shape, ng::float64).requires_grad_();
 }
+// A float64 leaf of `shape` with values drawn uniformly from [low, high) by the seeded generator.
+inline ng::Tensor uniform_leaf(const ng::Shape& shape, double low, double high) {
+  ng::Tensor t = ng::rand(shape, ng::float64) * (high - low) + low;
+  t.requires_grad_();
+  return t;
+}
 // The same as a 1-d tensor [values.size()].
 inline ng::Tensor leaf(const std::vector<double>& values) {
   return leaf(values, {static_cast<int64_t>(values.size())});

@@ -21,13 +21,6 @@ using doctest::Approx;
 
 namespace {
 
-// A float64 leaf of `shape` with values uniform in [-2, 2).
-ng::Tensor uniform_leaf(const ng::Shape& shape) {
-  ng::Tensor t = ng::rand(shape, ng::float64) * 4.0 - 2.0;
-  t.requires_grad_();
-  return t;
-}
-
 // Small whole numbers 0, 1, 2 (so that comparisons meet many ties).
 ng::Tensor small_ints(const ng::Shape& shape, ng::Dtype dtype) {
   ng::Tensor t = ng::empty(shape, dtype);
@@ -117,7 +110,7 @@ TEST_CASE("NaN is unequal to everything: only ne is 1 for it") {
 }
 
 TEST_CASE("comparisons record no gradient even when an input requires grad") {
-  ng::Tensor a = uniform_leaf({3});
+  ng::Tensor a = uniform_leaf({3}, -2, 2);
   const ng::Tensor mask = a > 0.0;
   CHECK_FALSE(mask.requires_grad());
   CHECK(mask.grad_fn() == nullptr);
@@ -185,9 +178,9 @@ TEST_CASE("where's gradient matches finite differences on broadcast and 0-dim sh
                                                                {{3, 1}, {}},     {{2, 3, 4}, {1, 1}}};
   for (const auto& [sa, sb] : shapes)
     check_gradients("where " + ng::shape_str(sa) + " " + ng::shape_str(sb),
-                    [&](const Inputs& in) { return ng::where(cond, in[0], in[1]); }, {uniform_leaf(sa), uniform_leaf(sb)});
+                    [&](const Inputs& in) { return ng::where(cond, in[0], in[1]); }, {uniform_leaf(sa, -2, 2), uniform_leaf(sb, -2, 2)});
   check_gradients("where all 0-dim", [](const Inputs& in) { return ng::where(ng::scalar(0), in[0], in[1]); },
-                  {uniform_leaf({}), uniform_leaf({})});
+                  {uniform_leaf({}, -2, 2), uniform_leaf({}, -2, 2)});
 }
 
 TEST_CASE("where's gradient sends g to a where cond holds and to b elsewhere, summed over broadcasting") {
@@ -229,9 +222,9 @@ TEST_CASE("maximum's and minimum's gradients match finite differences, ties incl
   for (const auto& [sa, sb] : shapes) {
     const std::string shapes_str = ng::shape_str(sa) + " " + ng::shape_str(sb);
     check_gradients("maximum " + shapes_str, [](const Inputs& in) { return ng::maximum(in[0], in[1]); },
-                    {uniform_leaf(sa), uniform_leaf(sb)});
+                    {uniform_leaf(sa, -2, 2), uniform_leaf(sb, -2, 2)});
     check_gradients("minimum " + shapes_str, [](const Inputs& in) { return ng::minimum(in[0], in[1]); },
-                    {uniform_leaf(sa), uniform_leaf(sb)});
+                    {uniform_leaf(sa, -2, 2), uniform_leaf(sb, -2, 2)});
   }
   // Ties in two of three places, and a broadcast side whose one value ties with one element.
   const Inputs tied = {leaf({1, 2, 3}, {3}), leaf({1, 0, 3}, {3})};
@@ -274,8 +267,8 @@ TEST_CASE("sin and cos match std::sin and std::cos in float32 and float64") {
 TEST_CASE("sin's and cos's gradients match finite differences, including a 0-dim input") {
   ng::manual_seed(6);
   for (const ng::Shape& shape : {ng::Shape{2, 3}, ng::Shape{}, ng::Shape{1, 4, 1}}) {
-    check_gradients("sin " + ng::shape_str(shape), [](const Inputs& in) { return ng::sin(in[0]); }, {uniform_leaf(shape)});
-    check_gradients("cos " + ng::shape_str(shape), [](const Inputs& in) { return ng::cos(in[0]); }, {uniform_leaf(shape)});
+    check_gradients("sin " + ng::shape_str(shape), [](const Inputs& in) { return ng::sin(in[0]); }, {uniform_leaf(shape, -2, 2)});
+    check_gradients("cos " + ng::shape_str(shape), [](const Inputs& in) { return ng::cos(in[0]); }, {uniform_leaf(shape, -2, 2)});
   }
 }
 
@@ -342,10 +335,10 @@ TEST_CASE("stack's gradient matches finite differences") {
   ng::manual_seed(8);
   for (int64_t dim : {0, 1, 2, -1}) {
     check_gradients("stack dim " + std::to_string(dim), [dim](const Inputs& in) { return ng::stack(in, dim); },
-                    {uniform_leaf({2, 1}), uniform_leaf({2, 1}), uniform_leaf({2, 1})});
+                    {uniform_leaf({2, 1}, -2, 2), uniform_leaf({2, 1}, -2, 2), uniform_leaf({2, 1}, -2, 2)});
   }
   check_gradients("stack of 0-dim", [](const Inputs& in) { return ng::stack(in); },
-                  {uniform_leaf({}), uniform_leaf({})});
+                  {uniform_leaf({}, -2, 2), uniform_leaf({}, -2, 2)});
 }
 
 // ---- max, min over all elements ------------------------------------------------------------------------
@@ -373,8 +366,8 @@ TEST_CASE("max and min of all elements match a loop, and NaN wins") {
 TEST_CASE("max's and min's gradients over all elements match finite differences, two-way ties included") {
   ng::manual_seed(10);
   for (const ng::Shape& shape : {ng::Shape{2, 3}, ng::Shape{}, ng::Shape{1, 5, 1}}) {
-    check_gradients("max " + ng::shape_str(shape), [](const Inputs& in) { return ng::max(in[0]); }, {uniform_leaf(shape)});
-    check_gradients("min " + ng::shape_str(shape), [](const Inputs& in) { return ng::min(in[0]); }, {uniform_leaf(shape)});
+    check_gradients("max " + ng::shape_str(shape), [](const Inputs& in) { return ng::max(in[0]); }, {uniform_leaf(shape, -2, 2)});
+    check_gradients("min " + ng::shape_str(shape), [](const Inputs& in) { return ng::min(in[0]); }, {uniform_leaf(shape, -2, 2)});
   }
   check_gradients("max with a tie", [](const Inputs& in) { return ng::max(in[0]); }, {leaf({1, 3, 0, 3}, {2, 2})});
   check_gradients("min with a tie", [](const Inputs& in) { return ng::min(in[0]); }, {leaf({-1, 3, -1, 2}, {2, 2})});
@@ -430,7 +423,7 @@ TEST_CASE("min along a dim passes the gradient to the minimum, matching finite d
     for (bool keepdim : {false, true})
       check_gradients("min dim " + std::to_string(dim) + (keepdim ? " keepdim" : ""),
                       [dim, keepdim](const Inputs& in) { return ng::min(in[0], dim, keepdim).values; },
-                      {uniform_leaf({3, 1, 4})});
+                      {uniform_leaf({3, 1, 4}, -2, 2)});
 }
 
 TEST_CASE("argmax and argmin of all elements are the first flat index of the extreme, 0-dim int64") {

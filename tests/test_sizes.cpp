@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "normgrad.h"
+#include "test_helpers.h"
 
 using namespace ng;
 
@@ -21,15 +22,6 @@ extern "C" const char* __asan_default_options() { return "allocator_may_return_n
 namespace {
 
 constexpr int64_t two_to(int n) { return int64_t{1} << n; }
-
-std::string error_message(auto&& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
 
 // Whether `message` shows a negative number ("-4", not the "k - 1" of a formula).
 bool has_negative_number(const std::string& message) {
@@ -44,17 +36,6 @@ double seconds_of(auto&& f) {
   f();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
-
-// Labels 0..n-1, input [1] = {i}.
-struct RangeDataset : data::Dataset {
-  int64_t n;
-  explicit RangeDataset(int64_t size) : n(size) {}
-  int64_t size() const override { return n; }
-  data::Example get(int64_t i) const override {
-    check_index("RangeDataset", i);
-    return {tensor({static_cast<double>(i)}), i};
-  }
-};
 
 }  // namespace
 
@@ -170,24 +151,6 @@ TEST_SUITE("sizes from arguments") {
     Tensor tall = zeros({two_to(45), 0});
     CHECK_THROWS_WITH_AS(cat({tall, tall, tall, tall}, 0), doctest::Contains("cat: 4 tensors along dim 0"), Error);
     CHECK_THROWS_WITH_AS(cat(std::vector<Tensor>(two_to(18), tall), 0), doctest::Contains("overflows"), Error);
-  }
-
-  TEST_CASE("DataLoader with batch_size INT64_MAX: one batch of everything, not an endless loop") {
-    RangeDataset dataset(5);
-    for (bool drop_last : {false, true}) {
-      CAPTURE(drop_last);
-      data::DataLoader loader(dataset, {.batch_size = INT64_MAX, .drop_last = drop_last});
-      CHECK(loader.num_batches() == (drop_last ? 0 : 1));
-      int64_t batches = 0, examples = 0;
-      for (const data::Batch& batch : loader) {
-        ++batches;
-        examples += batch.labels.numel();
-      }
-      CHECK(batches == loader.num_batches());
-      CHECK(examples == (drop_last ? 0 : 5));
-    }
-    data::DataLoader loader(dataset, {.batch_size = 2});
-    CHECK(loader.num_batches() == 3);
   }
 }
 
