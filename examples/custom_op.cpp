@@ -68,7 +68,7 @@ int show(const std::string& out_dir) {
 
   examples::Plot plot;
   plot.title = "softplus and the derivatives the engine computes";
-  plot.x_label = "x";
+  plot.x_label = std::string("x");  // not = "x": GCC 12 warns about that one, wrongly (its bug 105329, -Wrestrict)
   plot.y_label = "value";
   plot.lines = {f, f1, f2};
   std::printf("figure: %s\n", examples::write_svg(out_dir, "softplus.svg", plot).c_str());

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh: the steps the quick-start scripts share, sourced by demo.sh, test.sh and the checks CI runs:
 # installing the Debian 12 packages normgrad needs (only those missing), configuring a build folder, and
-# building it. Each step prints one line saying what it does, so a first run on a fresh machine (a minute
-# or two of apt-get, a few minutes of compiling on two cores) is never silent; compiler warnings show.
+# building it. Each step prints one line saying what it does, so a first run on a fresh machine (apt-get,
+# then 80 s of compiling on two idle cores, longer on busy ones) is never silent; compiler warnings show.
 normgrad_packages=(meson ninja-build g++ pkg-config dpkg-dev doctest-dev libstb-dev zlib1g-dev librapidcheck-dev
                    dataset-fashion-mnist)
 
@@ -75,6 +75,6 @@ normgrad_build() {
     # Show meson's warnings, if any; finding none is the normal case, not an error (callers run under set -e).
     grep -i 'warning' <<<"$out" >&2 || true
   fi
-  normgrad_say "building $dir/ (ninja; the first build takes a few minutes on two cores)"
+  normgrad_say "building $dir/ (ninja; a first build took 80 s on an idle 2-core machine, several minutes on a busy one)"
   ninja -C "$dir"
 }
