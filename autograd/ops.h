@@ -13,7 +13,7 @@
 //   in place    (ops_inplace.cpp):     Tensor::add_ mul_ zero_ fill_ copy_ clamp_, and clamp
 //   matmul      (ops_matmul.cpp):      matmul linear scaled_dot_product_attention
 //   selection   (ops_select.cpp):      eq ne lt le gt ge (and == != < <= > >=) where maximum minimum
-//                                      max min argmax argmin (over all elements or a dim) stack
+//                                      max min argmax argmin (over all elements or a dim) topk stack
 //                                      masked_fill tril triu select chunk split
 //   trigonometry (ops_trig.cpp):       sin cos
 //   softmax     (ops_softmax.cpp):     softmax multinomial
@@ -181,6 +181,15 @@ Tensor argmin(const Tensor& x, int64_t dim, bool keepdim = false);
 // The index into x flattened to 1-D, 0-dim int64 (the first one on ties).
 Tensor argmax(const Tensor& x);
 Tensor argmin(const Tensor& x);
+// The k largest (largest = true) or smallest elements along dim and where they were, most extreme
+// first: [.., n, ..] -> [.., k, ..], PyTorch's topk. Equal values come in index order (the lower index
+// first) and NaN counts as the largest value, so the result is the same on every run; it is always
+// sorted (sorted = false is accepted for PyTorch's signature). An Error unless 0 <= k <= n.
+struct TopKResult {
+  Tensor values;   // differentiable: each value's gradient goes to the element it was taken from
+  Tensor indices;  // int64, positions along dim
+};
+TopKResult topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true, bool sorted = true);
 // Tensors of one shape joined along a new dim: n of [A, B] with dim 1 -> [A, n, B].
 Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
 

@@ -1,14 +1,14 @@
-// ops_select.cpp: comparisons, where, maximum/minimum, max/min/argmax/argmin and stack; masked_fill,
-// tril/triu, select, split and chunk.
+// ops_select.cpp: comparisons, where, maximum/minimum, max/min/argmax/argmin, topk and stack;
+// masked_fill, tril/triu, select, split and chunk.
 //
 // Comparisons return a 0/1 mask. normgrad has no bool dtype, so the mask has the inputs' dtype
 // (float32, float64 or int64): `(argmax(logits, 1) == y)` on int64 labels is an int64 mask, and
 // `.mean()` of it is the accuracy (mean of int64 returns float32, ops_reduce.cpp). A comparison is
 // piecewise constant, so its derivative is 0 wherever it exists: it records no gradient.
 //
-// The ops that pick between values (where, maximum, minimum, max, min) send the gradient to the value
-// they picked. Their backward multiplies g by a constant 0/1 (or 1/2 on ties) mask, which is itself an
-// op on g, so the gradient can be differentiated again.
+// The ops that pick between values (where, maximum, minimum, max, min, topk) send the gradient to the
+// value they picked. Their backward multiplies g by a constant 0/1 (or 1/2 on ties) mask, or scatters
+// it (max and topk along a dim), which is itself an op on g, so the gradient can be differentiated again.
 //
 // masked_fill, tril and triu are where() with a constant mask; select, split and chunk are slices.
 // Being composed, their gradients come from those ops and can be differentiated again too.
@@ -243,6 +243,63 @@ Tensor argmin(const Tensor& x) {
   return argmin(reshape(x.detach(), {-1}), 0);
 }
 
+// ---- topk -----------------------------------------------------------------------------------------
+// x: [.., n, ..] (n at dim) -> values, indices: [.., k, ..]; values[.., j, ..] = x[.., indices[.., j, ..], ..],
+// the k largest (largest = true) or smallest elements along dim, from the most extreme on.
+//   d values[j] / d x[i] = [i = indices[j]]: each value's gradient goes back to where it was taken
+//   from, a scatter of g at the indices (scatter_add, whose own backward is a gather).
+// The order is a strict one, as PyTorch's CPU kernel gives it: NaN counts as larger than any number
+// (as in max), and equal values keep their order along dim, the lower index first. With that order
+// the result is always sorted; sorted = false (PyTorch: any order) gives the same.
+TopKResult topk(const Tensor& x, int64_t k, int64_t dim, bool largest, [[maybe_unused]] bool sorted) {
+  if (x.dim() == 0) {  // a 0-dim tensor is one element along dim 0 (or -1), as in PyTorch
+    normalize_dim("topk", dim, 1);
+    TopKResult of_one = topk(reshape(x, {1}), k, 0, largest, sorted);
+    if (k == 1) return {reshape(of_one.values, {}), reshape(of_one.indices, {})};
+    return of_one;
+  }
+  const int64_t d = normalize_dim("topk", dim, x.dim());
+  const kernel::AroundDim around = kernel::around_dim(x.shape(), d);
+  const int64_t outer = around.outer, size = around.size, inner = around.inner;
+  if (k < 0 || k > size)
+    throw Error("topk: k = " + std::to_string(k) + " for dim " + std::to_string(dim) + " of shape " +
+                shape_str(x.shape()) + " (size " + std::to_string(size) + "); expected 0 <= k <= " +
+                std::to_string(size));
+  Shape out_shape = x.shape();
+  out_shape[d] = k;
+  Tensor values = empty(out_shape, x.dtype()), indices = empty(out_shape, int64);
+  int64_t* pi = indices.mutable_data<int64_t>();
+  dispatch_all(x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data<T>();
+    T* pv = values.mutable_data<T>();
+    std::vector<int64_t> order(static_cast<std::size_t>(size));
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < inner; ++i) {
+        const T* column = px + o * size * inner + i;
+        // Whether element a comes before element b: more extreme, or as extreme and earlier.
+        const auto before = [&](int64_t a, int64_t b) {
+          const T va = column[a * inner], vb = column[b * inner];
+          const bool nan_a = is_nan(va), nan_b = is_nan(vb);
+          if (nan_a != nan_b) return largest ? nan_a : nan_b;  // NaN counts as larger than any number
+          if (!nan_a && va != vb) return largest ? va > vb : va < vb;
+          return a < b;  // equal (or both NaN): the lower index first
+        };
+        for (int64_t j = 0; j < size; ++j) order[j] = j;
+        std::partial_sort(order.begin(), order.begin() + k, order.end(), before);
+        for (int64_t j = 0; j < k; ++j) {
+          pv[(o * k + j) * inner + i] = column[order[j] * inner];
+          pi[(o * k + j) * inner + i] = order[j];
+        }
+      }
+  });
+  if (any_requires_grad({&x}))
+    record(values, "topk", {&x}, [shape = x.shape(), d, indices = SavedTensor(indices)](const Tensor& g, const Node& n) {
+      return Grads{scatter_add(zeros(shape, g.dtype()), d, indices.unpack(n), g)};
+    });
+  return {values, indices};
+}
+
 // ---- stack ----------------------------------------------------------------------------------------
 // n tensors of shape S -> out: S with a new dim of size n inserted at `dim`, out[.., i, ..] = tensors[i].
 // It is cat of the tensors each unsqueezed at dim, so its backward is theirs (slice, reshape).
@@ -378,6 +435,9 @@ Tensor Tensor::argmax() const { return ng::argmax(*this); }
 Tensor Tensor::argmax(int64_t dim, bool keepdim) const { return ng::argmax(*this, dim, keepdim); }
 Tensor Tensor::argmin() const { return ng::argmin(*this); }
 Tensor Tensor::argmin(int64_t dim, bool keepdim) const { return ng::argmin(*this, dim, keepdim); }
+TopKResult Tensor::topk(int64_t k, int64_t dim, bool largest, bool sorted) const {
+  return ng::topk(*this, k, dim, largest, sorted);
+}
 Tensor Tensor::masked_fill(const Tensor& mask, double value) const { return ng::masked_fill(*this, mask, value); }
 Tensor Tensor::tril(int64_t diagonal) const { return ng::tril(*this, diagonal); }
 Tensor Tensor::triu(int64_t diagonal) const { return ng::triu(*this, diagonal); }

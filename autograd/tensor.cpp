@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <iomanip>
@@ -316,6 +317,29 @@ void manual_seed(uint64_t seed) {
   std::lock_guard<std::mutex> lock(g_generator_mutex);
   generator().seed(seed);
 }
+
+Tensor get_rng_state() {
+  Tensor state = empty({4}, int64);
+  int64_t* words = state.mutable_data<int64_t>();
+  std::lock_guard<std::mutex> lock(g_generator_mutex);
+  for (int w = 0; w < 4; ++w) words[w] = std::bit_cast<int64_t>(generator().s[w]);
+  return state;
+}
+
+void set_rng_state(const Tensor& state) {
+  if (!state.defined() || state.dtype() != int64 || state.shape() != Shape{4})
+    throw Error("set_rng_state: got " +
+                (state.defined() ? "a tensor of shape " + shape_str(state.shape()) + " " + dtype_name(state.dtype())
+                                 : std::string("an undefined tensor")) +
+                "; expected the int64 tensor of shape [4] that get_rng_state returns");
+  const int64_t* words = state.data<int64_t>();
+  if (std::all_of(words, words + 4, [](int64_t w) { return w == 0; }))
+    throw Error("set_rng_state: the state is all zeros, from which the generator would only draw 0; expected a "
+                "state from get_rng_state");
+  std::lock_guard<std::mutex> lock(g_generator_mutex);
+  for (int w = 0; w < 4; ++w) generator().s[w] = std::bit_cast<uint64_t>(words[w]);
+}
+
 uint64_t random_u64() { return RandomDraws().u64(); }
 double random_uniform() { return RandomDraws().uniform(); }
 double random_normal() { return RandomDraws().normal(); }

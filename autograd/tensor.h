@@ -76,7 +76,8 @@ int64_t live_storages();
 
 struct Node;
 struct TensorImpl;
-struct MaxResult;  // ops.h
+struct MaxResult;   // ops.h
+struct TopKResult;  // ops.h
 
 struct BackwardOptions {
   bool retain_graph = false;  // keep the graph's saved buffers so backward can run through it again
@@ -180,6 +181,7 @@ class Tensor {
   Tensor argmax(int64_t dim, bool keepdim = false) const;
   Tensor argmin() const;
   Tensor argmin(int64_t dim, bool keepdim = false) const;
+  TopKResult topk(int64_t k, int64_t dim = -1, bool largest = true, bool sorted = true) const;
   Tensor softmax(int64_t dim) const;
   // (ops_select.cpp) masking, triangles and pieces, as PyTorch's t.masked_fill(mask, value), ...
   Tensor masked_fill(const Tensor& mask, double value) const;
@@ -233,6 +235,13 @@ template <class T> Tensor from_vector(const std::vector<T>& values, const Shape&
 // It is shared by all threads and guarded by a lock, as PyTorch's default CPU generator is: each call
 // takes the next numbers of the one sequence.
 void manual_seed(uint64_t seed);
+// The generator's state, to save mid-way through a run and put back with set_rng_state, after which
+// the draws repeat the uninterrupted run bit for bit. It is an int64 tensor [4] holding xoshiro256**'s
+// four 64-bit words (bit for bit; PyTorch's is a uint8 tensor, and normgrad has no uint8 dtype).
+// set_rng_state refuses (an Error, the generator unchanged) another dtype or shape, and the all-zero
+// state, from which xoshiro would only ever draw 0.
+Tensor get_rng_state();
+void set_rng_state(const Tensor& state);
 uint64_t random_u64();
 double random_uniform();  // [0, 1)
 double random_normal();   // N(0, 1)

@@ -28,6 +28,7 @@ class Identity : public Module {
 
 // Inverted dropout: in training each element is zeroed with probability p and the survivors are
 // scaled by 1/(1-p), so that the expected output equals the input and eval mode can be the identity.
+// forward is functional::dropout(x, p, is_training()).
 class Dropout : public Module {
  public:
   explicit Dropout(double p = 0.5);
@@ -60,6 +61,10 @@ class Softmax : public Module {
 
 namespace functional {
 Tensor gelu(const Tensor& x);  // 0.5 x (1 + erf(x / sqrt 2))
+// PyTorch's F.dropout. x: any shape -> y: same shape. With training, each element is zeroed with
+// probability p (a draw of the global generator, manual_seed) and the rest are scaled by 1/(1-p);
+// p = 1 gives zeros. Without training, or with p = 0, y is x itself. An Error unless 0 <= p <= 1.
+Tensor dropout(const Tensor& x, double p = 0.5, bool training = true);
 }  // namespace functional
 
 }  // namespace ng::nn

@@ -7,7 +7,8 @@
 //   p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 //
 // The two factors 1 - beta^t are the bias correction: m and v start at 0, so early on they
-// underestimate E[g] and E[g^2] by exactly those factors.
+// underestimate E[g] and E[g^2] by exactly those factors. lr and weight_decay are those of the
+// parameter's group (optimizer.h).
 #include "optim/adam.h"
 
 #include <cmath>
@@ -17,13 +18,21 @@
 
 namespace ng::optim {
 
-Adam::Adam(std::vector<Tensor> params, AdamOptions options) : Adam("Adam", std::move(params), options, false) {}
+Adam::Adam(std::vector<Tensor> params, AdamOptions options)
+    : Adam(std::vector<ParamGroup>{{.params = std::move(params)}}, options) {}
+Adam::Adam(std::initializer_list<ParamGroup> groups, AdamOptions options)
+    : Adam(std::vector<ParamGroup>(groups), options) {}
+Adam::Adam(std::vector<ParamGroup> groups, AdamOptions options) : Adam("Adam", std::move(groups), options, false) {}
 
-AdamW::AdamW(std::vector<Tensor> params, AdamWOptions o)
-    : Adam("AdamW", std::move(params), {o.lr, o.beta1, o.beta2, o.eps, o.weight_decay}, true) {}
+AdamW::AdamW(std::vector<Tensor> params, AdamWOptions options)
+    : AdamW(std::vector<ParamGroup>{{.params = std::move(params)}}, options) {}
+AdamW::AdamW(std::initializer_list<ParamGroup> groups, AdamWOptions options)
+    : AdamW(std::vector<ParamGroup>(groups), options) {}
+AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions o)
+    : Adam("AdamW", std::move(groups), {o.lr, o.beta1, o.beta2, o.eps, o.weight_decay}, true) {}
 
-Adam::Adam(const char* name, std::vector<Tensor> params, AdamOptions options, bool decoupled_weight_decay)
-    : Optimizer(name, std::move(params), options.lr),
+Adam::Adam(const char* name, std::vector<ParamGroup> groups, AdamOptions options, bool decoupled_weight_decay)
+    : Optimizer(name, std::move(groups), options.lr, options.weight_decay),
       options_(options),
       decoupled_weight_decay_(decoupled_weight_decay),
       steps_(params_.size(), 0),
@@ -35,21 +44,20 @@ Adam::Adam(const char* name, std::vector<Tensor> params, AdamOptions options, bo
   if (!(options_.eps >= 0)) throw refuse("eps", options_.eps, ">= 0");
   if (!(options_.beta1 >= 0 && options_.beta1 < 1)) throw refuse("beta1", options_.beta1, "0 <= beta1 < 1");
   if (!(options_.beta2 >= 0 && options_.beta2 < 1)) throw refuse("beta2", options_.beta2, "0 <= beta2 < 1");
-  if (!(options_.weight_decay >= 0)) throw refuse("weight_decay", options_.weight_decay, ">= 0");
 }
 
 namespace {
 
-// The update of one parameter of n elements at its step t (t >= 1).
+// The update of one parameter of n elements at its step t (t >= 1), with its group's lr and weight decay.
 template <class T>
 void adam_update(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n, const AdamOptions& o, double lr,
-                 int64_t t, bool decoupled_weight_decay) {
+                 double weight_decay, int64_t t, bool decoupled_weight_decay) {
   const double bias_correction1 = 1 - std::pow(o.beta1, static_cast<double>(t));
   const double bias_correction2 = 1 - std::pow(o.beta2, static_cast<double>(t));
   const T step_size = static_cast<T>(lr / bias_correction1);
   const T bias_correction2_sqrt = static_cast<T>(std::sqrt(bias_correction2));
-  const T shrink = static_cast<T>(decoupled_weight_decay ? 1 - lr * o.weight_decay : 1);
-  const T l2 = static_cast<T>(decoupled_weight_decay ? 0 : o.weight_decay);
+  const T shrink = static_cast<T>(decoupled_weight_decay ? 1 - lr * weight_decay : 1);
+  const T l2 = static_cast<T>(decoupled_weight_decay ? 0 : weight_decay);
   const T beta1 = static_cast<T>(o.beta1), beta2 = static_cast<T>(o.beta2), eps = static_cast<T>(o.eps);
   // Each element on its own, so threads give the same result as one.
   kernel::parallel_for(n, n >= kernel::kParallelElements, [&](int64_t i) {
@@ -70,6 +78,7 @@ void Adam::step() {
     Tensor& p = params_[i];
     Tensor grad = p.grad();
     if (!grad.defined()) continue;
+    const Group& group = group_of(i);
     if (!exp_avgs_[i].defined()) {
       exp_avgs_[i] = zeros(p.shape(), p.dtype());
       exp_avg_sqs_[i] = zeros(p.shape(), p.dtype());
@@ -78,12 +87,12 @@ void Adam::step() {
     dispatch_float(name(), p.dtype(), [&](auto zero) {
       using T = decltype(zero);
       adam_update<T>(p.mutable_data<T>(), grad.data<T>(), exp_avgs_[i].mutable_data<T>(), exp_avg_sqs_[i].mutable_data<T>(), p.numel(),
-                     options_, lr(), t, decoupled_weight_decay_);
+                     options_, group.lr, group.weight_decay, t, decoupled_weight_decay_);
     });
   }
 }
 
-NamedTensors Adam::state_dict() const {
+NamedTensors Adam::parameter_state() const {
   NamedTensors state;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     if (!exp_avgs_[i].defined()) continue;
@@ -95,7 +104,7 @@ NamedTensors Adam::state_dict() const {
   return state;
 }
 
-void Adam::load_state_dict(const NamedTensors& state) {
+void Adam::load_parameter_state(const NamedTensors& state) {
   std::vector<int64_t> steps(params_.size(), 0);
   std::vector<Tensor> exp_avgs(params_.size()), exp_avg_sqs(params_.size());
   for (const auto& [entry, value] : state) {

@@ -6,6 +6,8 @@
 // the parameter directly, p = p * (1 - lr * weight_decay), before the Adam step ("decoupled").
 #pragma once
 
+#include <initializer_list>
+
 #include "optim/optimizer.h"
 
 namespace ng::optim {
@@ -27,21 +29,25 @@ struct AdamWOptions {
   double eps = 1e-8;
   double weight_decay = 1e-2;
 };
+// A group's lr and weight_decay (ParamGroup, optimizer.h) replace the options' for its parameters.
 
 class Adam : public Optimizer {
  public:
-  Adam(std::vector<Tensor> params, AdamOptions options = {});
+  Adam(std::vector<Tensor> params, AdamOptions options = {});  // one group
+  Adam(std::vector<ParamGroup> groups, AdamOptions options = {});
+  // The same, so that a braced list of groups (and `{}`) picks this form rather than the first.
+  Adam(std::initializer_list<ParamGroup> groups, AdamOptions options = {});
 
   void step() override;
-  // Per parameter after its first step: "state.<i>.step" (int64 scalar), "state.<i>.exp_avg" (m),
-  // "state.<i>.exp_avg_sq" (v).
-  NamedTensors state_dict() const override;
-  void load_state_dict(const NamedTensors& state) override;
 
   const AdamOptions& options() const { return options_; }
 
  protected:
-  Adam(const char* name, std::vector<Tensor> params, AdamOptions options, bool decoupled_weight_decay);
+  Adam(const char* name, std::vector<ParamGroup> groups, AdamOptions options, bool decoupled_weight_decay);
+  // Per parameter after its first step: "state.<i>.step" (int64 scalar), "state.<i>.exp_avg" (m),
+  // "state.<i>.exp_avg_sq" (v).
+  NamedTensors parameter_state() const override;
+  void load_parameter_state(const NamedTensors& state) override;
 
  private:
   AdamOptions options_;
@@ -53,7 +59,9 @@ class Adam : public Optimizer {
 
 class AdamW : public Adam {
  public:
-  AdamW(std::vector<Tensor> params, AdamWOptions options = {});
+  AdamW(std::vector<Tensor> params, AdamWOptions options = {});  // one group
+  AdamW(std::vector<ParamGroup> groups, AdamWOptions options = {});
+  AdamW(std::initializer_list<ParamGroup> groups, AdamWOptions options = {});
 };
 
 }  // namespace ng::optim

@@ -1,6 +1,7 @@
 // checkpoint.cpp (optim/): an optimizer's state to and from a safetensors file.
 #include "optim/checkpoint.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "data/safetensors.h"
@@ -39,7 +40,12 @@ void load(Optimizer& optimizer, const std::string& path) {
   if (error != std::errc() || end != lr_text.data() + lr_text.size() || !(lr >= 0))
     throw Error(context + ": its learning rate '" + lr_text + "' is not a number >= 0");
   optimizer.load_state_dict(file.tensors);
-  optimizer.set_lr(lr);
+  // A checkpoint from before param groups has only the "lr" field; a newer one has each group's
+  // settings among its tensors, which load_state_dict has just restored.
+  const bool has_group_settings = std::any_of(file.tensors.begin(), file.tensors.end(), [](const auto& entry) {
+    return entry.first.rfind("param_groups.", 0) == 0;
+  });
+  if (!has_group_settings) optimizer.set_lr(lr);
 }
 
 }  // namespace ng::optim

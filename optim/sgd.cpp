@@ -5,6 +5,8 @@
 //   b = momentum * b + (1 - dampening) * g     afterwards
 //   g = g + momentum * b   (nesterov)   or   g = b   (plain momentum)
 //   p = p - lr * g
+//
+// lr and weight_decay are those of the parameter's group (optimizer.h).
 #include "optim/sgd.h"
 
 #include "autograd/graph.h"
@@ -13,11 +15,16 @@
 namespace ng::optim {
 
 SGD::SGD(std::vector<Tensor> params, SGDOptions options)
-    : Optimizer("SGD", std::move(params), options.lr), options_(options), momentum_buffers_(params_.size()) {
+    : SGD(std::vector<ParamGroup>{{.params = std::move(params)}}, options) {}
+SGD::SGD(std::initializer_list<ParamGroup> groups, SGDOptions options)
+    : SGD(std::vector<ParamGroup>(groups), options) {}
+
+SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options)
+    : Optimizer("SGD", std::move(groups), options.lr, options.weight_decay),
+      options_(options),
+      momentum_buffers_(params_.size()) {
   if (!(options_.momentum >= 0))
     throw Error("SGD: invalid momentum " + std::to_string(options_.momentum) + "; expected >= 0");
-  if (!(options_.weight_decay >= 0))
-    throw Error("SGD: invalid weight_decay " + std::to_string(options_.weight_decay) + "; expected >= 0");
   if (options_.nesterov && (options_.momentum <= 0 || options_.dampening != 0))
     throw Error("SGD: Nesterov momentum requires momentum > 0 and dampening = 0 (got momentum " +
                 std::to_string(options_.momentum) + ", dampening " + std::to_string(options_.dampening) + ")");
@@ -25,12 +32,13 @@ SGD::SGD(std::vector<Tensor> params, SGDOptions options)
 
 namespace {
 
-// The update of one parameter of n elements. `buffer` is null without momentum; `first_step` says the
+// The update of one parameter of n elements with its group's lr and weight decay. `buffer` is null without momentum; `first_step` says the
 // buffer was just created and takes the gradient as it is.
 template <class T>
-void sgd_update(T* param, const T* grad, T* buffer, int64_t n, const SGDOptions& o, double lr, bool first_step) {
+void sgd_update(T* param, const T* grad, T* buffer, int64_t n, const SGDOptions& o, double lr, double decay,
+                bool first_step) {
   const T step_size = static_cast<T>(lr);
-  const T weight_decay = static_cast<T>(o.weight_decay);
+  const T weight_decay = static_cast<T>(decay);
   const T momentum = static_cast<T>(o.momentum);
   const T keep = static_cast<T>(1 - o.dampening);
   // Each element on its own, so threads give the same result as one.
@@ -52,18 +60,20 @@ void SGD::step() {
     Tensor& p = params_[i];
     Tensor grad = p.grad();
     if (!grad.defined()) continue;
+    const Group& group = group_of(i);
     Tensor& buffer = momentum_buffers_[i];
     bool first_step = options_.momentum != 0 && !buffer.defined();
     if (first_step) buffer = empty(p.shape(), p.dtype());
     dispatch_float("SGD.step", p.dtype(), [&](auto zero) {
       using T = decltype(zero);
       T* buffer_data = options_.momentum != 0 ? buffer.mutable_data<T>() : nullptr;
-      sgd_update<T>(p.mutable_data<T>(), grad.data<T>(), buffer_data, p.numel(), options_, lr(), first_step);
+      sgd_update<T>(p.mutable_data<T>(), grad.data<T>(), buffer_data, p.numel(), options_, group.lr, group.weight_decay,
+                 first_step);
     });
   }
 }
 
-NamedTensors SGD::state_dict() const {
+NamedTensors SGD::parameter_state() const {
   NamedTensors state;
   for (std::size_t i = 0; i < params_.size(); ++i)
     if (momentum_buffers_[i].defined())
@@ -71,7 +81,7 @@ NamedTensors SGD::state_dict() const {
   return state;
 }
 
-void SGD::load_state_dict(const NamedTensors& state) {
+void SGD::load_parameter_state(const NamedTensors& state) {
   std::vector<Tensor> loaded(params_.size());
   for (const auto& [entry, value] : state) {
     auto [index, state_name] = parse_state_name(entry, {"momentum_buffer"});

@@ -2,6 +2,8 @@
 // torch.optim.SGD, same options, same defaults, same update).
 #pragma once
 
+#include <initializer_list>
+
 #include "optim/optimizer.h"
 
 namespace ng::optim {
@@ -13,17 +15,23 @@ struct SGDOptions {
   bool nesterov = false;
   double weight_decay = 0;  // L2 penalty: adds weight_decay * p to the gradient
 };
+// A group's lr and weight_decay (ParamGroup, optimizer.h) replace the options' for its parameters.
 
 class SGD : public Optimizer {
  public:
-  SGD(std::vector<Tensor> params, SGDOptions options);
+  SGD(std::vector<Tensor> params, SGDOptions options);  // one group
+  SGD(std::vector<ParamGroup> groups, SGDOptions options);
+  // The same, so that a braced list of groups (and `{}`) picks this form rather than the one above.
+  SGD(std::initializer_list<ParamGroup> groups, SGDOptions options);
 
   void step() override;
-  // "state.<i>.momentum_buffer" for each parameter that has one (momentum != 0, after its first step).
-  NamedTensors state_dict() const override;
-  void load_state_dict(const NamedTensors& state) override;
 
   const SGDOptions& options() const { return options_; }
+
+ protected:
+  // "state.<i>.momentum_buffer" for each parameter that has one (momentum != 0, after its first step).
+  NamedTensors parameter_state() const override;
+  void load_parameter_state(const NamedTensors& state) override;
 
  private:
   SGDOptions options_;
