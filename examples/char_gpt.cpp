@@ -350,12 +350,13 @@ struct Result {
   std::string sample;
 };
 
-// lr at step s: linear warm-up over the first 10% of the steps, then a cosine down to lr / 10.
-double learning_rate(const Config& c, int64_t step) {
-  const double warmup = std::max<double>(1, 0.1 * static_cast<double>(c.steps));
-  if (static_cast<double>(step) < warmup) return c.lr * (static_cast<double>(step) + 1) / warmup;
-  const double progress = (static_cast<double>(step) - warmup) / std::max(1.0, static_cast<double>(c.steps) - warmup);
-  return c.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * std::min(1.0, progress))));
+// The learning rate's factor at step s (LambdaLR multiplies the peak rate by it): a linear warm-up over the
+// first 10% of the steps, then a cosine from 1 down to 0.1.
+double lr_factor(int64_t steps, int64_t step) {
+  const double warmup = std::max<double>(1, 0.1 * static_cast<double>(steps));
+  if (static_cast<double>(step) < warmup) return (static_cast<double>(step) + 1) / warmup;
+  const double progress = (static_cast<double>(step) - warmup) / std::max(1.0, static_cast<double>(steps) - warmup);
+  return 0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * std::min(1.0, progress)));
 }
 
 // Sampling: one character at a time from softmax(logits / temperature), among the top_k most likely.
@@ -384,12 +385,13 @@ std::string sample_text(Gpt& model, const Text& text, int64_t length, double tem
 Result train_one(const Config& c, const Text& text, const std::string& norm, ProgressLine& progress) {
   ng::manual_seed(static_cast<uint64_t>(c.seed));
   Gpt model({static_cast<int64_t>(text.chars.size()), c.block, c.n_layer, c.n_head, c.n_embd, norm});
-  // Weight decay on matrices only (nanoGPT's rule): not on biases, norms' weights, or embeddings' rows? nanoGPT
-  // decays every parameter of 2 or more dimensions, embeddings included; so do we.
+  // Weight decay on the matrices (every parameter of 2 or more dimensions, embeddings included, as nanoGPT
+  // does), not on biases or the norms' weights: two parameter groups of one AdamW.
   std::vector<Tensor> decayed, plain;
   for (const auto& [name, p] : model.named_parameters()) (p.dim() >= 2 ? decayed : plain).push_back(p);
-  ng::optim::AdamW decay_opt(decayed, {.lr = c.lr, .beta2 = 0.99, .weight_decay = 0.1});
-  ng::optim::AdamW plain_opt(plain, {.lr = c.lr, .beta2 = 0.99, .weight_decay = 0.0});
+  ng::optim::AdamW optimizer({{.params = decayed, .weight_decay = 0.1}, {.params = plain, .weight_decay = 0.0}},
+                             {.lr = c.lr, .beta2 = 0.99});
+  ng::optim::LambdaLR schedule(optimizer, [steps = c.steps](int64_t step) { return lr_factor(steps, step); });
   Result r;
   r.norm = norm;
   double window_loss = 0;
@@ -398,14 +400,11 @@ Result train_one(const Config& c, const Text& text, const std::string& norm, Pro
   for (int64_t step = 1; step <= c.steps; ++step) {
     model.train();
     const Tensor loss = mean_loss(model, random_batch(text.train, c.batch, c.block));
-    decay_opt.zero_grad();
-    plain_opt.zero_grad();
+    optimizer.zero_grad();
     loss.backward();
     ng::nn::clip_grad_norm_(model.parameters(), 1.0);
-    decay_opt.set_lr(learning_rate(c, step - 1));
-    plain_opt.set_lr(learning_rate(c, step - 1));
-    decay_opt.step();
-    plain_opt.step();
+    optimizer.step();
+    schedule.step();
     window_loss += loss.item();
     ++window_count;
     if (step % every == 0 || step == c.steps) {
