@@ -62,7 +62,7 @@ template <class T, int64_t Rows, int Bytes>
 // The AVX-512 one is compiled for AVX-512 on its own (a target attribute) and chosen at run time when
 // the CPU has it, so the rest of the build need not use AVX-512: Debian 12's GCC 12.2 miscompiles some
 // constant vectors under -mavx512f (meson.build's probe), and this kernel holds no constant but zero.
-constexpr int64_t kRowsNarrow = 6, kRowsWide = 12;
+constexpr int64_t kRowsNarrow = 6;
 template <class T>
 void tile_narrow(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t ldb, T* C, int64_t ldc) {
   tile<T, kRowsNarrow, 32>(depth, A, a_row, a_col, B, ldb, C, ldc);
@@ -71,6 +71,7 @@ void tile_narrow(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const 
 // with AVX-512): a portable build's narrow kernel rounds each product, and the two would then differ.
 #if defined(__x86_64__) && defined(__FMA__) && !defined(NG_REFERENCE_KERNELS)
 #define NG_GEMM_AVX512 1
+constexpr int64_t kRowsWide = 12;
 template <class T>
 [[gnu::target("avx512f")]] void tile_wide(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B,
                                           int64_t ldb, T* C, int64_t ldc) {

@@ -89,7 +89,9 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
   NamedTensors parameter_entries;
   std::vector<std::vector<Tensor>> found(groups_.size(), std::vector<Tensor>(settings.size()));
   bool any_group_entry = false;
-  for (const auto& [entry, value] : state) {
+  for (const auto& named : state) {
+    const std::string& entry = named.first;  // not a structured binding: clang 14 cannot capture one (refuse)
+    const Tensor& value = named.second;
     if (entry.rfind(group_prefix, 0) != 0) {
       parameter_entries.emplace_back(entry, value);
       continue;

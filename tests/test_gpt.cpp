@@ -123,7 +123,9 @@ TEST_CASE("matmul with broadcast batch dims equals a loop of 2-D products over t
       {{2, 3, 1, 5}, {2, 3, 5, 1}},     // 1 x 1 results
       {{3, 4, 5}, {3, 5, 2}},           // the plain 3-D case
   };
-  for (const auto& [sa, sb] : cases) {
+  for (const auto& shapes : cases) {
+    const ng::Shape& sa = shapes.first;  // not a structured binding: clang 14 cannot capture one (CAPTURE)
+    const ng::Shape& sb = shapes.second;
     CAPTURE(ng::shape_str(sa));
     CAPTURE(ng::shape_str(sb));
     const ng::Tensor a = ng::randn(sa, ng::float64), b = ng::randn(sb, ng::float64);
