@@ -6,6 +6,7 @@
 // by element); gradients and second derivatives with ng::gradcheck / ng::gradgradcheck in float64, on
 // broadcast batch dims, size-1 dims and negative dims and indices.
 #include <doctest/doctest.h>
+#include <rapidcheck.h>
 
 #include <cmath>
 #include <functional>
@@ -667,4 +668,48 @@ TEST_CASE("CausalSelfAttention refuses bad sizes and inputs naming the layer and
   ng::nn::CausalSelfAttention attn(8, 2);
   CHECK_ERROR_MENTIONS(attn(ng::zeros({2, 3, 6})), "CausalSelfAttention", "[2, 3, 6]", "[B, T, 8]");
   CHECK_ERROR_MENTIONS(attn(ng::zeros({3, 8})), "CausalSelfAttention", "[3, 8]");
+}
+
+// ---- causality as a property: LayerNorm keeps it, BatchNorm over batch and time breaks it ----------------
+
+namespace {
+
+// norm, then causal attention, on x [B, T, C]: the LayerNorm block of a GPT, or the same with BatchNorm1d
+// over the B*T tokens (each feature's statistics over every position of every sequence), in training mode.
+struct NormThenAttention {
+  bool batch_norm;
+  int64_t C, heads;
+  ng::nn::LayerNorm layer_norm{ng::Shape{C}};
+  ng::nn::BatchNorm1d bn{C};
+  ng::nn::CausalSelfAttention attn{C, heads};
+  ng::Tensor operator()(const ng::Tensor& x) {
+    const ng::Tensor normed = batch_norm ? bn(x.reshape({-1, C})).reshape(x.shape()) : layer_norm(x);
+    return attn(normed);
+  }
+};
+
+// Random sizes, a random split point t (at least one position after it) and a random x; returns whether
+// the outputs at positions 0..t stayed bit for bit the same when every token after t was replaced.
+bool earlier_outputs_unchanged(bool batch_norm) {
+  const int64_t B = *rc::gen::inRange<int64_t>(1, 4), T = *rc::gen::inRange<int64_t>(2, 9);
+  const int64_t heads = *rc::gen::element<int64_t>(1, 2, 4), C = heads * *rc::gen::inRange<int64_t>(1, 4);
+  const int64_t t = *rc::gen::inRange<int64_t>(0, T - 1);  // positions t+1 .. T-1 change
+  ng::manual_seed(*rc::gen::arbitrary<uint64_t>());
+  NormThenAttention block{batch_norm, C, heads};
+  const ng::Tensor x = ng::randn({B, T, C});
+  ng::Tensor changed = x.clone();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t later = t + 1; later < T; ++later)
+      for (int64_t c = 0; c < C; ++c) changed.set({b, later, c}, 3 * ng::random_normal() + 1);
+  ng::NoGradGuard no_grad;
+  return ng::slice(block(x), 1, 0, t + 1).to_vector() == ng::slice(block(changed), 1, 0, t + 1).to_vector();
+}
+
+}  // namespace
+
+TEST_CASE("property: with LayerNorm no output looks ahead; with BatchNorm over batch and time, earlier outputs change") {
+  CHECK(rc::check("LayerNorm then causal attention: tokens after t never change the outputs at 0..t",
+                  [] { RC_ASSERT(earlier_outputs_unchanged(false)); }));
+  CHECK(rc::check("BatchNorm over batch and time then causal attention: tokens after t change the outputs at 0..t",
+                  [] { RC_ASSERT(!earlier_outputs_unchanged(true)); }));
 }
