@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <functional>
 #include <latch>
@@ -296,6 +297,14 @@ TEST_CASE("re-entrant backwards in two threads at once, over a shared leaf, accu
 
 namespace {
 
+// max_i |got_i - factor * expected_i| / (|factor * expected_i| + 1e-300)
+double largest_relative_difference(const std::vector<double>& got, const std::vector<double>& expected, double factor) {
+  double worst = 0;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    worst = std::max(worst, std::abs(got[i] - factor * expected[i]) / (std::abs(factor * expected[i]) + 1e-300));
+  return worst;
+}
+
 // h = tanh(x w) is shared; thread k runs backward on loss_k = (h * (k + 2)).sum(). Returns how many of the
 // two backward calls succeeded; a call that fails must fail with the Error saying the graph was freed.
 int shared_subgraph_backwards(const ng::Tensor& x, const ng::Tensor& w, bool retain_graph) {
@@ -323,19 +332,20 @@ int shared_subgraph_backwards(const ng::Tensor& x, const ng::Tensor& w, bool ret
 
 TEST_CASE("two threads backward through one shared subgraph: with retain_graph both gradients arrive, without it a "
           "thread that finds the graph freed gets an Error") {
+  // Large enough that one thread is still inside tanh's backward (reading the output tanh saved) when the
+  // other, done with it, frees what tanh saved: the use-after-free of issue 20, finding 3.
   ng::manual_seed(7);
-  ng::Tensor x = ng::randn({8, 6}, ng::float64).requires_grad_();
-  const ng::Tensor w = ng::randn({6, 5}, ng::float64).requires_grad_();
+  ng::Tensor x = ng::randn({128, 32}, ng::float64).requires_grad_();
+  const ng::Tensor w = (ng::randn({32, 256}, ng::float64) * 0.2).requires_grad_();
   // Each loss alone, for the expected sums: d loss_k / dx = (k + 2) * d sum(h) / dx.
   const ng::Tensor dsum_h = ng::grad({ng::tanh(ng::matmul(x, w)).sum()}, {x})[0];
   const std::vector<double> alone = dsum_h.to_vector();
-  for (int round = 0; round < 200; ++round) {
+  for (int round = 0; round < 100; ++round) {
     x.zero_grad();
     REQUIRE(shared_subgraph_backwards(x, w, true) == 2);
-    const std::vector<double> got = x.grad().to_vector();
-    for (std::size_t i = 0; i < got.size(); ++i) REQUIRE(got[i] == doctest::Approx(5 * alone[i]).epsilon(1e-12));
+    REQUIRE(largest_relative_difference(x.grad().to_vector(), alone, 5) < 1e-9);
   }
-  for (int round = 0; round < 200; ++round) {
+  for (int round = 0; round < 100; ++round) {
     x.zero_grad();
     const int succeeded = shared_subgraph_backwards(x, w, false);
     REQUIRE(succeeded >= 1);
@@ -344,6 +354,6 @@ TEST_CASE("two threads backward through one shared subgraph: with retain_graph b
     const double factor = got[0] / alone[0];
     CHECK((factor == doctest::Approx(2) || factor == doctest::Approx(3) || factor == doctest::Approx(5)));
     if (succeeded == 2) CHECK(factor == doctest::Approx(5));
-    for (std::size_t i = 0; i < got.size(); ++i) REQUIRE(got[i] == doctest::Approx(factor * alone[i]).epsilon(1e-9));
+    REQUIRE(largest_relative_difference(got, alone, factor) < 1e-9);
   }
 }
