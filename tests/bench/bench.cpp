@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "examples/common/gpt.h"
 #include "normgrad.h"
 #include "optim/sgd.h"
 #include "timing.h"
@@ -86,6 +87,50 @@ Stats time_train_step(ng::nn::Module& net, ng::optim::SGD& sgd, const std::vecto
       4.0);
 }
 
+// The tiny GPT of examples/char_gpt.cpp (examples/common/gpt.h) at the size of the benchmark case:
+// 65 characters, 32 positions, 2 blocks of 4 heads, 64 features, LayerNorm.
+const examples::GptConfig gpt_tiny{.vocab = 65, .block = 32, .n_layer = 2, .n_head = 4, .n_embd = 64, .norm = "layer"};
+const int64_t gpt_batch = 16;
+
+// Random token ids in 0..vocab-1, [gpt_batch, block]: inputs and targets alike (timing only).
+ng::Tensor random_tokens() {
+  std::vector<int64_t> ids(static_cast<std::size_t>(gpt_batch * gpt_tiny.block));
+  for (auto& id : ids) id = static_cast<int64_t>(ng::random_u64() % static_cast<uint64_t>(gpt_tiny.vocab));
+  return ng::from_vector(ids, {gpt_batch, gpt_tiny.block});
+}
+
+// Times one training step of char_gpt: forward, cross entropy over the B*T positions, zero_grad,
+// backward, gradient clipping to norm 1, AdamW step (weight decay 0.1 on the parameters of 2 or more
+// dimensions, 0 on the others: two parameter groups). Counts the model's parameters into parameter_count,
+// for the report (the reference's model must have as many).
+Stats time_gpt_train_step(const std::vector<ng::Tensor>& inputs, const std::vector<ng::Tensor>& targets,
+                          int64_t& parameter_count) {
+  ng::manual_seed(1234);
+  examples::Gpt model(gpt_tiny);
+  model.train();
+  std::vector<ng::Tensor> decayed, plain;
+  for (const auto& [name, p] : model.named_parameters()) {
+    (p.dim() >= 2 ? decayed : plain).push_back(p);
+    parameter_count += p.numel();
+  }
+  ng::optim::AdamW optimizer({{.params = decayed, .weight_decay = 0.1}, {.params = plain, .weight_decay = 0.0}},
+                             {.lr = 3e-3});
+  std::size_t k = 0;
+  return time_calls(
+      [&] {
+        const auto& idx = inputs[k % inputs.size()];
+        const auto& y = targets[k % targets.size()];
+        ++k;
+        const ng::Tensor logits = model(idx);  // [B, T, V]
+        const ng::Tensor loss = ng::nn::cross_entropy(logits.reshape({-1, logits.size(-1)}), y.reshape({-1}));
+        optimizer.zero_grad();
+        loss.backward();
+        ng::nn::clip_grad_norm_(model.parameters(), 1.0);
+        optimizer.step();
+      },
+      4.0);
+}
+
 // BatchNorm in training mode composed of primitives (mean, sub, pow, mean, add, sqrt, div, mul, add), as
 // the reference's composed case.
 ng::Tensor composed_bn(const ng::Tensor& x, const ng::Tensor& gamma, const ng::Tensor& beta) {
@@ -114,6 +159,11 @@ int main(int argc, char** argv) {
   std::vector<ng::Tensor> mlp_x, mlp_y, cnn_x, cnn_y;
   make_batches(100, {60, 784}, mlp_x, mlp_y);
   make_batches(20, {64, 1, 28, 28}, cnn_x, cnn_y);
+  std::vector<ng::Tensor> gpt_x, gpt_y;
+  for (int i = 0; i < 8; ++i) {
+    gpt_x.push_back(random_tokens());
+    gpt_y.push_back(random_tokens());
+  }
 
   for (const int threads : options.threads) {
     use_threads(threads);
@@ -206,6 +256,11 @@ int main(int argc, char** argv) {
       ng::Tensor x = ng::randn({64, 16, 28, 28}).requires_grad_();
       ng::Tensor g = ng::randn({64, 16, 28, 28});
       report("bn2d_fwd_bwd_64x16x28x28", threads, time_calls([&] { ng::grad({bn(x)}, {x, bn.weight, bn.bias}, {g}); }));
+    }
+    if (wanted("train_step_gpt_tiny")) {
+      int64_t parameter_count = 0;
+      const Stats s = time_gpt_train_step(gpt_x, gpt_y, parameter_count);
+      report("train_step_gpt_tiny", threads, s, "batch 16x32, " + std::to_string(parameter_count) + " params");
     }
   }
   return 0;

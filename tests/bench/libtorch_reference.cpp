@@ -12,6 +12,7 @@
 
 #include <dlfcn.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -79,6 +80,123 @@ Stats time_train_step(torch::nn::Sequential& net, torch::optim::SGD& sgd, const 
       4.0);
 }
 
+// The tiny GPT of normgrad's examples/common/gpt.h (nanoGPT's model.py) with LayerNorm, module for module:
+//   idx [B, T] -> wte(idx) + wpe(0..T-1) -> n_layer x { x = x + attn(ln_1(x)); x = x + mlp(ln_2(x)) }
+//              -> ln_f -> lm_head (no bias) -> logits [B, T, vocab]
+struct GptTinyConfig {
+  int64_t vocab = 65, block = 32, n_layer = 2, n_head = 4, n_embd = 64;
+};
+
+// x: [B, T, C] -> [B, T, C]: softmax(q k^T / sqrt(head_size)) v per head, position t seeing 0..t only.
+struct CausalSelfAttentionImpl : torch::nn::Module {
+  CausalSelfAttentionImpl(int64_t n_embd, int64_t n_head, int64_t block) : n_head(n_head) {
+    c_attn = register_module("c_attn", torch::nn::Linear(n_embd, 3 * n_embd));
+    c_proj = register_module("c_proj", torch::nn::Linear(n_embd, n_embd));
+    causal_mask = torch::tril(torch::ones({block, block}, torch::kBool));  // not a parameter
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    const int64_t B = x.size(0), T = x.size(1), C = x.size(2), head_size = C / n_head;
+    const auto qkv = c_attn(x).split(C, 2);
+    // each [B, T, C] -> [B, n_head, T, head_size]
+    const auto q = qkv[0].view({B, T, n_head, head_size}).transpose(1, 2);
+    const auto k = qkv[1].view({B, T, n_head, head_size}).transpose(1, 2);
+    const auto v = qkv[2].view({B, T, n_head, head_size}).transpose(1, 2);
+    auto att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_size)));
+    att = att.masked_fill(causal_mask.slice(0, 0, T).slice(1, 0, T).logical_not(), -INFINITY);
+    att = torch::softmax(att, -1);
+    const auto y = torch::matmul(att, v).transpose(1, 2).contiguous().view({B, T, C});
+    return c_proj(y);
+  }
+  int64_t n_head;
+  torch::nn::Linear c_attn{nullptr}, c_proj{nullptr};
+  torch::Tensor causal_mask;
+};
+TORCH_MODULE(CausalSelfAttention);
+
+struct MlpImpl : torch::nn::Module {
+  explicit MlpImpl(int64_t n_embd) {
+    c_fc = register_module("c_fc", torch::nn::Linear(n_embd, 4 * n_embd));
+    c_proj = register_module("c_proj", torch::nn::Linear(4 * n_embd, n_embd));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return c_proj(torch::gelu(c_fc(x))); }  // the erf GELU
+  torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+struct BlockImpl : torch::nn::Module {
+  explicit BlockImpl(const GptTinyConfig& c) {
+    ln_1 = register_module("ln_1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.n_embd})));
+    attn = register_module("attn", CausalSelfAttention(c.n_embd, c.n_head, c.block));
+    ln_2 = register_module("ln_2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.n_embd})));
+    mlp = register_module("mlp", Mlp(c.n_embd));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    const auto h = x + attn(ln_1(x));
+    return h + mlp(ln_2(h));
+  }
+  torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
+  CausalSelfAttention attn{nullptr};
+  Mlp mlp{nullptr};
+};
+TORCH_MODULE(Block);
+
+struct GptImpl : torch::nn::Module {
+  explicit GptImpl(const GptTinyConfig& c) {
+    wte = register_module("wte", torch::nn::Embedding(c.vocab, c.n_embd));
+    wpe = register_module("wpe", torch::nn::Embedding(c.block, c.n_embd));
+    h = register_module("h", torch::nn::ModuleList());
+    for (int64_t i = 0; i < c.n_layer; ++i) h->push_back(Block(c));
+    ln_f = register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.n_embd})));
+    lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(c.n_embd, c.vocab).bias(false)));
+  }
+  // idx: int64 [B, T] -> logits [B, T, vocab]
+  torch::Tensor forward(const torch::Tensor& idx) {
+    auto x = wte(idx) + wpe(torch::arange(idx.size(1), torch::kInt64));
+    for (const auto& block : *h) x = block->as<Block>()->forward(x);
+    return lm_head(ln_f(x));
+  }
+  torch::nn::Embedding wte{nullptr}, wpe{nullptr};
+  torch::nn::ModuleList h{nullptr};
+  torch::nn::LayerNorm ln_f{nullptr};
+  torch::nn::Linear lm_head{nullptr};
+};
+TORCH_MODULE(Gpt);
+
+// Times one training step of normgrad's char_gpt, as bench.cpp's time_gpt_train_step: forward, cross
+// entropy over the B*T positions, zero_grad, backward, gradient clipping to norm 1, AdamW step (weight
+// decay 0.1 on the parameters of 2 or more dimensions, 0 on the others: two parameter groups).
+Stats time_gpt_train_step(const std::vector<torch::Tensor>& inputs, const std::vector<torch::Tensor>& targets,
+                          int64_t& parameter_count) {
+  torch::manual_seed(1234);
+  Gpt model{GptTinyConfig{}};
+  model->train();
+  std::vector<torch::Tensor> decayed, plain;
+  for (const auto& p : model->parameters()) {
+    (p.dim() >= 2 ? decayed : plain).push_back(p);
+    parameter_count += p.numel();
+  }
+  using torch::optim::AdamWOptions;
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decayed, std::make_unique<AdamWOptions>(AdamWOptions(3e-3).weight_decay(0.1)));
+  groups.emplace_back(plain, std::make_unique<AdamWOptions>(AdamWOptions(3e-3).weight_decay(0.0)));
+  torch::optim::AdamW optimizer(groups, AdamWOptions(3e-3));
+  std::size_t k = 0;
+  return time_calls(
+      [&] {
+        const auto& idx = inputs[k % inputs.size()];
+        const auto& y = targets[k % targets.size()];
+        ++k;
+        const torch::Tensor logits = model->forward(idx);  // [B, T, V]
+        const torch::Tensor loss =
+            torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), y.reshape({-1}));
+        optimizer.zero_grad();
+        loss.backward();
+        torch::nn::utils::clip_grad_norm_(model->parameters(), 1.0);
+        optimizer.step();
+      },
+      4.0);
+}
+
 // BatchNorm in training mode written with primitives (biased variance), as normgrad's composed BN:
 //   mu = mean(x), var = mean((x - mu)^2), x_hat = (x - mu) / sqrt(var + eps), y = gamma x_hat + beta
 torch::Tensor composed_bn(const torch::Tensor& x, const torch::Tensor& gamma, const torch::Tensor& beta) {
@@ -120,6 +238,12 @@ int main(int argc, char** argv) {
   std::vector<torch::Tensor> mlp_x, mlp_y, cnn_x, cnn_y;
   make_batches(100, {60, 784}, mlp_x, mlp_y);
   make_batches(20, {64, 1, 28, 28}, cnn_x, cnn_y);
+  // The GPT's batches: 16 sequences of 32 random token ids in 0..64, inputs and targets alike.
+  std::vector<torch::Tensor> gpt_x, gpt_y;
+  for (int i = 0; i < 8; ++i) {
+    gpt_x.push_back(torch::randint(65, {16, 32}, torch::kInt64));
+    gpt_y.push_back(torch::randint(65, {16, 32}, torch::kInt64));
+  }
 
   for (const int threads : options.threads) {
     at::set_num_threads(threads);
@@ -222,6 +346,11 @@ int main(int argc, char** argv) {
       torch::Tensor g = torch::randn({64, 16, 28, 28});
       report("bn2d_fwd_bwd_64x16x28x28", threads,
              time_calls([&] { torch::autograd::grad({bn(x)}, {x, bn->weight, bn->bias}, {g}); }));
+    }
+    if (wanted("train_step_gpt_tiny")) {
+      int64_t parameter_count = 0;
+      const Stats s = time_gpt_train_step(gpt_x, gpt_y, parameter_count);
+      report("train_step_gpt_tiny", threads, s, "batch 16x32, " + std::to_string(parameter_count) + " params");
     }
   }
   return 0;

@@ -17,6 +17,16 @@
 //   torch_interop import DIR   reads the same two files, written by PyTorch, loads the first into freshly
 //                              built models and checks that normgrad computes the same outputs and buffers.
 //                              Exits 1 if any differs by more than float32 tolerance.
+//
+// The tiny GPT of examples/char_gpt.cpp (examples/common/gpt.h: nanoGPT's model and parameter names, wte,
+// wpe, h.<i>.ln_1, h.<i>.attn.c_attn, ..., lm_head) with LayerNorm, small: vocab 11, block 8, 2 layers of 2
+// heads, 16 features; ids [3, 8] (int64) -> logits [3, 8, 11]. torch_interop.py writes nanoGPT's GPT.
+//   torch_interop gpt_export DIR   trains it three AdamW steps (next-token cross entropy on random ids, so
+//                                  that the norms' weights and biases are no longer 1 and 0) and writes
+//                                  DIR/gpt.safetensors, its state_dict, and DIR/gpt_io.safetensors: the input
+//                                  ids and the logits in eval mode.
+//   torch_interop gpt_import DIR   reads the same two files, written by PyTorch, loads the first into a
+//                                  freshly built GPT and checks the logits: exits 1 if any differs by 1e-5 or more.
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -24,6 +34,7 @@
 #include <memory>
 #include <string>
 
+#include "examples/common/gpt.h"
 #include "normgrad.h"
 
 using namespace ng;
@@ -106,9 +117,9 @@ void export_models(const std::string& dir) {
   }
 }
 
-// Float32 tolerance: |got - want| <= 1e-5 + 1e-4 |want| for every element (int64 buffers compare exactly,
-// since their values are small integers, exact in float64).
-bool matches(const std::string& what, const Tensor& got, const Tensor& want) {
+// Float32 tolerance: |got - want| <= 1e-5 + relative |want| for every element, relative 1e-4 unless given
+// (int64 buffers compare exactly, since their values are small integers, exact in float64).
+bool matches(const std::string& what, const Tensor& got, const Tensor& want, double relative = 1e-4) {
   if (got.shape() != want.shape() || got.dtype() != want.dtype()) {
     std::printf("  %-32s MISMATCH: normgrad gives %s %s, PyTorch %s %s\n", what.c_str(), shape_str(got.shape()).c_str(),
                 dtype_name(got.dtype()), shape_str(want.shape()).c_str(), dtype_name(want.dtype()));
@@ -122,7 +133,7 @@ bool matches(const std::string& what, const Tensor& got, const Tensor& want) {
   for (int64_t i = 0; i < got64.numel(); ++i) {
     double diff = std::fabs(g[i] - w[i]);
     largest_diff = std::max(largest_diff, diff);
-    within = within && diff <= 1e-5 + 1e-4 * std::fabs(w[i]);
+    within = within && diff <= 1e-5 + relative * std::fabs(w[i]);
   }
   std::printf("  %-32s max |normgrad - PyTorch| %.2e  %s\n", what.c_str(), largest_diff, within ? "ok" : "MISMATCH");
   return within;
@@ -150,12 +161,54 @@ bool import_models(const std::string& dir) {
   return all_match;
 }
 
+const examples::GptConfig gpt_config{.vocab = 11, .block = 8, .n_layer = 2, .n_head = 2, .n_embd = 16, .norm = "layer"};
+
+// ids: [3, 8], token ids in 0..vocab-1
+Tensor random_gpt_ids() {
+  std::vector<int64_t> ids(3 * 8);
+  for (int64_t& id : ids) id = static_cast<int64_t>(random_u64() % static_cast<uint64_t>(gpt_config.vocab));
+  return from_vector(ids, {3, 8});
+}
+
+// logits: [3, 8, 11], in eval mode (the same in train mode: LayerNorm keeps no statistics, no dropout)
+Tensor gpt_logits(examples::Gpt& model, const Tensor& ids) {
+  NoGradGuard no_grad;
+  model.eval();
+  return model(ids);
+}
+
+void export_gpt(const std::string& dir) {
+  manual_seed(0);
+  examples::Gpt model(gpt_config);
+  const Tensor ids = random_gpt_ids(), targets = random_gpt_ids();
+  optim::AdamW adamw(model.parameters(), {.lr = 1e-2});
+  for (int step = 0; step < 3; ++step) {
+    const Tensor logits = model(ids);  // [B, T, V]
+    const Tensor loss = nn::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}));
+    adamw.zero_grad();
+    loss.backward();
+    adamw.step();
+  }
+  nn::save(model, dir + "/gpt.safetensors");
+  data::save_safetensors(dir + "/gpt_io.safetensors", {{"input", ids}, {"logits_eval", gpt_logits(model, ids)}});
+  std::printf("normgrad trained and saved gpt\n");
+}
+
+bool import_gpt(const std::string& dir) {
+  examples::Gpt model(gpt_config);
+  nn::load(model, dir + "/gpt.safetensors");
+  std::map<std::string, Tensor> want;
+  for (auto& [name, tensor] : data::load_safetensors(dir + "/gpt_io.safetensors")) want[name] = tensor;
+  std::printf("normgrad runs the model PyTorch trained: gpt\n");
+  return matches("logits_eval", gpt_logits(model, want.at("input")), want.at("logits_eval"), /*relative=*/0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string mode = argc == 3 ? argv[1] : "";
-  if (mode != "export" && mode != "import") {
-    std::fprintf(stderr, "usage: %s export|import DIR\n", argv[0]);
+  if (mode != "export" && mode != "import" && mode != "gpt_export" && mode != "gpt_import") {
+    std::fprintf(stderr, "usage: %s export|import|gpt_export|gpt_import DIR\n", argv[0]);
     return 2;
   }
   try {
@@ -163,6 +216,11 @@ int main(int argc, char** argv) {
       export_models(argv[2]);
       return 0;
     }
+    if (mode == "gpt_export") {
+      export_gpt(argv[2]);
+      return 0;
+    }
+    if (mode == "gpt_import") return import_gpt(argv[2]) ? 0 : 1;
     return import_models(argv[2]) ? 0 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "torch_interop %s: %s\n", mode.c_str(), e.what());

@@ -2,6 +2,8 @@
 
     /usr/bin/python3 torch_interop.py to_torch PROGRAM     PyTorch loads what normgrad trained
     /usr/bin/python3 torch_interop.py from_torch PROGRAM   normgrad loads what PyTorch trained
+    /usr/bin/python3 torch_interop.py gpt_to_torch PROGRAM     the same for the tiny GPT
+    /usr/bin/python3 torch_interop.py gpt_from_torch PROGRAM
 
 PROGRAM is the built torch_interop. Both directions use the same three models, written here in PyTorch
 and in torch_interop.cpp in normgrad, with the same names (mlp, cnn, text), and the same files:
@@ -13,11 +15,17 @@ the state_dict with load_state_dict(strict=True) (every name, shape and dtype mu
 over), and must compute the same outputs and buffers. from_torch: PyTorch trains and writes, normgrad
 loads and compares. Float32 tolerance: |got - want| <= 1e-5 + 1e-4 |want|.
 
+gpt_to_torch and gpt_from_torch do the same for the tiny GPT of normgrad's examples/char_gpt.cpp
+(examples/common/gpt.h), written here as nanoGPT's model.py writes it, with its parameter names (wte, wpe,
+h.<i>.ln_1, h.<i>.attn.c_attn, ..., lm_head): three AdamW steps, then gpt.safetensors (the state_dict) and
+gpt_io.safetensors (the input ids and the eval-mode logits), compared to |got - want| < 1e-5.
+
 The files are read and written with json and struct only (the safetensors package is not needed).
 Exits 77, which meson reports as a skipped test, when torch cannot be imported: Debian's python3-torch
 is not installed (scripts/check_torch_interop.sh installs it).
 """
 import json
+import math
 import struct
 import subprocess
 import sys
@@ -83,6 +91,83 @@ def make_models():
     }
 
 
+# The tiny GPT of torch_interop.cpp (examples/common/gpt.h), nanoGPT's model with LayerNorm:
+#   idx [B, T] -> wte(idx) + wpe(0..T-1) -> n_layer x { x = x + attn(ln_1(x)); x = x + mlp(ln_2(x)) }
+#              -> ln_f -> lm_head (no bias) -> logits [B, T, vocab]
+GPT_CONFIG = {"vocab": 11, "block": 8, "n_layer": 2, "n_head": 2, "n_embd": 16}
+GPT_IDS_SHAPE = (3, 8)
+
+
+class CausalSelfAttention(nn.Module):
+    """x [B, T, C] -> [B, T, C]: softmax(q k^T / sqrt(head_size)) v per head, position t seeing 0..t only."""
+
+    def __init__(self, n_embd, n_head, block):
+        super().__init__()
+        self.n_head = n_head
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd)
+        self.c_proj = nn.Linear(n_embd, n_embd)
+        # not persistent: the mask is no part of the state_dict (normgrad's layer has none either)
+        self.register_buffer("bias", torch.tril(torch.ones(block, block)).view(1, 1, block, block), persistent=False)
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        # each [B, T, C] -> [B, n_head, T, head_size]
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        att = att.masked_fill(self.bias[:, :, :T, :T] == 0, float("-inf"))
+        att = nn.functional.softmax(att, dim=-1)
+        y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
+        return self.c_proj(y)
+
+
+class Mlp(nn.Module):
+    def __init__(self, n_embd):
+        super().__init__()
+        self.c_fc = nn.Linear(n_embd, 4 * n_embd)
+        self.c_proj = nn.Linear(4 * n_embd, n_embd)
+
+    def forward(self, x):
+        return self.c_proj(nn.functional.gelu(self.c_fc(x)))  # the erf GELU
+
+
+class Block(nn.Module):
+    def __init__(self, n_embd, n_head, block):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(n_embd)
+        self.attn = CausalSelfAttention(n_embd, n_head, block)
+        self.ln_2 = nn.LayerNorm(n_embd)
+        self.mlp = Mlp(n_embd)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class Gpt(nn.Module):
+    def __init__(self, vocab, block, n_layer, n_head, n_embd):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, n_embd)
+        self.wpe = nn.Embedding(block, n_embd)
+        self.h = nn.ModuleList([Block(n_embd, n_head, block) for _ in range(n_layer)])
+        self.ln_f = nn.LayerNorm(n_embd)
+        self.lm_head = nn.Linear(n_embd, vocab, bias=False)
+
+    def forward(self, idx):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1)))
+        for block in self.h:
+            x = block(x)
+        return self.lm_head(self.ln_f(x))
+
+
+def gpt_logits(model, ids):
+    """The eval-mode logits [B, T, vocab]."""
+    with torch.no_grad():
+        return model.eval()(ids)
+
+
 def outputs_of(model, model_input):
     """The eval-mode output, the train-mode output, then the buffers that train-mode forward left."""
     with torch.no_grad():
@@ -91,13 +176,13 @@ def outputs_of(model, model_input):
     return io
 
 
-def matches(what, got, want):
+def matches(what, got, want, relative=1e-4):
     if got.shape != want.shape or got.dtype != want.dtype:
         print(f"  {what:<32} MISMATCH: PyTorch gives {list(got.shape)} {got.dtype}, "
               f"normgrad {list(want.shape)} {want.dtype}")
         return False
     diff = (got.double() - want.double()).abs()
-    within = bool((diff <= 1e-5 + 1e-4 * want.double().abs()).all())
+    within = bool((diff <= 1e-5 + relative * want.double().abs()).all())
     print(f"  {what:<32} max |PyTorch - normgrad| {diff.max().item():.2e}  {'ok' if within else 'MISMATCH'}")
     return within
 
@@ -135,11 +220,40 @@ def from_torch(program, folder):
     return subprocess.run([program, "import", folder]).returncode == 0
 
 
+def gpt_to_torch(program, folder):
+    subprocess.run([program, "gpt_export", folder], check=True)
+    print("PyTorch runs the model normgrad trained: gpt")
+    model = Gpt(**GPT_CONFIG)
+    model.load_state_dict(read_safetensors(f"{folder}/gpt.safetensors"), strict=True)
+    want = read_safetensors(f"{folder}/gpt_io.safetensors")
+    return matches("logits_eval", gpt_logits(model, want["input"]), want["logits_eval"], relative=0)
+
+
+def gpt_from_torch(program, folder):
+    torch.manual_seed(0)
+    model = Gpt(**GPT_CONFIG)
+    ids = torch.randint(0, GPT_CONFIG["vocab"], GPT_IDS_SHAPE)
+    targets = torch.randint(0, GPT_CONFIG["vocab"], GPT_IDS_SHAPE)
+    adamw = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(3):
+        logits = model(ids)  # [B, T, V]
+        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+        adamw.zero_grad()
+        loss.backward()
+        adamw.step()
+    write_safetensors(f"{folder}/gpt.safetensors", model.state_dict())
+    write_safetensors(f"{folder}/gpt_io.safetensors", {"input": ids, "logits_eval": gpt_logits(model, ids)})
+    print("PyTorch trained and saved gpt")
+    return subprocess.run([program, "gpt_import", folder]).returncode == 0
+
+
 def main():
     direction, program = sys.argv[1], sys.argv[2]
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as folder:
-        all_match = {"to_torch": to_torch, "from_torch": from_torch}[direction](program, folder)
+        directions = {"to_torch": to_torch, "from_torch": from_torch, "gpt_to_torch": gpt_to_torch,
+                      "gpt_from_torch": gpt_from_torch}
+        all_match = directions[direction](program, folder)
     print("the same outputs in both" if all_match else "FAILED: the outputs differ")
     sys.exit(0 if all_match else 1)
 
