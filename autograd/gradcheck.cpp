@@ -59,7 +59,7 @@ Comparison compare_jacobians(const char* who, const Function& f, const std::vect
       std::vector<double> row(static_cast<std::size_t>(inputs[k].numel()), 0.0);
       if (output.requires_grad()) {  // otherwise f depends on no input at all
         try {
-          row = grad({output}, {inputs[k]}, {one_hot}, /*retain_graph=*/true)[0].to_vector();
+          row = grad({output}, {inputs[k]}, {one_hot}, {.retain_graph = true})[0].to_vector();
         } catch (const Error& e) {
           if (std::string(e.what()).find("is not used") == std::string::npos) throw;
         }
@@ -118,13 +118,13 @@ std::vector<Tensor> recorded_gradients(const Tensor& output, const std::vector<T
     return grads;
   }
   try {
-    return grad({output}, inputs, {v}, /*retain_graph=*/true, /*create_graph=*/true);
+    return grad({output}, inputs, {v}, {.retain_graph = true, .create_graph = true});
   } catch (const Error& e) {
     if (!is_unused(e)) throw;
   }
   for (const Tensor& x : inputs) {  // some input is unused: ask for each alone
     try {
-      grads.push_back(grad({output}, {x}, {v}, /*retain_graph=*/true, /*create_graph=*/true)[0]);
+      grads.push_back(grad({output}, {x}, {v}, {.retain_graph = true, .create_graph = true})[0]);
     } catch (const Error& e) {
       if (!is_unused(e)) throw;
       grads.push_back(zeros(x.shape(), float64));

@@ -455,8 +455,13 @@ void Tensor::backward(const Tensor& upstream, BackwardOptions options) const {
       .run({make_root("backward", *this, upstream)});
 }
 
-std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
-                         const std::vector<Tensor>& grad_outputs, bool retain_graph, bool create_graph) {
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs, BackwardOptions options) {
+  return detail::grad(outputs, inputs, std::vector<Tensor>{}, options);
+}
+
+std::vector<Tensor> detail::grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                                 const std::vector<Tensor>& grad_outputs, BackwardOptions options) {
+  const bool create_graph = options.create_graph, retain_graph = options.retain_graph || create_graph;
   if (!grad_outputs.empty() && grad_outputs.size() != outputs.size())
     throw Error("grad: " + std::to_string(grad_outputs.size()) + " grad_outputs for " + std::to_string(outputs.size()) +
                 " outputs; expected one per output (or none)");
@@ -472,7 +477,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     input_nodes.push_back(gradient_edge(input));
     captured.push_back({input_nodes.back().get(), Tensor()});
   }
-  BackwardPass(retain_graph || create_graph, create_graph, &captured).run(std::move(roots));
+  BackwardPass(retain_graph, create_graph, &captured).run(std::move(roots));
 
   std::vector<Tensor> result;
   for (std::size_t i = 0; i < inputs.size(); ++i) {

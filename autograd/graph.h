@@ -206,11 +206,22 @@ template <class F> void record(Tensor& output, const char* op, std::initializer_
 
 // ---- running backward -----------------------------------------------------------------------------
 // PyTorch's torch.autograd.grad: the gradients of sum_i <outputs[i], grad_outputs[i]> with respect to
-// `inputs`, returned instead of accumulated into .grad(). grad_outputs may be empty when every output
-// holds one element. With create_graph the returned gradients carry a graph of their own and can be
-// differentiated again; create_graph implies retain_graph.
+// `inputs`, returned instead of accumulated into .grad(). grad_outputs may be left out when every output
+// holds one element. The options are backward()'s: with create_graph the returned gradients carry a graph
+// of their own and can be differentiated again (create_graph implies retain_graph):
+//   ng::grad({y.sum()}, {x}, {.create_graph = true})      ng::grad({y}, {x}, {upstream}, {.retain_graph = true})
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
-                         const std::vector<Tensor>& grad_outputs = {}, bool retain_graph = false,
-                         bool create_graph = false);
+                         BackwardOptions options = {});
+namespace detail {
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs, BackwardOptions options);
+}
+// With grad_outputs. (A template only for overload resolution: GCC 12 takes `{.create_graph = true}` as a
+// possible vector too and calls the pair ambiguous; between equal candidates the non-template wins.)
+template <class = void>
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs, BackwardOptions options = {}) {
+  return detail::grad(outputs, inputs, grad_outputs, options);
+}
 
 }  // namespace ng

@@ -44,7 +44,7 @@ int show(const std::string& out_dir) {
   // 2. First and second derivatives from the graph, on a grid, against the formulas.
   ng::Tensor x = ng::arange(-6.0, 6.01, 0.25, ng::float64).requires_grad_();
   ng::Tensor y = softplus(x);
-  ng::Tensor dy = ng::grad({y.sum()}, {x}, {}, /*retain_graph=*/false, /*create_graph=*/true)[0];
+  ng::Tensor dy = ng::grad({y.sum()}, {x}, {.create_graph = true})[0];
   ng::Tensor d2y = ng::grad({dy.sum()}, {x})[0];
 
   examples::Line f{"softplus(x)", examples::palette_color(0), {}, {}};

@@ -57,7 +57,7 @@ Fn first_derivatives(const Fn& f) {
     for (std::size_t i = 0; i < r.size(); ++i) r[i] = std::sin(1.0 + 0.7 * static_cast<double>(i));
     const ng::Tensor loss = ng::sum(y * ng::tensor(r, y.shape(), ng::float64));
     std::vector<ng::Tensor> flat;
-    for (const ng::Tensor& g : ng::grad({loss}, leaves, {}, false, /*create_graph=*/true)) flat.push_back(ng::reshape(g, {-1}));
+    for (const ng::Tensor& g : ng::grad({loss}, leaves, {.create_graph = true})) flat.push_back(ng::reshape(g, {-1}));
     return ng::cat(flat, 0);
   };
 }

@@ -222,7 +222,7 @@ TEST_CASE("ng::grad refuses an input that the outputs do not depend on, and a mi
   ng::Tensor x = leaf({1}, {1});
   ng::Tensor unused = leaf({1}, {1});
   ng::Tensor y = (x * 2.0).sum();
-  CHECK_THROWS_WITH_AS(ng::grad({y}, {unused}, {}, true), Contains("not used"), ng::Error);
+  CHECK_THROWS_WITH_AS(ng::grad({y}, {unused}, {.retain_graph = true}), Contains("not used"), ng::Error);
   CHECK_THROWS_WITH_AS(ng::grad({y}, {x}, {ng::ones({}), ng::ones({})}), Contains("grad_outputs"), ng::Error);
 }
 

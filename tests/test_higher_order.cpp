@@ -207,7 +207,7 @@ TEST_CASE("clamp, to(float64) and clone have correct second derivatives") {
 TEST_CASE("to(float32) and back sends a recorded float64 gradient: d^2 (x^2) / dx^2 = 2 through float32") {
   Tensor x = ng::tensor({0.75, -1.5}, ng::float64).requires_grad_();
   Tensor y = ng::sum(ng::pow(x.to(ng::float32), 2.0));
-  Tensor dx = ng::grad({y}, {x}, {}, true, true)[0];
+  Tensor dx = ng::grad({y}, {x}, {.retain_graph = true, .create_graph = true})[0];
   CHECK(dx.dtype() == ng::float64);
   CHECK(dx.requires_grad());
   Tensor d2x = ng::grad({ng::sum(dx)}, {x})[0];
@@ -411,7 +411,7 @@ TEST_CASE("the fused BatchNorm's double backward equals the composed one's to 1e
     const Tensor v = ng::randn(shape, ng::float64), w = ng::randn(shape, ng::float64);
     // d <grad(<BN(x), v>, x), w> / d (x, gamma)
     auto second = [&](auto bn) {
-      Tensor dx = ng::grad({bn(x, gamma, beta, 1e-5)}, {x}, {v}, false, true)[0];
+      Tensor dx = ng::grad({bn(x, gamma, beta, 1e-5)}, {x}, {v}, {.create_graph = true})[0];
       return ng::grad({ng::sum(dx * w)}, {x, gamma});
     };
     const auto fused = second(F::batch_norm_fused), composed = second(F::batch_norm_composed);
@@ -426,8 +426,8 @@ TEST_CASE("the fused BatchNorm's double backward equals the composed one's to 1e
 TEST_CASE("three nested grads of x^4 give 24 x") {
   Tensor x = ng::tensor({-1.5, 0.5, 2.0}, ng::float64).requires_grad_();
   Tensor y = ng::sum(ng::pow(x, 4.0));
-  Tensor d1 = ng::grad({y}, {x}, {}, false, true)[0];
-  Tensor d2 = ng::grad({ng::sum(d1)}, {x}, {}, false, true)[0];
+  Tensor d1 = ng::grad({y}, {x}, {.create_graph = true})[0];
+  Tensor d2 = ng::grad({ng::sum(d1)}, {x}, {.create_graph = true})[0];
   Tensor d3 = ng::grad({ng::sum(d2)}, {x})[0];
   const std::vector<double> xs = x.to_vector();
   for (std::size_t i = 0; i < xs.size(); ++i) {
@@ -454,7 +454,7 @@ TEST_CASE("a Hessian-vector product on a small MLP matches central differences o
   for (const Tensor& p : params) v.push_back(ng::randn(p.shape(), ng::float64));
 
   // Hv = d <dL/dp, v> / dp
-  const auto grads = ng::grad({mlp_loss(params, x, target)}, params, {}, false, true);
+  const auto grads = ng::grad({mlp_loss(params, x, target)}, params, {.create_graph = true});
   Tensor dot = ng::scalar(0.0, ng::float64);
   for (std::size_t i = 0; i < params.size(); ++i) dot = dot + ng::sum(grads[i] * v[i]);
   const auto hv = ng::grad({dot}, params);
@@ -502,7 +502,7 @@ Tensor penalized_loss(PenaltyModel& model, const Tensor& input, const Tensor& ta
   ng::GradModeGuard grad_mode(true);
   Tensor x = input.detach().requires_grad_();
   Tensor task = ng::mean(ng::pow(model.forward(x) - target, 2.0));
-  Tensor dx = ng::grad({task}, {x}, {}, false, true)[0];
+  Tensor dx = ng::grad({task}, {x}, {.create_graph = true})[0];
   return task + lambda * ng::sum(dx * dx);
 }
 }  // namespace

@@ -44,7 +44,7 @@ ng::Tensor away_from_zero(const ng::Shape& shape) {
 // finite differences pass copies that do not require grad, under NoGradGuard: then only the value counts.)
 ng::Tensor first_derivative(const std::function<ng::Tensor(const ng::Tensor&)>& op, const ng::Tensor& x,
                             const ng::Tensor& w) {
-  if (x.requires_grad()) return ng::grad({ng::sum(op(x) * w)}, {x}, {}, true, true)[0];
+  if (x.requires_grad()) return ng::grad({ng::sum(op(x) * w)}, {x}, {.retain_graph = true, .create_graph = true})[0];
   ng::GradModeGuard grad_mode(true);
   ng::Tensor leaf = x.detach().requires_grad_();
   return ng::grad({ng::sum(op(leaf) * w)}, {leaf})[0].detach();

@@ -275,8 +275,8 @@ TEST_CASE("sin's and cos's gradients match finite differences, including a 0-dim
 TEST_CASE("the second and third derivatives of sin are -sin and -cos") {
   const std::vector<double> xs = {-1.2, 0.3, 2.0};
   ng::Tensor x = leaf(xs, {3});
-  const ng::Tensor first = ng::grad({ng::sin(x).sum()}, {x}, {}, false, true)[0];
-  const ng::Tensor second = ng::grad({first.sum()}, {x}, {}, false, true)[0];
+  const ng::Tensor first = ng::grad({ng::sin(x).sum()}, {x}, {.create_graph = true})[0];
+  const ng::Tensor second = ng::grad({first.sum()}, {x}, {.create_graph = true})[0];
   const ng::Tensor third = ng::grad({second.sum()}, {x})[0];
   for (std::size_t i = 0; i < xs.size(); ++i) {
     const auto k = static_cast<int64_t>(i);
@@ -307,7 +307,7 @@ TEST_CASE("the gradients of where, maximum and max can be differentiated again")
                       const ng::Tensor a = in[0].requires_grad() ? in[0] : in[0].detach().requires_grad_();
                       const ng::Tensor y = op(a, in[1]);
                       const ng::Tensor loss = ng::sum(y * y * (y.dim() == 0 ? w.sum() : w));
-                      return ng::grad({loss}, {a}, {}, false, true)[0];
+                      return ng::grad({loss}, {a}, {.create_graph = true})[0];
                     },
                     {leaf({0.3, -1.1, 0.8}, {3}), leaf({0.7, -0.4, 1.5}, {3})});
   }
