@@ -15,8 +15,9 @@ int main(int argc, char** argv) {
   manual_seed(0);
   Tensor x = rand({256, 1}) * 2.0 - 1.0;                   // inputs in [-1, 1), shape [256, 1]
   Tensor y = x.pow(3) - x + 0.05 * randn({256, 1});        // targets: x^3 - x plus noise
-  nn::Sequential net{std::make_shared<nn::Linear>(1, 32, /*bias=*/false), std::make_shared<nn::BatchNorm1d>(32),
-                     std::make_shared<nn::Tanh>(), std::make_shared<nn::Linear>(32, 1)};
+  nn::Sequential net{std::make_shared<nn::Linear>(1, 32, nn::LinearOptions{.bias = false}),  // BN has its own shift
+                     std::make_shared<nn::BatchNorm1d>(32), std::make_shared<nn::Tanh>(),
+                     std::make_shared<nn::Linear>(32, 1)};
   optim::SGD sgd(net.parameters(), {.lr = 0.1, .momentum = 0.9});
   for (int step = 0; step <= 1000; ++step) {
     Tensor loss = nn::mse_loss(net(x), y);                 // forward: builds the graph

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <optional>
+#include <utility>
 
 #include "module.h"
 
@@ -47,10 +48,19 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
 
 }  // namespace functional
 
+// PyTorch's keyword arguments of nn.LayerNorm: `LayerNorm({64}, {.elementwise_affine = false})`.
+struct LayerNormOptions {
+  double eps = 1e-5;
+  bool elementwise_affine = true;
+  Dtype dtype = float32;
+};
+
 class LayerNorm : public Module {
  public:
   // weight (ones) and bias (zeros) of shape normalized_shape when elementwise_affine, as PyTorch.
   explicit LayerNorm(Shape normalized_shape, double eps = 1e-5, bool elementwise_affine = true, Dtype dtype = float32);
+  LayerNorm(Shape normalized_shape, LayerNormOptions options)
+      : LayerNorm(std::move(normalized_shape), options.eps, options.elementwise_affine, options.dtype) {}
 
   // x: [*, normalized_shape...] -> y: the shape of x
   Tensor forward(const Tensor& x) override;
@@ -61,10 +71,19 @@ class LayerNorm : public Module {
   Tensor bias;    // normalized_shape, starts at 0 (undefined without elementwise_affine)
 };
 
+// PyTorch's keyword arguments of nn.GroupNorm: `GroupNorm(4, 32, {.eps = 1e-6})`.
+struct GroupNormOptions {
+  double eps = 1e-5;
+  bool affine = true;
+  Dtype dtype = float32;
+};
+
 class GroupNorm : public Module {
  public:
   // weight (ones) and bias (zeros) of shape [num_channels] when affine, as PyTorch.
   GroupNorm(int64_t num_groups, int64_t num_channels, double eps = 1e-5, bool affine = true, Dtype dtype = float32);
+  GroupNorm(int64_t num_groups, int64_t num_channels, GroupNormOptions options)
+      : GroupNorm(num_groups, num_channels, options.eps, options.affine, options.dtype) {}
 
   // x: [N, C, *] -> y: the shape of x
   Tensor forward(const Tensor& x) override;

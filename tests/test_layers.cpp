@@ -628,3 +628,18 @@ TEST_CASE("clip_grad_norm_ measures the 1-norm and the max norm when asked") {
   CHECK_ERROR_MENTIONS(ng::nn::clip_grad_norm_({a}, -1), "clip_grad_norm_", "max_norm");
   CHECK_ERROR_MENTIONS(ng::nn::clip_grad_norm_({a}, 1, 0), "clip_grad_norm_", "norm_type");
 }
+
+TEST_CASE("Linear, LayerNorm and GroupNorm take PyTorch's keyword arguments as an options struct") {
+  const ng::nn::Linear plain(3, 2, {.bias = false});
+  CHECK_FALSE(plain.bias.defined());
+  CHECK(plain.weight.shape() == ng::Shape{2, 3});
+  const ng::nn::Linear wide(3, 2, {.dtype = ng::float64});
+  CHECK(wide.bias.defined());
+  CHECK(wide.weight.dtype() == ng::float64);
+  const ng::nn::LayerNorm ln({4}, {.eps = 1e-3, .elementwise_affine = false});
+  CHECK(ln.eps == 1e-3);
+  CHECK_FALSE(ln.weight.defined());
+  const ng::nn::GroupNorm gn(2, 4, {.affine = false});
+  CHECK_FALSE(gn.bias.defined());
+  CHECK(gn.eps == 1e-5);
+}
