@@ -7,6 +7,7 @@
 #include "batchnorm.h"
 
 #include "autograd/graph.h"
+#include "batchnorm_shapes.h"
 
 namespace ng::nn {
 
@@ -14,7 +15,7 @@ BatchNormBase::BatchNormBase(const char* name, int64_t expected_dim, int64_t fea
     : num_features(features), options(opts), name_(name), expected_dim_(expected_dim) {
   if (features <= 0)
     throw Error(std::string(name) + ": num_features = " + std::to_string(features) + "; expected a positive count");
-  if (opts.dtype == int64) throw Error(std::string(name) + ": dtype int64 cannot hold parameters; expected float32 or float64");
+  detail::check_parameter_dtype(name, opts.dtype);
   if (!(opts.eps >= 0)) throw Error(std::string(name) + ": eps = " + std::to_string(opts.eps) + "; expected eps >= 0");
   if (!(opts.momentum >= 0 && opts.momentum <= 1))
     throw Error(std::string(name) + ": momentum = " + std::to_string(opts.momentum) + "; expected a value in [0, 1]");
@@ -52,9 +53,8 @@ Tensor BatchNormBase::forward(const Tensor& x) {
     return functional::batch_norm_inference(x, running_mean, running_var, weight, bias, options.eps);
 
   const int64_t m = x.numel() / num_features;  // values per channel: N, or N*H*W
-  if (m <= 1)
-    throw Error(std::string(name_) + ": expected more than 1 value per channel when training, got input of shape " +
-                shape_str(x.shape()) + " (use eval() to normalize single samples with the running statistics)");
+  detail::check_batch_size(name_, x, {.N = m, .C = num_features},
+                           "; use eval() to normalize single samples with the running statistics");
   functional::BatchNormResult batch =
       options.impl == BatchNormImpl::fused
           ? functional::batch_norm_fused_with_stats(x, weight, bias, options.eps)

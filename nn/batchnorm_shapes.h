@@ -9,6 +9,7 @@
 
 #include "autograd/ops.h"
 #include "autograd/tensor.h"
+#include "checks.h"
 
 namespace ng::nn::detail {
 
@@ -44,16 +45,14 @@ inline ChannelLayout check_batch_norm_args(const char* op, const Tensor& x, cons
   return layout;
 }
 
-inline void check_eps(const char* op, double eps) {
-  if (!(eps >= 0)) throw Error(std::string(op) + ": eps = " + std::to_string(eps) + "; expected eps >= 0");
-}
-
 // Batch statistics need at least two values per channel (with one, x - mean is 0 and the variance 0).
 // PyTorch refuses this in training mode with the same message.
-inline void check_batch_size(const char* op, const Tensor& x, const ChannelLayout& layout) {
+// `hint` is appended to the message (a module says how to normalize single samples instead).
+inline void check_batch_size(const std::string& op, const Tensor& x, const ChannelLayout& layout,
+                             const std::string& hint = "") {
   if (layout.m() <= 1)
-    throw Error(std::string(op) + ": expected more than 1 value per channel when training, got input of shape " +
-                shape_str(x.shape()) + " (" + std::to_string(layout.m()) + " value(s) per channel)");
+    throw Error(op + ": expected more than 1 value per channel when training, got input of shape " +
+                shape_str(x.shape()) + " (" + std::to_string(layout.m()) + " value(s) per channel)" + hint);
 }
 
 // The dims a channel's statistics run over, and the shape that lines a [C] tensor up with x's channel

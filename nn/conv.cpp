@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "init.h"
+#include "checks.h"
 
 namespace ng::nn {
 
@@ -24,7 +25,7 @@ Conv2d::Conv2d(int64_t in, int64_t out, Pair kernel, Pair stride_, Pair padding_
                   std::to_string(padding[0]) + ", " + std::to_string(padding[1]) + "}, dilation {" +
                   std::to_string(dilation[0]) + ", " + std::to_string(dilation[1]) +
                   "}; expected strides and dilations >= 1 and paddings >= 0");
-  if (dtype == int64) throw Error(args + ": dtype int64 cannot hold parameters; expected float32 or float64");
+  detail::check_parameter_dtype(args, dtype);
   weight = register_parameter("weight", empty({out, in / groups, kernel[0], kernel[1]}, dtype));
   if (with_bias) bias = register_parameter("bias", empty({out}, dtype));
   reset_parameters();

@@ -3,6 +3,7 @@
 
 #include "autograd/ops.h"
 #include "init.h"
+#include "checks.h"
 
 namespace ng::nn {
 
@@ -10,7 +11,7 @@ Embedding::Embedding(int64_t num, int64_t dim, Dtype dtype) : num_embeddings(num
   if (num <= 0 || dim <= 0)
     throw Error("Embedding: sizes num_embeddings = " + std::to_string(num) + ", embedding_dim = " + std::to_string(dim) +
                 "; expected both positive");
-  if (dtype == int64) throw Error("Embedding: dtype int64 cannot hold parameters; expected float32 or float64");
+  detail::check_parameter_dtype("Embedding", dtype);
   weight = register_parameter("weight", empty({num, dim}, dtype));
   init::normal_(weight, 0, 1);
 }

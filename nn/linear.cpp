@@ -5,6 +5,7 @@
 
 #include "autograd/ops.h"
 #include "init.h"
+#include "checks.h"
 
 namespace ng::nn {
 
@@ -12,7 +13,7 @@ Linear::Linear(int64_t in, int64_t out, bool with_bias, Dtype dtype) : in_featur
   if (in <= 0 || out <= 0)
     throw Error("Linear: sizes in_features = " + std::to_string(in) + ", out_features = " + std::to_string(out) +
                 "; expected both positive");
-  if (dtype == int64) throw Error("Linear: dtype int64 cannot hold parameters; expected float32 or float64");
+  detail::check_parameter_dtype("Linear", dtype);
   weight = register_parameter("weight", empty({out, in}, dtype));
   if (with_bias) bias = register_parameter("bias", empty({out}, dtype));
   reset_parameters();

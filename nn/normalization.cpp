@@ -13,10 +13,6 @@ namespace ng::nn {
 
 namespace {
 
-void check_eps(const char* op, double eps) {
-  if (!(eps >= 0)) throw Error(std::string(op) + ": eps = " + std::to_string(eps) + "; expected eps >= 0");
-}
-
 // weight or bias (when defined) must have `shape` and x's dtype.
 void check_affine(const char* op, const char* what, const Tensor& t, const Shape& shape, const Tensor& x) {
   if (!t.defined()) return;
@@ -59,7 +55,7 @@ namespace functional {
 // x: [*, normalized_shape...] -> y: the shape of x
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias, double eps) {
   check_floating("layer_norm", x);
-  check_eps("layer_norm", eps);
+  detail::check_eps("layer_norm", eps);
   // the last dims: the features of one example (one position)
   const std::vector<int64_t> features = normalized_dims("layer_norm", x, normalized_shape);
   check_affine("layer_norm", "weight", weight, normalized_shape, x);
@@ -76,7 +72,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 // x: [N, C, *] -> y: the shape of x
 Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps) {
   check_floating("group_norm", x);
-  check_eps("group_norm", eps);
+  detail::check_eps("group_norm", eps);
   if (x.dim() < 2)
     throw Error("group_norm: input of shape " + shape_str(x.shape()) + "; expected [N, C, *] (channels in dim 1)");
   const int64_t N = x.size(0), C = x.size(1), G = num_groups;
@@ -106,7 +102,7 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
   const double epsilon = eps ? *eps
                              : x.dtype() == float32 ? double{std::numeric_limits<float>::epsilon()}
                                                     : std::numeric_limits<double>::epsilon();
-  check_eps("rms_norm", epsilon);
+  detail::check_eps("rms_norm", epsilon);
   const std::vector<int64_t> features = normalized_dims("rms_norm", x, normalized_shape);
   check_affine("rms_norm", "weight", weight, normalized_shape, x);
 
@@ -124,8 +120,8 @@ LayerNorm::LayerNorm(Shape shape, double epsilon, bool elementwise_affine, Dtype
   for (int64_t s : normalized_shape)
     if (s <= 0)
       throw Error("LayerNorm: normalized_shape " + shape_str(normalized_shape) + "; expected positive sizes");
-  check_eps("LayerNorm", eps);
-  if (dtype == int64) throw Error("LayerNorm: dtype int64 cannot hold parameters; expected float32 or float64");
+  detail::check_eps("LayerNorm", eps);
+  detail::check_parameter_dtype("LayerNorm", dtype);
   if (elementwise_affine) {
     weight = register_parameter("weight", ones(normalized_shape, dtype));
     bias = register_parameter("bias", zeros(normalized_shape, dtype));
@@ -140,8 +136,8 @@ GroupNorm::GroupNorm(int64_t groups, int64_t channels, double epsilon, bool affi
   if (groups <= 0 || channels <= 0 || channels % groups != 0)
     throw Error("GroupNorm: num_groups = " + std::to_string(groups) + ", num_channels = " + std::to_string(channels) +
                 "; expected positive sizes with num_groups dividing num_channels");
-  check_eps("GroupNorm", eps);
-  if (dtype == int64) throw Error("GroupNorm: dtype int64 cannot hold parameters; expected float32 or float64");
+  detail::check_eps("GroupNorm", eps);
+  detail::check_parameter_dtype("GroupNorm", dtype);
   if (affine) {
     weight = register_parameter("weight", ones({channels}, dtype));
     bias = register_parameter("bias", zeros({channels}, dtype));
@@ -161,8 +157,8 @@ RMSNorm::RMSNorm(Shape shape, std::optional<double> epsilon, bool elementwise_af
   if (normalized_shape.empty()) throw Error("RMSNorm: normalized_shape is empty; expected at least one dim");
   for (int64_t s : normalized_shape)
     if (s <= 0) throw Error("RMSNorm: normalized_shape " + shape_str(normalized_shape) + "; expected positive sizes");
-  if (eps) check_eps("RMSNorm", *eps);
-  if (dtype == int64) throw Error("RMSNorm: dtype int64 cannot hold parameters; expected float32 or float64");
+  if (eps) detail::check_eps("RMSNorm", *eps);
+  detail::check_parameter_dtype("RMSNorm", dtype);
   if (elementwise_affine) weight = register_parameter("weight", ones(normalized_shape, dtype));
 }
 

@@ -7,6 +7,7 @@
 
 #include "autograd/graph.h"
 #include "autograd/ops.h"
+#include "checks.h"
 
 namespace ng::nn {
 
@@ -49,7 +50,7 @@ WhiteningResult iter_norm(const Tensor& x, int64_t iterations, double eps) {
 
 IterNorm::IterNorm(int64_t features, IterNormOptions opts) : num_features(features), options(opts) {
   if (features <= 0) throw Error("IterNorm: num_features = " + std::to_string(features) + "; expected a positive count");
-  if (opts.dtype == int64) throw Error("IterNorm: dtype int64 cannot hold parameters; expected float32 or float64");
+  detail::check_parameter_dtype("IterNorm", opts.dtype);
   if (opts.iterations < 1)
     throw Error("IterNorm: iterations = " + std::to_string(opts.iterations) + "; expected >= 1");
   if (!(opts.eps >= 0)) throw Error("IterNorm: eps = " + std::to_string(opts.eps) + "; expected eps >= 0");
