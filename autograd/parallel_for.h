@@ -55,7 +55,8 @@ template <class Body> void parallel_for(int64_t n, bool threads, Body&& body) {
 }
 
 // Built with -Dreference_kernels=true: the plain loops instead of the fast paths (no threads, the
-// textbook gemm, max pooling's general loop, std::exp in float32 sigmoid), for a reader to step through.
+// textbook gemm, max pooling's general loop, std::exp and std::erf in float32 sigmoid, exp, erf and
+// softmax), for a reader to step through.
 #ifdef NG_REFERENCE_KERNELS
 constexpr bool kReferenceKernels = true;
 #else
