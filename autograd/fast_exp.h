@@ -2,8 +2,9 @@
 //
 // std::exp is a library call per element, so a loop over it cannot use SIMD. This version uses only
 // arithmetic, so `for (i) y[i] = fast_exp(x[i])` becomes 8 lanes at a time with AVX2. It is used where
-// float32 throughput matters and the last ulp does not: the sigmoid of the hidden layers. The plain
-// std::exp stays the reference (tests/test_fast_paths.cpp compares the two).
+// float32 throughput matters and the last ulp does not: sigmoid, exp, softmax and log_softmax (through
+// max_sum_exp in kernels.h) and fast_erf (fast_erf.h). The plain std::exp stays the reference
+// (tests/test_fast_paths.cpp compares the two; -Dreference_kernels=true uses it).
 //
 //   e^x = 2^n * e^r,   n = round(x / ln 2),   r = x - n ln 2  (so |r| <= ln2 / 2 = 0.347)
 //   e^r ~ 1 + r + r^2/2! + ... + r^6/6!         (Taylor; the next term is below 1.3e-7 relative)

@@ -1,4 +1,5 @@
-// gemm.cpp: C += A @ B, a plain reference loop and a register-tiled fast version (see gemm.h).
+// gemm.cpp: C += A @ B (and C = A @ B), a plain reference loop and a register-tiled fast version
+// (see gemm.h).
 #include "gemm.h"
 
 #include <algorithm>
@@ -28,13 +29,14 @@ constexpr int64_t kDepth = 256;   // k-slice: kDepth x N of B is reused across a
 // 32 bytes = 8 floats or 4 doubles, one AVX register; 64 bytes, one AVX-512 register.
 template <class T, int Bytes> using Vec [[gnu::vector_size(Bytes)]] = T;
 
-// One full tile: C[0:Rows, 0:16] += A[0:Rows, 0:depth] @ B[0:depth, 0:16]. The Rows x 16 accumulators live
+// One full tile: C[0:Rows, 0:16] += A[0:Rows, 0:depth] @ B[0:depth, 0:16], or = when `store` (the first
+// k-slice of gemm_overwrite: C's old contents, maybe garbage, are never read). The Rows x 16 accumulators live
 // in vector registers for the whole k loop; each step broadcasts one element of A per row and
 // multiplies it with the 16 elements of B's row k. For every element of C the products are added in the
 // order k = 0, 1, ..., whatever the vector width: the two kernels below give bit-identical results.
 template <class T, int64_t Rows, int Bytes>
 [[gnu::always_inline]] inline void tile(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B,
-                                        int64_t ldb, T* C, int64_t ldc) {
+                                        int64_t ldb, T* C, int64_t ldc, bool store) {
   using V = Vec<T, Bytes>;
   constexpr int64_t lanes = Bytes / static_cast<int64_t>(sizeof(T));
   constexpr int64_t vecs = kCols / lanes;  // vectors per tile row
@@ -49,6 +51,10 @@ template <class T, int64_t Rows, int Bytes>
   }
   for (int64_t r = 0; r < Rows; ++r)
     for (int64_t v = 0; v < vecs; ++v) {
+      if (store) {
+        __builtin_memcpy(C + r * ldc + v * lanes, &acc[r][v], sizeof(V));
+        continue;
+      }
       V c;
       __builtin_memcpy(&c, C + r * ldc + v * lanes, sizeof(V));
       c += acc[r][v];
@@ -64,8 +70,9 @@ template <class T, int64_t Rows, int Bytes>
 // constant vectors under -mavx512f (meson.build's probe), and this kernel holds no constant but zero.
 constexpr int64_t kRowsNarrow = 6;
 template <class T>
-void tile_narrow(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t ldb, T* C, int64_t ldc) {
-  tile<T, kRowsNarrow, 32>(depth, A, a_row, a_col, B, ldb, C, ldc);
+void tile_narrow(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t ldb, T* C, int64_t ldc,
+                 bool store) {
+  tile<T, kRowsNarrow, 32>(depth, A, a_row, a_col, B, ldb, C, ldc, store);
 }
 // Only where the narrow kernel fuses its multiply-adds too (__FMA__, as -march=native gives on any CPU
 // with AVX-512): a portable build's narrow kernel rounds each product, and the two would then differ.
@@ -74,8 +81,8 @@ void tile_narrow(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const 
 constexpr int64_t kRowsWide = 12;
 template <class T>
 [[gnu::target("avx512f")]] void tile_wide(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B,
-                                          int64_t ldb, T* C, int64_t ldc) {
-  tile<T, kRowsWide, 64>(depth, A, a_row, a_col, B, ldb, C, ldc);
+                                          int64_t ldb, T* C, int64_t ldc, bool store) {
+  tile<T, kRowsWide, 64>(depth, A, a_row, a_col, B, ldb, C, ldc, store);
 }
 #endif
 
@@ -90,17 +97,21 @@ constexpr int64_t kParallelFlops = int64_t{1} << 18;
 
 template <class T, int64_t kRows, class Tile>
 void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t b_row,
-                int64_t b_col, T* C, Tile tile_fn) {
+                int64_t b_col, T* C, bool overwrite, Tile tile_fn) {
   // A panel of B (depth x 16) is used as it is when its rows are contiguous, and otherwise copied
   // ("packed") into a contiguous buffer: for a transposed B, or zero-padded at the ragged right edge.
   // The ragged bottom edge (fewer than kRows rows left) likewise runs through the same tile on a
   // zero-padded copy of A, so there is only one inner loop to get right and fast.
+  // Overwriting: the first k-slice stores its tiles into C, the later ones add to them (the same
+  // additions in the same order as accumulating onto a C of zeros).
+  if (overwrite && K == 0) std::fill_n(C, M * N, T(0));
   std::vector<T> a_padded(static_cast<std::size_t>(kRows * std::min(kDepth, K)));
   const int64_t full_rows = M - M % kRows;  // rows covered by whole tiles; the rest (< kRows) is padded
   const int64_t panels = (N + kCols - 1) / kCols;
   for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
     const int64_t depth = std::min(kDepth, K - k0);
     const T* A_slice = A + k0 * a_col;
+    const bool store = overwrite && k0 == 0;
     if (full_rows < M) {  // padded once per k-slice, then reused by every column panel
       std::fill(a_padded.begin(), a_padded.end(), T(0));
       for (int64_t r = 0; r < M - full_rows; ++r)
@@ -123,20 +134,22 @@ void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int6
       for (int64_t i0 = 0; i0 < full_rows; i0 += kRows) {
         T* c = C + i0 * N + j0;
         if (cols == kCols) {
-          tile_fn(depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c, N);
+          tile_fn(depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c, N, store);
           continue;
         }
-        std::fill_n(c_padded, kRows * kCols, T(0));
-        tile_fn(depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c_padded, kCols);
+        // a ragged right edge: the tile is stored into c_padded, whose first `cols` columns then go
+        // into C (stored on the first slice of gemm_overwrite, else added)
+        tile_fn(depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c_padded, kCols, true);
         for (int64_t r = 0; r < kRows; ++r)
-          for (int64_t j = 0; j < cols; ++j) c[r * N + j] += c_padded[r * kCols + j];
+          for (int64_t j = 0; j < cols; ++j)
+            c[r * N + j] = store ? c_padded[r * kCols + j] : c[r * N + j] + c_padded[r * kCols + j];
       }
       if (full_rows < M) {
-        std::fill_n(c_padded, kRows * kCols, T(0));
-        tile_fn(depth, a_padded.data(), depth, int64_t{1}, b, ldb, c_padded, kCols);
+        tile_fn(depth, a_padded.data(), depth, int64_t{1}, b, ldb, c_padded, kCols, true);
         T* c = C + full_rows * N + j0;
         for (int64_t r = 0; r < M - full_rows; ++r)
-          for (int64_t j = 0; j < cols; ++j) c[r * N + j] += c_padded[r * kCols + j];
+          for (int64_t j = 0; j < cols; ++j)
+            c[r * N + j] = store ? c_padded[r * kCols + j] : c[r * N + j] + c_padded[r * kCols + j];
       }
     });
   }
@@ -157,15 +170,15 @@ const char* gemm_kernel_name() { return gemm_wide_available() ? "AVX-512, 12x16 
 
 template <class T>
 void gemm_with(bool wide, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B,
-               int64_t b_row, int64_t b_col, T* C) {
+               int64_t b_row, int64_t b_col, T* C, bool overwrite) {
 #ifdef NG_GEMM_AVX512
   if (wide && gemm_wide_available()) {
-    gemm_tiled<T, kRowsWide>(M, N, K, A, a_row, a_col, B, b_row, b_col, C, tile_wide<T>);
+    gemm_tiled<T, kRowsWide>(M, N, K, A, a_row, a_col, B, b_row, b_col, C, overwrite, tile_wide<T>);
     return;
   }
 #endif
   (void)wide;
-  gemm_tiled<T, kRowsNarrow>(M, N, K, A, a_row, a_col, B, b_row, b_col, C, tile_narrow<T>);
+  gemm_tiled<T, kRowsNarrow>(M, N, K, A, a_row, a_col, B, b_row, b_col, C, overwrite, tile_narrow<T>);
 }
 
 template <class T>
@@ -178,6 +191,17 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_
 #endif
 }
 
+template <class T>
+void gemm_overwrite(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B,
+                    int64_t b_row, int64_t b_col, T* C) {
+#ifdef NG_REFERENCE_KERNELS
+  std::fill_n(C, M * N, T(0));
+  gemm_reference(M, N, K, A, a_row, a_col, B, b_row, b_col, C);
+#else
+  gemm_with(true, M, N, K, A, a_row, a_col, B, b_row, b_col, C, true);
+#endif
+}
+
 template void gemm_reference<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t,
                                     int64_t, float*);
 template void gemm_reference<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t,
@@ -186,9 +210,13 @@ template void gemm<float>(int64_t, int64_t, int64_t, const float*, int64_t, int6
                           float*);
 template void gemm<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t, int64_t,
                            double*);
+template void gemm_overwrite<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t,
+                                    int64_t, float*);
+template void gemm_overwrite<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*,
+                                     int64_t, int64_t, double*);
 template void gemm_with<float>(bool, int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t,
-                               int64_t, float*);
+                               int64_t, float*, bool);
 template void gemm_with<double>(bool, int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t,
-                                int64_t, double*);
+                                int64_t, double*, bool);
 
 }  // namespace ng::kernel

@@ -105,11 +105,90 @@ ConvGeometry conv_geometry(const char* op, const Shape& x, const Shape& w, Pair 
   return g;
 }
 
+// ---- the fast case: stride 1, dilation 1 ---------------------------------------------------------------
+// Then the row (c, i, j) of cols is the plane x[c0 + c] shifted by (i - p_h, j - p_w):
+//   cols[(c, i, j), (oh, ow)] = x[c0 + c, oh + i - p_h, ow + j - p_w]
+// so the output rows inside the image (valid_outputs along H) and columns (along W) are found once, and
+// what is left are plain copies. When moreover W_out = W (a "same" padding, as the 3x3 padding 1
+// convolution of the benchmark and the CNN), the rows are contiguous on both sides: the whole window of
+// rows is ONE shifted copy, after which the few entries that fell in the left/right padding are cleared.
+// Built with -Dreference_kernels=true, every convolution takes the general loops below.
+bool unit_steps(const ConvGeometry& g) {
+  return !kernel::kReferenceKernels && g.stride == Pair{1, 1} && g.dilation == Pair{1, 1};
+}
+
+// Where one shifted row of cols (c, i, j) meets the image (stride and dilation 1): output rows
+// [h_lo, h_hi) and columns [lo, hi) read x[oh + dh, ow + dw]. Empty when either range is.
+struct ShiftedWindow {
+  int64_t dh, dw, h_lo, h_hi, lo, hi;
+  bool empty() const { return h_lo == h_hi || lo == hi; }
+};
+ShiftedWindow shifted_window(const ConvGeometry& g, int64_t i, int64_t j) {
+  const int64_t dh = i - g.padding[0], dw = j - g.padding[1];
+  const auto [h_lo, h_hi] = valid_outputs(dh, 1, g.H, g.H_out);
+  const auto [lo, hi] = valid_outputs(dw, 1, g.W, g.W_out);
+  return {dh, dw, h_lo, h_hi, lo, hi};
+}
+
+// One row of cols [H_out * W_out] from one plane [H, W] (stride 1, dilation 1).
+template <class T> void im2col_row_unit(const ConvGeometry& g, const T* plane, int64_t i, int64_t j, T* row) {
+  const int64_t W = g.W, W_out = g.W_out, size = g.H_out * W_out;
+  const ShiftedWindow s = shifted_window(g, i, j);
+  if (s.empty()) {
+    std::fill_n(row, size, T(0));
+    return;
+  }
+  std::fill_n(row, s.h_lo * W_out, T(0));  // rows above the image
+  if (W_out == W) {
+    // row[oh*W + ow] = plane[(oh + dh)*W + ow + dw]: one copy from the first valid entry to the last
+    const int64_t first = s.h_lo * W + s.lo, last = (s.h_hi - 1) * W + s.hi, shift = s.dh * W + s.dw;
+    std::fill(row + s.h_lo * W, row + first, T(0));
+    std::copy(plane + first + shift, plane + last + shift, row + first);
+    for (int64_t oh = s.h_lo; oh + 1 < s.h_hi; ++oh)  // between two rows: this one's right, the next one's left padding
+      std::fill(row + oh * W + s.hi, row + (oh + 1) * W + s.lo, T(0));
+    std::fill(row + last, row + s.h_hi * W, T(0));
+  } else {
+    for (int64_t oh = s.h_lo; oh < s.h_hi; ++oh) {
+      T* out = row + oh * W_out;
+      const T* in = plane + (oh + s.dh) * W;
+      std::fill_n(out, s.lo, T(0));
+      for (int64_t ow = s.lo; ow < s.hi; ++ow) out[ow] = in[ow + s.dw];
+      std::fill(out + s.hi, out + W_out, T(0));
+    }
+  }
+  std::fill(row + s.h_hi * W_out, row + size, T(0));  // rows below the image
+}
+
+// Its adjoint: plane[oh + dh, ow + dw] += row[oh*W_out + ow] over the window inside the image.
+template <class T> void col2im_row_unit_add(const ConvGeometry& g, const T* row, int64_t i, int64_t j, T* plane) {
+  const int64_t W = g.W, W_out = g.W_out;
+  const ShiftedWindow s = shifted_window(g, i, j);
+  if (s.empty()) return;
+  if (W_out == W && s.lo == 0 && s.hi == W) {  // no column in the padding: one run of rows
+    const int64_t first = s.h_lo * W, last = s.h_hi * W, shift = s.dh * W + s.dw;
+    for (int64_t e = first; e < last; ++e) plane[e + shift] += row[e];
+    return;
+  }
+  for (int64_t oh = s.h_lo; oh < s.h_hi; ++oh) {
+    T* out = plane + (oh + s.dh) * W;
+    const T* in = row + oh * W_out;
+    for (int64_t ow = s.lo; ow < s.hi; ++ow) out[ow + s.dw] += in[ow];
+  }
+}
+
+// ---- the general case ---------------------------------------------------------------------------------
 // cols[(c, i, j), (oh, ow)] = x[c0 + c, oh*s_h - p_h + i*d_h, ow*s_w - p_w + j*d_w] (0 outside the image)
 // for one image x: [C, H, W] and the group's channels c0 .. c0 + C/groups; cols: [window, L], its rows
 // ld apart (ld = L for one image alone; ld = nb * L when nb images sit side by side, see conv2d).
 // The columns that fall in the padding are found once per kernel column j, so the copy loop has no test.
 template <class T> void im2col(const ConvGeometry& g, const T* x, int64_t c0, T* cols, int64_t ld) {
+  if (unit_steps(g)) {
+    for (int64_t c = 0; c < g.C_group(); ++c)
+      for (int64_t i = 0; i < g.kH; ++i)
+        for (int64_t j = 0; j < g.kW; ++j)
+          im2col_row_unit(g, x + (c0 + c) * g.H * g.W, i, j, cols + ((c * g.kH + i) * g.kW + j) * ld);
+    return;
+  }
   for (int64_t c = 0; c < g.C_group(); ++c)
     for (int64_t i = 0; i < g.kH; ++i)
       for (int64_t j = 0; j < g.kW; ++j) {
@@ -138,6 +217,13 @@ template <class T> void im2col(const ConvGeometry& g, const T* x, int64_t c0, T*
 // The adjoint of im2col: every entry of cols (rows ld apart) is added back onto the input element it
 // was copied from.
 template <class T> void col2im_add(const ConvGeometry& g, const T* cols, int64_t ld, int64_t c0, T* x) {
+  if (unit_steps(g)) {
+    for (int64_t c = 0; c < g.C_group(); ++c)
+      for (int64_t i = 0; i < g.kH; ++i)
+        for (int64_t j = 0; j < g.kW; ++j)
+          col2im_row_unit_add(g, cols + ((c * g.kH + i) * g.kW + j) * ld, i, j, x + (c0 + c) * g.H * g.W);
+    return;
+  }
   for (int64_t c = 0; c < g.C_group(); ++c)
     for (int64_t i = 0; i < g.kH; ++i)
       for (int64_t j = 0; j < g.kW; ++j) {
@@ -298,11 +384,16 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair st
         for (int64_t grp = 0; grp < groups; ++grp) {
           for (int64_t n = 0; n < count; ++n)
             im2col(geo, px + (n0 + n) * geo.C * geo.H * geo.W, grp * geo.C_group(), buffers.cols.data() + n * L, width);
-          // C: the image's own out[n0, grp*M : (grp+1)*M] as [M, L] when it is alone, else mat
+          // C: the image's own out[n0, grp*M : (grp+1)*M] as [M, L] when it is alone, else mat. The gemm
+          // overwrites it (no clearing pass); the bias is added after, on the way out of mat.
           T* c = count == 1 ? po + (n0 * geo.C_out + grp * M) * L : buffers.mat.data();
-          for (int64_t co = 0; co < M; ++co) std::fill_n(c + co * width, width, pb ? pb[grp * M + co] : T(0));
-          kernel::gemm(M, width, K, pw + grp * M * K, K, int64_t{1}, buffers.cols.data(), width, int64_t{1}, c);
-          if (count > 1) from_block(geo, buffers.mat.data(), static_cast<const T*>(nullptr), n0, count, grp, po);
+          kernel::gemm_overwrite(M, width, K, pw + grp * M * K, K, int64_t{1}, buffers.cols.data(), width, int64_t{1},
+                                 c);
+          if (count > 1)
+            from_block(geo, buffers.mat.data(), pb, n0, count, grp, po);
+          else if (pb)
+            for (int64_t co = 0; co < M; ++co)
+              for (int64_t l = 0; l < L; ++l) c[co * L + l] += pb[grp * M + co];
         }
       });
     });
@@ -351,8 +442,7 @@ Tensor conv2d_backward_input(const Tensor& g, const Tensor& weight, const Shape&
             to_block(geo, pg, n0, count, grp, buffers.mat.data());
             b = buffers.mat.data();
           }
-          std::fill_n(cols, K * width, T(0));  // gemm adds to C
-          kernel::gemm(K, width, M, pw + grp * M * K, int64_t{1}, K, b, width, int64_t{1}, cols);
+          kernel::gemm_overwrite(K, width, M, pw + grp * M * K, int64_t{1}, K, b, width, int64_t{1}, cols);
           for (int64_t n = 0; n < count; ++n)
             col2im_add(geo, cols + n * L, width, grp * geo.C_group(), pdx + (n0 + n) * geo.C * geo.H * geo.W);
         }

@@ -4,6 +4,7 @@
 // indices from such distributions (a language model's sampling step: probs = softmax(logits), then
 // next = multinomial(probs, 1)). log_softmax, the form losses use, is in ops_reduce.cpp.
 #include <cmath>
+#include <type_traits>
 
 #include "graph.h"
 #include "kernels.h"
@@ -17,6 +18,7 @@ using Grads = std::vector<Tensor>;
 // the largest term is e^0 = 1, so the sum is >= 1 and never underflows to 0).
 // dy_k/dx_j = y_k ([k = j] - y_j), so dx_j = sum_k g_k y_k ([k = j] - y_j) = y_j (g_j - sum_k g_k y_k).
 // The backward is that line in ops (mul, sub, sum), so it can be differentiated again.
+// float32 computes e^(x_k - m) with the vectorizable fast_exp (see max_sum_exp in kernels.h).
 Tensor softmax(const Tensor& x, int64_t dim) {
   if (x.dim() == 0) throw Error("softmax: needs a tensor with at least one dimension; got a 0-dim tensor");
   const int64_t d = normalize_dim("softmax", dim, x.dim());
@@ -33,8 +35,12 @@ Tensor softmax(const Tensor& x, int64_t dim) {
         const T* xs = px + o * size * inner + i;  // the `size` entries of one distribution, `inner` apart
         T* ys = py + o * size * inner + i;
         const kernel::MaxSumExp<T> stats = kernel::max_sum_exp(xs, size, inner);
-        for (int64_t k = 0; k < size; ++k)
-          ys[k * inner] = static_cast<T>(std::exp(static_cast<double>(xs[k * inner] - stats.max)) / stats.sum_exp);
+        if constexpr (std::is_same_v<T, float> && !kernel::kReferenceKernels)
+          for (int64_t k = 0; k < size; ++k)  // fast_exp, as max_sum_exp: this loop vectorizes
+            ys[k * inner] = static_cast<float>(kernel::fast_exp(xs[k * inner] - stats.max) / stats.sum_exp);
+        else
+          for (int64_t k = 0; k < size; ++k)
+            ys[k * inner] = static_cast<T>(std::exp(static_cast<double>(xs[k * inner] - stats.max)) / stats.sum_exp);
       }
   });
   if (any_requires_grad({&x}))

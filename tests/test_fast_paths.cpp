@@ -1,10 +1,14 @@
 // test_fast_paths.cpp: each fast path against its plain reference: the register-tiled matmul kernel
-// against the triple loop, the `linear` op against matmul(x, W^T) + b, fast_exp against std::exp.
+// against the triple loop, the `linear` op against matmul(x, W^T) + b, fast_exp against std::exp,
+// fast_erf against std::erf, and the float32 ops built on them against float64.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
+#include "autograd/fast_erf.h"
 #include "autograd/fast_exp.h"
 #include "autograd/gemm.h"
 #include "normgrad.h"
@@ -141,4 +145,104 @@ TEST_CASE("float32 sigmoid (fast_exp) agrees with the float64 one to float preci
   CHECK(worst < 2e-7);
   CHECK(y32.front() < 1e-30);
   CHECK(y32.back() == 1.0);
+}
+
+TEST_CASE("fast_erf is within 2e-7 of std::erf on a dense grid of [-10, 10]") {
+  double worst = 0;
+  float worst_at = 0;
+  for (int i = -2000000; i <= 2000000; ++i) {  // step 5e-6
+    const float x = static_cast<float>(i) * 5e-6f;
+    const double error = std::abs(static_cast<double>(ng::kernel::fast_erf(x)) - std::erf(static_cast<double>(x)));
+    if (error > worst) worst = error, worst_at = x;
+  }
+  // The two branches meet at |x| = 1 and the tail is clamped at |x| = 4: check the floats right there.
+  for (float edge : {1.0f, 4.0f})
+    for (float x : {std::nextafter(edge, 0.0f), edge, std::nextafter(edge, 10.0f)})
+      for (float sign : {-1.0f, 1.0f})
+        worst = std::max(worst, std::abs(double(ng::kernel::fast_erf(sign * x)) - std::erf(double(sign * x))));
+  CAPTURE(worst_at);
+  CHECK(worst < 2e-7);  // std::erf in float is within ~6e-8; this is about 3 float ulps near 1
+}
+
+TEST_CASE("fast_erf keeps erf's special values: 0, odd symmetry, +-1 at +-inf, NaN stays NaN") {
+  const float inf = std::numeric_limits<float>::infinity();
+  CHECK(ng::kernel::fast_erf(0.0f) == 0.0f);
+  CHECK(std::signbit(ng::kernel::fast_erf(-0.0f)));
+  CHECK(ng::kernel::fast_erf(inf) == 1.0f);
+  CHECK(ng::kernel::fast_erf(-inf) == -1.0f);
+  CHECK(ng::kernel::fast_erf(10.0f) == 1.0f);
+  CHECK(std::isnan(ng::kernel::fast_erf(std::numeric_limits<float>::quiet_NaN())));
+  for (float x : {1e-30f, 0.3f, 0.999f, 1.5f, 3.0f}) CHECK(ng::kernel::fast_erf(-x) == -ng::kernel::fast_erf(x));
+  // Near 0 erf(x) ~ 2x/sqrt(pi): the form x * P(x^2) keeps relative precision there (a 1 - ... form would not).
+  CHECK(ng::kernel::fast_erf(1e-30f) == doctest::Approx(1.1283791670955126e-30).epsilon(1e-6));
+}
+
+TEST_CASE("float32 erf and exp (fast paths) agree with the float64 ops on the same inputs") {
+  ng::Tensor x64 = ng::arange(-10.0, 10.0, 0.00137, ng::float64);
+  ng::Tensor x32 = x64.to(ng::float32);
+  const ng::Tensor same_inputs = x32.to(ng::float64);  // the float32 inputs, exactly, in float64
+  auto erf32 = ng::erf(x32).to_vector(), erf64 = ng::erf(same_inputs).to_vector();
+  double worst_erf = 0;
+  for (std::size_t i = 0; i < erf32.size(); ++i) worst_erf = std::max(worst_erf, std::abs(erf32[i] - erf64[i]));
+  CHECK(worst_erf < 2e-7);
+  ng::Tensor e64 = ng::arange(-80.0, 80.0, 0.0173, ng::float64);
+  auto exp32 = ng::exp(e64.to(ng::float32)).to_vector(), exp64 = ng::exp(e64.to(ng::float32).to(ng::float64)).to_vector();
+  double worst_exp = 0;
+  for (std::size_t i = 0; i < exp32.size(); ++i) worst_exp = std::max(worst_exp, std::abs(exp32[i] - exp64[i]) / exp64[i]);
+  CHECK(worst_exp < 3e-7);
+}
+
+TEST_CASE("float32 softmax and log_softmax (fast_exp) agree with float64 on the same inputs") {
+  ng::manual_seed(21);
+  ng::Tensor logits = (ng::randn({16, 65}) * 4.0).to(ng::float32);  // 65: one block of 64 exps and one more
+  ng::Tensor wide = (ng::randn({3, 200}) * 4.0).to(ng::float32);   // 200: several blocks of 64
+  for (const ng::Tensor& x : {logits, wide})
+    for (int64_t dim : {0, 1}) {
+      auto s32 = ng::softmax(x, dim).to_vector(), s64 = ng::softmax(x.to(ng::float64), dim).to_vector();
+      auto l32 = ng::log_softmax(x, dim).to_vector(), l64 = ng::log_softmax(x.to(ng::float64), dim).to_vector();
+      double worst_softmax = 0, worst_log = 0;
+      for (std::size_t i = 0; i < s32.size(); ++i) {
+        worst_softmax = std::max(worst_softmax, std::abs(s32[i] - s64[i]));
+        worst_log = std::max(worst_log, std::abs(l32[i] - l64[i]) / std::max(1.0, std::abs(l64[i])));
+      }
+      CHECK(worst_softmax < 3e-7);
+      CHECK(worst_log < 3e-7);
+    }
+}
+
+TEST_CASE("gemm_overwrite sets C = A @ B whatever C held: bit for bit gemm on a C of zeros, near the triple loop") {
+  ng::manual_seed(17);
+  // Ragged against both tile heights (6, 12), the panel width (16) and the k-slice (256, so that later
+  // slices add onto the stored first one); K = 0 must give zeros.
+  const int64_t shapes[][3] = {{12, 16, 8},   {13, 17, 3}, {7, 33, 257}, {1, 1, 1},
+                               {32, 196, 144}, {25, 9, 600}, {5, 6, 0}};
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (const auto& s : shapes)
+    for (bool bt : {false, true}) {
+      const int64_t M = s[0], N = s[1], K = s[2];
+      CAPTURE(M);
+      CAPTURE(N);
+      CAPTURE(K);
+      CAPTURE(bt);
+      std::vector<float> A(static_cast<std::size_t>(M * K)), B(static_cast<std::size_t>(K * N));
+      for (auto& v : A) v = static_cast<float>(ng::random_normal());
+      for (auto& v : B) v = static_cast<float>(ng::random_normal());
+      const int64_t b_row = bt ? 1 : N, b_col = bt ? K : 1;
+      std::vector<float> zeros_then_add(static_cast<std::size_t>(M * N), 0.0f), reference = zeros_then_add;
+      ng::kernel::gemm(M, N, K, A.data(), K, int64_t{1}, B.data(), b_row, b_col, zeros_then_add.data());
+      ng::kernel::gemm_reference(M, N, K, A.data(), K, int64_t{1}, B.data(), b_row, b_col, reference.data());
+      std::vector<float> overwritten(static_cast<std::size_t>(M * N), nan);  // garbage that must not leak
+      ng::kernel::gemm_overwrite(M, N, K, A.data(), K, int64_t{1}, B.data(), b_row, b_col, overwritten.data());
+      CHECK(overwritten == zeros_then_add);
+      for (bool wide : {false, true}) {  // both tile kernels (wide falls back to narrow without AVX-512)
+        std::vector<float> tiles(static_cast<std::size_t>(M * N), nan), tiles_added(tiles.size(), 0.0f);
+        ng::kernel::gemm_with(wide, M, N, K, A.data(), K, int64_t{1}, B.data(), b_row, b_col, tiles.data(), true);
+        ng::kernel::gemm_with(wide, M, N, K, A.data(), K, int64_t{1}, B.data(), b_row, b_col, tiles_added.data());
+        CHECK(tiles == tiles_added);
+      }
+      double worst = 0;
+      for (std::size_t i = 0; i < reference.size(); ++i)
+        worst = std::max(worst, std::abs(double(overwritten[i]) - double(reference[i])));
+      CHECK(worst < 1e-4 * std::max<double>(1, double(K)));
+    }
 }
