@@ -35,6 +35,7 @@
 #include "autograd/graph.h"
 #include "autograd/ops.h"
 #include "data/mnist.h"
+#include "examples/common/sweep.h"
 #include "examples/common/args.h"
 #include "examples/common/svg_plot.h"
 #include "nn/batchnorm.h"
@@ -113,13 +114,7 @@ int run(const ArgParser& args) {
       throw UsageError("--sizes: batch sizes must be whole numbers from 2 to 60000, got " + args.get("sizes"));
     sizes.push_back(static_cast<int64_t>(n));
   }
-  if (!ng::data::MNIST::available(data_dir)) {
-    std::fprintf(stderr,
-                 "batch_noise: Fashion-MNIST was not found in %s (expected train-images-idx3-ubyte.gz and the\n"
-                 "other IDX files). Install it with `apt-get install dataset-fashion-mnist` or pass --data DIR.\n",
-                 data_dir.c_str());
-    return 1;
-  }
+  if (!fashion_mnist_found("batch_noise", data_dir)) return 1;
   const auto start = std::chrono::steady_clock::now();
   const ng::data::Normalize standardize{.mean = 0.2860, .std = 0.3530};  // Fashion-MNIST's pixel statistics
   const ng::data::MNIST train_set(data_dir, true, standardize), test_set(data_dir, false, standardize);

@@ -52,6 +52,7 @@
 #include "autograd/ops.h"
 #include "data/dataloader.h"
 #include "data/mnist.h"
+#include "examples/common/sweep.h"
 #include "examples/common/args.h"
 #include "examples/common/paper_mlp.h"
 #include "examples/common/svg_plot.h"
@@ -238,13 +239,7 @@ std::optional<Config> parse_config(int argc, char** argv) {
 }
 
 int run(const Config& config) {
-  if (!ng::data::MNIST::available(config.data)) {
-    std::fprintf(stderr,
-                 "drift: Fashion-MNIST was not found in %s (expected train-images-idx3-ubyte.gz and the\n"
-                 "other IDX files). Install it with `apt-get install dataset-fashion-mnist` or pass --data DIR.\n",
-                 config.data.c_str());
-    return 1;
-  }
+  if (!fashion_mnist_found("drift", config.data)) return 1;
   if (config.steps < config.window) throw UsageError("--steps must be at least one --window");
   const auto start = std::chrono::steady_clock::now();
   const ng::data::MNIST train_set(config.data, true), test_set(config.data, false);

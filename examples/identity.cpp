@@ -36,6 +36,7 @@
 #include "autograd/ops.h"
 #include "data/dataloader.h"
 #include "data/mnist.h"
+#include "examples/common/sweep.h"
 #include "examples/common/args.h"
 #include "examples/common/svg_plot.h"
 #include "nn/batchnorm.h"
@@ -124,13 +125,7 @@ int run(const ArgParser& args) {
   const std::vector<double> lrs = args.get_positive_list("lr");
   if (lrs.size() != 1) throw UsageError("--lr: expected one learning rate, got " + args.get("lr"));
   const double lr = lrs[0];
-  if (!ng::data::MNIST::available(data_dir)) {
-    std::fprintf(stderr,
-                 "identity: Fashion-MNIST was not found in %s (expected train-images-idx3-ubyte.gz and the other\n"
-                 "IDX files). Install it with `apt-get install dataset-fashion-mnist` or pass --data DIR.\n",
-                 data_dir.c_str());
-    return 1;
-  }
+  if (!fashion_mnist_found("identity", data_dir)) return 1;
   const auto start = std::chrono::steady_clock::now();
   // Pixels standardized with Fashion-MNIST's mean and standard deviation, as a network would see them.
   const ng::data::MNIST train_set(data_dir, true, {.mean = 0.2860, .std = 0.3530});

@@ -26,6 +26,7 @@
 #include "data/image_folder.h"
 #include "data/mnist.h"
 #include "data/subset.h"
+#include "examples/common/sweep.h"
 #include "examples/common/args.h"
 #include "examples/common/atomic_file.h"
 #include "examples/common/progress.h"
@@ -91,13 +92,7 @@ void append_bytes(void* context, void* data, int size) {
 
 // The first `per_class` test images of each class -> dir/<class>/<index in the test set>.png
 int write_pictures(const Config& config, const std::string& dir) {
-  if (!ng::data::MNIST::available(config.data)) {
-    std::fprintf(stderr,
-                 "image_folder: Fashion-MNIST was not found in %s. Install it with\n"
-                 "`apt-get install dataset-fashion-mnist`, or point --data at a folder that holds it.\n",
-                 config.data.c_str());
-    return 1;
-  }
+  if (!fashion_mnist_found("image_folder", config.data)) return 1;
   const ng::data::MNIST test(config.data, false);
   std::vector<int64_t> written(10, 0);
   int64_t total = 0;

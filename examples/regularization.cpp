@@ -62,6 +62,7 @@
 #include "data/dataloader.h"
 #include "data/mnist.h"
 #include "data/subset.h"
+#include "examples/common/sweep.h"
 #include "examples/common/args.h"
 #include "examples/common/paper_mlp.h"
 #include "examples/common/svg_plot.h"
@@ -213,13 +214,7 @@ std::optional<Config> parse_config(int argc, char** argv) {
 }
 
 int run(const Config& config) {
-  if (!ng::data::MNIST::available(config.data)) {
-    std::fprintf(stderr,
-                 "regularization: Fashion-MNIST was not found in %s (expected train-images-idx3-ubyte.gz and the\n"
-                 "other IDX files). Install it with `apt-get install dataset-fashion-mnist` or pass --data DIR.\n",
-                 config.data.c_str());
-    return 1;
-  }
+  if (!fashion_mnist_found("regularization", config.data)) return 1;
   const auto start = std::chrono::steady_clock::now();
   const ng::data::MNIST all_train(config.data, true), test_set(config.data, false);
   std::vector<int64_t> first(static_cast<std::size_t>(config.train_images));

@@ -37,6 +37,7 @@
 #include "autograd/graph.h"
 #include "autograd/ops.h"
 #include "data/mnist.h"
+#include "examples/common/sweep.h"
 #include "examples/common/args.h"
 #include "examples/common/svg_plot.h"
 #include "nn/batchnorm.h"
@@ -224,13 +225,7 @@ double log_log_slope(const std::vector<Row>& rows, std::size_t first, double Row
 }
 
 int run(const std::string& data_dir, const std::string& out_dir) {
-  if (!ng::data::MNIST::available(data_dir)) {
-    std::fprintf(stderr,
-                 "whitening_cost: Fashion-MNIST was not found in %s (expected train-images-idx3-ubyte.gz and the\n"
-                 "other IDX files). Install it with `apt-get install dataset-fashion-mnist` or pass --data DIR.\n",
-                 data_dir.c_str());
-    return 1;
-  }
+  if (!fashion_mnist_found("whitening_cost", data_dir)) return 1;
   const auto start = std::chrono::steady_clock::now();
   const ng::data::MNIST train_set(data_dir, true);
   std::vector<int64_t> first(kBatch);

@@ -54,6 +54,7 @@
 #include "autograd/ops.h"
 #include "data/dataloader.h"
 #include "data/mnist.h"
+#include "examples/common/sweep.h"
 #include "examples/common/args.h"
 #include "examples/common/paper_mlp.h"
 #include "examples/common/percentile.h"
@@ -214,13 +215,7 @@ std::optional<Config> parse_config(int argc, char** argv) {
 }
 
 int run(const Config& config) {
-  if (!ng::data::MNIST::available(config.data)) {
-    std::fprintf(stderr,
-                 "whitening_trained: Fashion-MNIST was not found in %s (expected train-images-idx3-ubyte.gz and the\n"
-                 "other IDX files). Install it with `apt-get install dataset-fashion-mnist` or pass --data DIR.\n",
-                 config.data.c_str());
-    return 1;
-  }
+  if (!fashion_mnist_found("whitening_trained", config.data)) return 1;
   const auto start = Clock::now();
   const ng::data::MNIST train_set(config.data, true), test_set(config.data, false);
   std::vector<int64_t> first(kProbeImages);
