@@ -23,8 +23,10 @@ inline float fast_exp(float x_in) {
   // Outside [-87.3, 88.3] e^x is near or beyond the float range; clamping keeps 2^n a normal float,
   // n in [-126, 127] (the results there are ~1e-38 and ~2e38). Where the exact e^x rounds to 0 or to
   // inf, the result is 0 or inf (selects at the end), so that, e.g., 1 / (1 + e^1000) is exactly 0.
-  float x = x_in < -87.3f ? -87.3f : x_in;  // written as selects (not std::clamp) so the loop stays branch-free
-  x = x > 88.3f ? 88.3f : x;
+  // Written as selects (not std::clamp) so the loop stays branch-free, and so that a NaN (for which every
+  // comparison is false) becomes -87.3 here: the float-to-int conversion below must never see a NaN.
+  float x = x_in > -87.3f ? x_in : -87.3f;
+  x = x < 88.3f ? x : 88.3f;
   // round(x * log2(e)): adding and subtracting 1.5 * 2^23 leaves no bits below the binary point, so the
   // float addition itself rounds to the nearest integer (std::round would be a call per element).
   constexpr float kRound = 12582912.0f;
@@ -40,7 +42,8 @@ inline float fast_exp(float x_in) {
   const auto two_to_n = std::bit_cast<float>(static_cast<int32_t>((static_cast<int32_t>(n) + 127) << 23));
   const float e_x = p * two_to_n;
   // e^x rounds to inf in float beyond ln(FLT_MAX) = 88.7228, and to 0 below ln(2^-150) = -103.97.
-  return x_in > 88.7228f ? std::numeric_limits<float>::infinity() : (x_in < -103.97f ? 0.0f : e_x);
+  // NaN in, NaN out (x_in != x_in only for a NaN).
+  return x_in != x_in ? x_in : (x_in > 88.7228f ? std::numeric_limits<float>::infinity() : (x_in < -103.97f ? 0.0f : e_x));
 }
 
 }  // namespace ng::kernel

@@ -164,6 +164,16 @@ TEST_CASE("fast_erf is within 2e-7 of std::erf on a dense grid of [-10, 10]") {
   CHECK(worst < 2e-7);  // std::erf in float is within ~6e-8; this is about 3 float ulps near 1
 }
 
+TEST_CASE("fast_exp keeps exp's special values: NaN stays NaN, e^inf = inf, e^-inf = 0, e^0 = 1") {
+  const float inf = std::numeric_limits<float>::infinity();
+  CHECK(std::isnan(ng::kernel::fast_exp(std::numeric_limits<float>::quiet_NaN())));
+  CHECK(ng::kernel::fast_exp(inf) == inf);
+  CHECK(ng::kernel::fast_exp(-inf) == 0.0f);
+  CHECK(ng::kernel::fast_exp(0.0f) == 1.0f);
+  CHECK(ng::kernel::fast_exp(1000.0f) == inf);
+  CHECK(ng::kernel::fast_exp(-1000.0f) == 0.0f);
+}
+
 TEST_CASE("fast_erf keeps erf's special values: 0, odd symmetry, +-1 at +-inf, NaN stays NaN") {
   const float inf = std::numeric_limits<float>::infinity();
   CHECK(ng::kernel::fast_erf(0.0f) == 0.0f);
