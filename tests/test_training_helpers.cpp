@@ -209,6 +209,21 @@ TEST_CASE("an optimizer with two param groups moves each group as a separate opt
   std::vector<Tensor> a2, b2;
   for (const Tensor& t : a) a2.push_back(t.detach().clone().requires_grad_());
   for (const Tensor& t : b) b2.push_back(t.detach().clone().requires_grad_());
+  // `steps` updates of the grouped optimizer and of the two separate ones, with the same gradients (the
+  // grouped one sees a's and then b's: the same draws as a2's and b2's).
+  auto run = [&](optim::Optimizer& grouped, optim::Optimizer& first, optim::Optimizer& second, int steps) {
+    for (int step = 0; step < steps; ++step) {
+      fill_grads(grouped.params(), step);
+      fill_grads(a2, step);
+      for (std::size_t i = 0; i < b2.size(); ++i) {
+        manual_seed(100 + 10 * static_cast<uint64_t>(step) + a2.size() + i);
+        b2[i].set_grad(randn(b2[i].shape(), float64));
+      }
+      grouped.step();
+      first.step();
+      second.step();
+    }
+  };
 
   SUBCASE("AdamW") {
     optim::AdamW grouped({{.params = a, .weight_decay = 0.1}, {.params = b, .lr = 0.02, .weight_decay = 0.0}},
@@ -217,49 +232,19 @@ TEST_CASE("an optimizer with two param groups moves each group as a separate opt
     CHECK(grouped.param_groups().size() == 2);
     CHECK(grouped.param_groups()[0].lr == 3e-3);
     CHECK(grouped.param_groups()[1].weight_decay == 0.0);
-    for (int step = 0; step < 4; ++step) {
-      fill_grads(grouped.params(), step);
-      fill_grads(a2, step);
-      for (std::size_t i = 0; i < b2.size(); ++i) {
-        manual_seed(100 + 10 * static_cast<uint64_t>(step) + a2.size() + i);
-        b2[i].set_grad(randn(b2[i].shape(), float64));
-      }
-      grouped.step();
-      first.step();
-      second.step();
-    }
+    run(grouped, first, second, 4);
   }
   SUBCASE("SGD with momentum") {
     optim::SGD grouped({{.params = a, .lr = 0.1, .weight_decay = 0.01}, {.params = b}}, {.lr = 0.05, .momentum = 0.9});
     optim::SGD first(a2, {.lr = 0.1, .momentum = 0.9, .weight_decay = 0.01}), second(b2, {.lr = 0.05, .momentum = 0.9});
-    for (int step = 0; step < 4; ++step) {
-      fill_grads(grouped.params(), step);
-      fill_grads(a2, step);
-      for (std::size_t i = 0; i < b2.size(); ++i) {
-        manual_seed(100 + 10 * static_cast<uint64_t>(step) + a2.size() + i);
-        b2[i].set_grad(randn(b2[i].shape(), float64));
-      }
-      grouped.step();
-      first.step();
-      second.step();
-    }
+    run(grouped, first, second, 4);
   }
   SUBCASE("Adam, after changing one group's lr through param_groups()") {
     optim::Adam grouped({{.params = a}, {.params = b, .weight_decay = 0.2}}, {.lr = 0.01});
     optim::Adam first(a2, {.lr = 0.01}), second(b2, {.lr = 0.01, .weight_decay = 0.2});
     grouped.param_groups()[1].lr = 0.001;
     second.set_lr(0.001);
-    for (int step = 0; step < 3; ++step) {
-      fill_grads(grouped.params(), step);
-      fill_grads(a2, step);
-      for (std::size_t i = 0; i < b2.size(); ++i) {
-        manual_seed(100 + 10 * static_cast<uint64_t>(step) + a2.size() + i);
-        b2[i].set_grad(randn(b2[i].shape(), float64));
-      }
-      grouped.step();
-      first.step();
-      second.step();
-    }
+    run(grouped, first, second, 3);
   }
   for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i].to_vector() == a2[i].to_vector());
   for (std::size_t i = 0; i < b.size(); ++i) CHECK(b[i].to_vector() == b2[i].to_vector());
