@@ -691,7 +691,9 @@ struct NormThenAttention {
 // Random sizes, a random split point t (at least one position after it) and a random x; returns whether
 // the outputs at positions 0..t stayed bit for bit the same when every token after t was replaced.
 bool earlier_outputs_unchanged(bool batch_norm) {
-  const int64_t B = *rc::gen::inRange<int64_t>(1, 4), T = *rc::gen::inRange<int64_t>(2, 9);
+  // At least two sequences: with only two rows in all (B = 1, T = 2), BN's output is +-1 up to an eps term
+  // that float32 can round away, so changing one row need not change the other's bits.
+  const int64_t B = *rc::gen::inRange<int64_t>(2, 5), T = *rc::gen::inRange<int64_t>(2, 9);
   const int64_t heads = *rc::gen::element<int64_t>(1, 2, 4), C = heads * *rc::gen::inRange<int64_t>(1, 4);
   const int64_t t = *rc::gen::inRange<int64_t>(0, T - 1);  // positions t+1 .. T-1 change
   ng::manual_seed(*rc::gen::arbitrary<uint64_t>());
