@@ -3,7 +3,7 @@
 // Every size an op derives from its arguments goes through add and mul below: a convolution's output
 // size (in + 2*pad - dilation*(k-1) - 1)/stride + 1, a padded size, a pooling divisor kH*kW, a buffer
 // of K*L elements, a batch's first index. Signed overflow is undefined behaviour, and a size that wraps
-// silently has meant heap overflows, divisions by zero and hangs (issue 20); here it is an Error that
+// silently has meant heap overflows, divisions by zero and hangs; here it is an Error that
 // names the op, its arguments and the quantity. check_fits then holds a shape to the per-tensor limit
 // (kMaxTensorBytes, tensor.h) before anything is allocated or looped over.
 #pragma once

@@ -199,55 +199,53 @@ std::string joined(const std::vector<std::string>& words) {
   return s;
 }
 
-int run(const ArgParser& args) {
-  const std::string text_path = args.get("text"), out_dir = args.get("out");
-  const int64_t steps = args.get_int("steps", 1, 10'000'000);
-  const int64_t block = args.get_int("block", 1, 32);
-  const auto seed = static_cast<uint64_t>(args.get_int("seed", 0, 1'000'000'000));
-  if (!std::filesystem::exists(text_path))
-    throw UsageError("--text: " + text_path + " does not exist (the default is the GPL-3 that Debian ships in "
-                     "/usr/share/common-licenses; pass any English text with --text FILE)");
-  const auto start = std::chrono::steady_clock::now();
+// The data of the opening comment: the distinct words of the text, shuffled, split 90/10, and their examples.
+struct Data {
+  std::vector<std::string> words, train_words, val_words;
+  Vocabulary vocab;
+  Examples train, val;
+};
 
-  // ---- data: distinct words, shuffled, split 90/10 ----
+Data load_data(const std::string& text_path, int64_t block, uint64_t seed) {
   std::vector<std::string> words = read_words(text_path);
   if (words.size() < 10) throw UsageError("--text: " + text_path + " has fewer than 10 distinct words");
   std::vector<std::string> shuffled;
   for (int64_t i : ng::data::random_permutation(static_cast<int64_t>(words.size()), seed)) shuffled.push_back(words[i]);
   const auto n_train = static_cast<std::ptrdiff_t>(shuffled.size() * 9 / 10);
-  const std::vector<std::string> train_words(shuffled.begin(), shuffled.begin() + n_train);
-  const std::vector<std::string> val_words(shuffled.begin() + n_train, shuffled.end());
-  const Vocabulary vocab(words);
-  const Examples train = make_examples(train_words, vocab, block), val = make_examples(val_words, vocab, block);
+  std::vector<std::string> train_words(shuffled.begin(), shuffled.begin() + n_train);
+  std::vector<std::string> val_words(shuffled.begin() + n_train, shuffled.end());
+  Vocabulary vocab(words);
+  Examples train = make_examples(train_words, vocab, block), val = make_examples(val_words, vocab, block);
   std::printf("char_model: %zu distinct words in %s, vocabulary of %lld characters \"%s\"\n", words.size(),
               text_path.c_str(), static_cast<long long>(vocab.size()), vocab.chars.c_str());
   std::printf("training: %zu words, %lld examples; validation: %zu words, %lld examples; block %lld\n",
               train_words.size(), static_cast<long long>(train.size()), val_words.size(),
               static_cast<long long>(val.size()), static_cast<long long>(block));
+  return {std::move(words), std::move(train_words), std::move(val_words), std::move(vocab), std::move(train),
+          std::move(val)};
+}
 
-  // ---- model and training ----
-  ng::manual_seed(seed);
-  CharMLP model(vocab.size(), block);
-  int64_t parameter_count = 0;
-  for (const Tensor& p : model.parameters()) parameter_count += p.numel();
-  std::printf("model: Embedding(%lld, 10) -> Linear(%lld, 200, no bias) -> BatchNorm1d(200) -> tanh -> Linear(200, %lld); "
-              "%lld parameters\n", static_cast<long long>(vocab.size()), static_cast<long long>(kEmbeddingDim * block),
-              static_cast<long long>(vocab.size()), static_cast<long long>(parameter_count));
-  std::printf("uniform guess: loss ln(%lld) = %.3f\n\n", static_cast<long long>(vocab.size()),
-              std::log(static_cast<double>(vocab.size())));
+// The loss curves training leaves behind: mean mini-batch loss, and both splits' losses in eval mode.
+struct Curves {
+  std::vector<double> eval_steps, train_losses, val_losses, batch_steps, batch_losses;
+};
+
+// SGD on random mini-batches of kBatch, lr 0.1 then 0.01 for the last quarter; both splits evaluated 20 times.
+Curves train_model(CharMLP& model, const Data& data, int64_t steps) {
   ng::optim::SGD optimizer(model.parameters(), {.lr = 0.1});
   const int64_t eval_every = std::max<int64_t>(1, steps / 20);
-  std::vector<double> eval_steps, train_losses, val_losses, batch_steps, batch_losses;
+  Curves c;
   double batch_loss_sum = 0;
   int64_t batch_loss_count = 0;
+  const auto start = std::chrono::steady_clock::now();
   ProgressLine progress;
   auto evaluate = [&](int64_t step) {
-    eval_steps.push_back(static_cast<double>(step));
-    train_losses.push_back(split_loss(model, train));
-    val_losses.push_back(split_loss(model, val));
+    c.eval_steps.push_back(static_cast<double>(step));
+    c.train_losses.push_back(split_loss(model, data.train));
+    c.val_losses.push_back(split_loss(model, data.val));
     char line[128];
     std::snprintf(line, sizeof line, "step %7lld  train loss %.4f  validation loss %.4f", static_cast<long long>(step),
-                  train_losses.back(), val_losses.back());
+                  c.train_losses.back(), c.val_losses.back());
     progress.message(line);
   };
   evaluate(0);
@@ -256,18 +254,19 @@ int run(const ArgParser& args) {
     std::vector<int64_t> picked(kBatch);
     {
       ng::RandomDraws draws;
-      for (int64_t& i : picked) i = static_cast<int64_t>(draws.uniform() * static_cast<double>(train.size()));
+      for (int64_t& i : picked) i = static_cast<int64_t>(draws.uniform() * static_cast<double>(data.train.size()));
     }
     const Tensor index = ng::from_vector(picked, {kBatch});
-    const Tensor loss = ng::nn::cross_entropy(model(ng::index_select(train.X, 0, index)), ng::index_select(train.Y, 0, index));
+    const Tensor loss =
+        ng::nn::cross_entropy(model(ng::index_select(data.train.X, 0, index)), ng::index_select(data.train.Y, 0, index));
     optimizer.zero_grad();
     loss.backward();
     optimizer.step();
     batch_loss_sum += loss.item();
     ++batch_loss_count;
     if (step % eval_every == 0 || step == steps) {
-      batch_steps.push_back(static_cast<double>(step));
-      batch_losses.push_back(batch_loss_sum / static_cast<double>(batch_loss_count));
+      c.batch_steps.push_back(static_cast<double>(step));
+      c.batch_losses.push_back(batch_loss_sum / static_cast<double>(batch_loss_count));
       batch_loss_sum = 0;
       batch_loss_count = 0;
       evaluate(step);
@@ -280,63 +279,93 @@ int run(const ArgParser& args) {
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   progress.done("trained " + std::to_string(steps) + " steps in " + format_duration(seconds));
+  return c;
+}
 
+// --out/losses.svg, and the final losses against the uniform guess.
+void plot_losses(const Curves& c, const std::string& text_path, int64_t vocab_size, const std::string& out_dir) {
   Plot plot;
   plot.title = "Character MLP on the words of " + std::filesystem::path(text_path).filename().string();
   plot.x_label = "training step";
   plot.y_label = "cross entropy (nats per character)";
-  plot.lines.push_back({"mini-batches (mean since last point)", "#bbbbbb", batch_steps, batch_losses});
-  plot.lines.push_back({"training words (eval mode)", palette_color(0), eval_steps, train_losses});
-  plot.lines.push_back({"validation words (eval mode)", palette_color(1), eval_steps, val_losses});
+  plot.lines.push_back({"mini-batches (mean since last point)", "#bbbbbb", c.batch_steps, c.batch_losses});
+  plot.lines.push_back({"training words (eval mode)", palette_color(0), c.eval_steps, c.train_losses});
+  plot.lines.push_back({"validation words (eval mode)", palette_color(1), c.eval_steps, c.val_losses});
   const std::string figure = write_svg(out_dir, "losses.svg", plot);
-  std::printf("final: train loss %.4f, validation loss %.4f (uniform guess %.3f); figure in %s\n\n", train_losses.back(),
-              val_losses.back(), std::log(static_cast<double>(vocab.size())), figure.c_str());
+  std::printf("final: train loss %.4f, validation loss %.4f (uniform guess %.3f); figure in %s\n\n",
+              c.train_losses.back(), c.val_losses.back(), std::log(static_cast<double>(vocab_size)), figure.c_str());
+}
 
-  // ---- sampling: eval mode ----
-  // The first letter's distribution, against the training words' first letters: the model's
-  // prediction for the context "..." (row 0 of probs), as a total variation distance (0: the same).
-  std::vector<double> data_first(static_cast<std::size_t>(vocab.size()), 0.0);
-  for (const std::string& w : train_words) data_first[vocab.ids.at(w[0])] += 1.0 / static_cast<double>(train_words.size());
-  auto first_letter_distance = [&](const Tensor& probs) {
-    double distance = 0;
-    for (int64_t c = 0; c < vocab.size(); ++c) distance += std::abs(probs.at({0, c}) - data_first[c]) / 2;
-    return distance;
-  };
+// How far the model's first letter (its prediction for the context "...", row 0 of the model's softmax on
+// `count` such contexts) is from the training words' first letters: total variation distance (0: the same).
+double first_letter_distance(CharMLP& model, const Data& data, int64_t block, int64_t count) {
+  std::vector<double> data_first(static_cast<std::size_t>(data.vocab.size()), 0.0);
+  for (const std::string& w : data.train_words)
+    data_first[data.vocab.ids.at(w[0])] += 1.0 / static_cast<double>(data.train_words.size());
+  ng::NoGradGuard no_grad;
+  const Tensor probs = model(ng::zeros({count, block}, ng::int64)).softmax(1);
+  double distance = 0;
+  for (int64_t c = 0; c < data.vocab.size(); ++c) distance += std::abs(probs.at({0, c}) - data_first[c]) / 2;
+  return distance;
+}
+
+// Sampling in eval mode: BN normalizes each context with its running averages. Returns the first-letter distance.
+double sample_in_eval_mode(CharMLP& model, const Data& data, int64_t block) {
   model.eval();
   std::printf("Sampled in eval mode (BN normalizes with its running averages), one word at a time:\n");
   std::vector<std::string> samples;
-  for (int i = 0; i < 12; ++i) samples.push_back(sample_words(model, vocab, block, 1)[0]);
+  for (int i = 0; i < 12; ++i) samples.push_back(sample_words(model, data.vocab, block, 1)[0]);
   std::printf("  %s\n", joined(samples).c_str());
   int64_t known = 0;
-  for (const std::string& s : samples) known += std::find(words.begin(), words.end(), s) != words.end();
+  for (const std::string& s : samples) known += std::find(data.words.begin(), data.words.end(), s) != data.words.end();
   std::printf("  (%lld of 12 are words of the text; the rest are new)\n", static_cast<long long>(known));
-  double eval_distance = 0;
-  {
-    ng::NoGradGuard no_grad;
-    eval_distance = first_letter_distance(model(ng::zeros({1, block}, ng::int64)).softmax(1));
-  }
-  std::printf("  first letter vs the training words' first letters: total variation distance %.3f\n\n", eval_distance);
+  const double distance = first_letter_distance(model, data, block, 1);
+  std::printf("  first letter vs the training words' first letters: total variation distance %.3f\n\n", distance);
+  return distance;
+}
 
-  // ---- sampling: training mode ----
-  // (BN in training mode also moves its running averages, so this comes last.)
+// Sampling in training mode, to show why not: a batch of one is refused, and words grown side by side all
+// see the same first context. (BN in training mode also moves its running averages, so this comes last.)
+void sample_in_training_mode(CharMLP& model, const Data& data, int64_t block, double eval_distance) {
   model.train();
   std::printf("The same model in training mode (BN normalizes with the statistics of the batch it is given):\n");
   try {
-    sample_words(model, vocab, block, 1);
+    sample_words(model, data.vocab, block, 1);
     std::printf("  a batch of one: sampled without error (unexpected)\n");
   } catch (const ng::Error& e) {
     std::printf("  a batch of one fails:\n    %s\n", e.what());
   }
   std::printf("  12 words grown side by side as one batch. All start from \"...\", so at the first step BN sees 12\n"
               "  identical rows, outputs beta for each, and the first letter is drawn without seeing the context:\n");
-  std::printf("  %s\n", joined(sample_words(model, vocab, block, 12)).c_str());
-  double train_distance = 0;
-  {
-    ng::NoGradGuard no_grad;
-    train_distance = first_letter_distance(model(ng::zeros({12, block}, ng::int64)).softmax(1));
-  }
+  std::printf("  %s\n", joined(sample_words(model, data.vocab, block, 12)).c_str());
   std::printf("  first letter vs the training words' first letters: total variation distance %.3f (eval mode: %.3f)\n",
-              train_distance, eval_distance);
+              first_letter_distance(model, data, block, 12), eval_distance);
+}
+
+int run(const ArgParser& args) {
+  const std::string text_path = args.get("text"), out_dir = args.get("out");
+  const int64_t steps = args.get_int("steps", 1, 10'000'000);
+  const int64_t block = args.get_int("block", 1, 32);
+  const auto seed = static_cast<uint64_t>(args.get_int("seed", 0, 1'000'000'000));
+  if (!std::filesystem::exists(text_path))
+    throw UsageError("--text: " + text_path + " does not exist (the default is the GPL-3 that Debian ships in "
+                     "/usr/share/common-licenses; pass any English text with --text FILE)");
+  const Data data = load_data(text_path, block, seed);
+
+  ng::manual_seed(seed);
+  CharMLP model(data.vocab.size(), block);
+  int64_t parameter_count = 0;
+  for (const Tensor& p : model.parameters()) parameter_count += p.numel();
+  const auto vocab = static_cast<long long>(data.vocab.size());
+  std::printf("model: Embedding(%lld, 10) -> Linear(%lld, 200, no bias) -> BatchNorm1d(200) -> tanh -> Linear(200, %lld); "
+              "%lld parameters\n", vocab, static_cast<long long>(kEmbeddingDim * block), vocab,
+              static_cast<long long>(parameter_count));
+  std::printf("uniform guess: loss ln(%lld) = %.3f\n\n", vocab, std::log(static_cast<double>(vocab)));
+
+  const Curves curves = train_model(model, data, steps);
+  plot_losses(curves, text_path, data.vocab.size(), out_dir);
+  const double eval_distance = sample_in_eval_mode(model, data, block);
+  sample_in_training_mode(model, data, block, eval_distance);
   return 0;
 }
 

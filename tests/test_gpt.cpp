@@ -1,4 +1,4 @@
-// test_gpt.cpp: the ops and layers a tiny GPT needs (issue 18): matmul with any number of batch dims,
+// test_gpt.cpp: the ops and layers a tiny GPT needs: matmul with any number of batch dims,
 // masked_fill, tril/triu, select, split/chunk, scaled_dot_product_attention (autograd/), and
 // nn::ModuleList, nn::RMSNorm and nn::CausalSelfAttention (nn/).
 //

@@ -48,7 +48,7 @@ ng::Tensor counted_identity(const ng::Tensor& x, int* calls) {
 
 }  // namespace
 
-// ---- gradients flow and add up ----------------------------------------------------------------------
+// ---- gradients flow and add up --------------------------------------------------------------------------------------
 
 TEST_CASE("a tensor used twice receives both gradients: a = x*x, b = a + a gives db/dx = 4x") {
   ng::Tensor x = leaf({1, -2, 3}, {3});
@@ -168,7 +168,7 @@ TEST_CASE("two threads can run forward and backward on their own graphs at the s
   CHECK(results[1] == 200 * 12);
 }
 
-// ---- ng::grad -----------------------------------------------------------------------------------------
+// ---- ng::grad -------------------------------------------------------------------------------------------------------
 
 TEST_CASE("ng::grad returns the gradients and leaves .grad() untouched") {
   ng::Tensor x = leaf({1, 2}, {2});
@@ -226,7 +226,7 @@ TEST_CASE("ng::grad refuses an input that the outputs do not depend on, and a mi
   CHECK_THROWS_WITH_AS(ng::grad({y}, {x}, {ng::ones({}), ng::ones({})}), Contains("grad_outputs"), ng::Error);
 }
 
-// ---- grad mode ---------------------------------------------------------------------------------------
+// ---- grad mode ------------------------------------------------------------------------------------------------------
 
 TEST_CASE("NoGradGuard records nothing and restores gradient recording when it goes out of scope") {
   ng::Tensor x = leaf({1, 2}, {2});
@@ -268,7 +268,7 @@ TEST_CASE("NoGradGuard is thread-local: another thread still records while one t
   CHECK(here.grad_fn() == nullptr);
 }
 
-// ---- retain_graph ------------------------------------------------------------------------------------
+// ---- retain_graph ---------------------------------------------------------------------------------------------------
 
 TEST_CASE("backward twice through the same graph without retain_graph throws an error that names retain_graph") {
   ng::Tensor x = leaf({1, 2}, {2});
@@ -293,7 +293,7 @@ TEST_CASE("backward refuses a tensor that does not require grad, and a non-scala
   CHECK_ERROR_MENTIONS(y.backward(ng::ones({2, 3})), "backward", "float32", "float64");
 }
 
-// ---- deep graphs and memory --------------------------------------------------------------------------
+// ---- deep graphs and memory -----------------------------------------------------------------------------------------
 
 TEST_CASE("a chain of a million ops runs backward and is destroyed without overflowing the stack") {
   // About 2 s in a release build and 20 s under AddressSanitizer in a debug build.
@@ -334,7 +334,7 @@ TEST_CASE("after a forward, backward and dropping the loss, no graph node and no
   CHECK(ng::live_storages() == storages_before);
 }
 
-// ---- gradcheck ---------------------------------------------------------------------------------------
+// ---- gradcheck ------------------------------------------------------------------------------------------------------
 
 TEST_CASE("gradcheck accepts a correct backward") {
   ng::Tensor x = leaf({0.5, -2, 3}, {3});
@@ -391,7 +391,7 @@ TEST_CASE("gradcheck passes an input that the output does not depend on (its gra
   CHECK_MESSAGE(result.ok, result.message);
 }
 
-// ---- the pass's ownership of gradient buffers (issue 20, findings 4 and 10) ------------------------------
+// ---- the pass's ownership of gradient buffers -----------------------------------------------------------------------
 
 namespace {
 

@@ -193,7 +193,7 @@ TEST_SUITE("sizes") {
     CHECK(t.numel() == 0);
     CHECK(t.sum().item() == 0.0);
     // As PyTorch ("stride calculation overflowed"): the strides of [0, 2^62, 2^62] overflow, and transpose or
-    // cat of such a shape would compute with them (issue 20, finding 14).
+    // cat of such a shape would compute with them.
     CHECK_THROWS_WITH_AS(zeros({0, int64_t{1} << 62, int64_t{1} << 62}), doctest::Contains("too many elements"), Error);
     CHECK_THROWS_WITH_AS(zeros({0, -1}), doctest::Contains("empty: negative size in shape [0, -1]"), Error);
   }

@@ -1,4 +1,4 @@
-// test_sizes.cpp: sizes computed from an op's arguments (issue 20). Every argument here is one a user
+// test_sizes.cpp: sizes computed from an op's arguments. Every argument here is one a user
 // can pass: paddings, dilations, kernels and groups near 2^63, empty batches of huge images, a batch
 // size of INT64_MAX. Each must give PyTorch's result or an Error naming the op and the argument, never
 // a wrapped size (heap overflow, division by zero), a hang or std::bad_alloc.

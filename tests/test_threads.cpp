@@ -56,7 +56,7 @@ constexpr int kPasses = 500;  // per thread
 
 }  // namespace
 
-// ---- backward over shared parameters -------------------------------------------------------------------
+// ---- backward over shared parameters --------------------------------------------------------------------------------
 
 TEST_CASE("two threads running forward+backward over the same parameters accumulate what a sequential run does") {
   Mlp shared;
@@ -136,7 +136,7 @@ TEST_CASE("ops recorded on one leaf from four threads at once share one Accumula
   }
 }
 
-// ---- the random generator ------------------------------------------------------------------------------
+// ---- the random generator -------------------------------------------------------------------------------------------
 
 TEST_CASE("two threads drawing from one seed get, together, exactly the numbers one thread draws, each in order") {
   constexpr int kDraws = 20000;  // per thread
@@ -207,7 +207,7 @@ TEST_CASE("rand and randn of a whole tensor are one uninterrupted stretch of the
   }
 }
 
-// ---- per-thread modes ----------------------------------------------------------------------------------
+// ---- per-thread modes -----------------------------------------------------------------------------------------------
 
 TEST_CASE("grad mode and anomaly mode are per thread: one thread's guards do not affect another running meanwhile") {
   std::latch guards_set(2), main_checked(2);
@@ -248,7 +248,7 @@ TEST_CASE("a new thread starts with grad mode on and anomaly mode off, whatever 
   CHECK_FALSE(anomaly_on);
 }
 
-// ---- re-entrant backward -------------------------------------------------------------------------------
+// ---- re-entrant backward --------------------------------------------------------------------------------------------
 
 namespace {
 
@@ -293,7 +293,7 @@ TEST_CASE("re-entrant backwards in two threads at once, over a shared leaf, accu
   CHECK(x.grad().to_vector() == std::vector<double>{200 * 3, 200 * 12});
 }
 
-// ---- backward through a shared subgraph from two threads (issue 20, finding 3) ---------------------------
+// ---- backward through a shared subgraph from two threads ------------------------------------------------------------
 
 namespace {
 
@@ -333,7 +333,7 @@ int shared_subgraph_backwards(const ng::Tensor& x, const ng::Tensor& w, bool ret
 TEST_CASE("two threads backward through one shared subgraph: with retain_graph both gradients arrive, without it a "
           "thread that finds the graph freed gets an Error") {
   // Large enough that one thread is still inside tanh's backward (reading the output tanh saved) when the
-  // other, done with it, frees what tanh saved: the use-after-free of issue 20, finding 3.
+  // other, done with it, frees what tanh saved: a use-after-free before the engine counted its references.
   ng::manual_seed(7);
   ng::Tensor x = ng::randn({128, 32}, ng::float64).requires_grad_();
   const ng::Tensor w = (ng::randn({32, 256}, ng::float64) * 0.2).requires_grad_();

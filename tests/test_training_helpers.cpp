@@ -1,4 +1,4 @@
-// test_training_helpers.cpp: the pieces a tiny GPT's training loop needs beyond the layers (issue 18):
+// test_training_helpers.cpp: the pieces a tiny GPT's training loop needs beyond the layers:
 // topk (autograd/ops_select.cpp), get_rng_state / set_rng_state (autograd/tensor.cpp),
 // nn::functional::dropout (nn/activation.cpp), optimizer param groups (optim/optimizer.h) and LambdaLR
 // (optim/scheduler.h).

@@ -1,4 +1,4 @@
-// fuzz_op_args.cpp: libFuzzer target for the sizes ops compute from their arguments (issue 20).
+// fuzz_op_args.cpp: libFuzzer target for the sizes ops compute from their arguments.
 //
 // The input chooses an op (its first byte) and then its int64 arguments, 8 bytes each, little-endian
 // (missing bytes read as 0): sizes, strides, paddings, dilations, kernel sizes, groups, dims, sample
