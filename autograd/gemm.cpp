@@ -76,7 +76,7 @@ void tile_narrow(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const 
 }
 // Only where the narrow kernel fuses its multiply-adds too (__FMA__, as -march=native gives on any CPU
 // with AVX-512): a portable build's narrow kernel rounds each product, and the two would then differ.
-#if defined(__x86_64__) && defined(__FMA__) && !defined(NG_REFERENCE_KERNELS)
+#if defined(__x86_64__) && defined(__FMA__)
 #define NG_GEMM_AVX512 1
 constexpr int64_t kRowsWide = 12;
 template <class T>
@@ -159,9 +159,13 @@ void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int6
 
 bool gemm_wide_available() {
 #ifdef NG_GEMM_AVX512
-  // __builtin_cpu_init first: this may run before main (a test's skip decorator asks at registration).
-  static const bool available = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));
-  return available;
+  if constexpr (kReferenceKernels) {
+    return false;  // -Dreference_kernels=true leaves out the special-case fast paths, these tiles too
+  } else {
+    // __builtin_cpu_init first: this may run before main (a test's skip decorator asks at registration).
+    static const bool available = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));
+    return available;
+  }
 #else
   return false;
 #endif
@@ -185,22 +189,21 @@ void gemm_with(bool wide, int64_t M, int64_t N, int64_t K, const T* A, int64_t a
 template <class T>
 void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t b_row,
           int64_t b_col, T* C) {
-#ifdef NG_REFERENCE_KERNELS
-  gemm_reference(M, N, K, A, a_row, a_col, B, b_row, b_col, C);
-#else
-  gemm_with(true, M, N, K, A, a_row, a_col, B, b_row, b_col, C);
-#endif
+  if constexpr (kReferenceKernels)
+    gemm_reference(M, N, K, A, a_row, a_col, B, b_row, b_col, C);
+  else
+    gemm_with(true, M, N, K, A, a_row, a_col, B, b_row, b_col, C);
 }
 
 template <class T>
 void gemm_overwrite(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B,
                     int64_t b_row, int64_t b_col, T* C) {
-#ifdef NG_REFERENCE_KERNELS
-  std::fill_n(C, M * N, T(0));
-  gemm_reference(M, N, K, A, a_row, a_col, B, b_row, b_col, C);
-#else
-  gemm_with(true, M, N, K, A, a_row, a_col, B, b_row, b_col, C, true);
-#endif
+  if constexpr (kReferenceKernels) {
+    std::fill_n(C, M * N, T(0));
+    gemm_reference(M, N, K, A, a_row, a_col, B, b_row, b_col, C);
+  } else {
+    gemm_with(true, M, N, K, A, a_row, a_col, B, b_row, b_col, C, true);
+  }
 }
 
 template void gemm_reference<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t,

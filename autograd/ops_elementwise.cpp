@@ -15,37 +15,6 @@ namespace ng {
 
 using Grads = std::vector<Tensor>;
 
-namespace kernel {
-
-std::vector<int64_t> strides_of(const Shape& shape) {
-  std::vector<int64_t> strides(shape.size());
-  int64_t stride = 1;
-  for (std::size_t d = shape.size(); d-- > 0;) {
-    strides[d] = stride;
-    stride *= shape[d];
-  }
-  return strides;
-}
-
-std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& target) {
-  std::vector<int64_t> own = strides_of(shape), strides(target.size(), 0);
-  const std::size_t skip = target.size() - shape.size();
-  for (std::size_t d = 0; d < shape.size(); ++d) strides[skip + d] = shape[d] == 1 ? 0 : own[d];
-  return strides;
-}
-
-AroundDim around_dim(const Shape& shape, int64_t dim) {
-  AroundDim r;
-  for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
-    if (d < dim) r.outer *= shape[d];
-    if (d == dim) r.size = shape[d];
-    if (d > dim) r.inner *= shape[d];
-  }
-  return r;
-}
-
-}  // namespace kernel
-
 Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
   const std::size_t n = std::max(a.size(), b.size());
   Shape out(n);

@@ -172,12 +172,11 @@ MaxResult max_pool2d_with_indices(const Tensor& x, Pair kernel, Pair stride, Pai
     const T* px = x.data<T>();
     T* po = out.mutable_data<T>();
     int64_t* pi = indices.mutable_data<int64_t>();
-#ifndef NG_REFERENCE_KERNELS  // -Dreference_kernels=true: every pooling through the general loop
-    if (kernel == Pair{2, 2} && stride == Pair{2, 2} && padding == Pair{0, 0}) {
+    // -Dreference_kernels=true: every pooling through the general loop
+    if (!ng::kernel::kReferenceKernels && kernel == Pair{2, 2} && stride == Pair{2, 2} && padding == Pair{0, 0}) {
       max_pool_2x2(px, geo, po, pi);
       return;
     }
-#endif
     max_pool_general(px, geo, kernel, stride, padding, po, pi);
   });
   if (any_requires_grad({&x}))

@@ -1,4 +1,5 @@
-// ops_reduce.cpp: reductions (sum, mean, max) and log_softmax, each with its backward.
+// ops_reduce.cpp: reductions (sum, mean, max, argmax), each with its backward; sum_to, which undoes
+// broadcasting. (log_softmax, a normalization rather than a reduction, is in ops_softmax.cpp.)
 //
 // Sums accumulate in double whatever the dtype, so that float32 batch statistics (BatchNorm's mean
 // and variance) lose as little as possible. A long row is summed in pieces of kernel::kSumChunk elements
@@ -215,35 +216,6 @@ MaxResult max(const Tensor& x, int64_t dim, bool keepdim) {
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
   NoGradGuard no_grad;
   return max(x, dim, keepdim).indices;
-}
-
-// y_k = x_k - m - ln(sum_j e^(x_j - m)), with m = max_j x_j so no exponent is positive.
-// dy_k/dx_j = [k = j] - softmax_j, so dx_j = g_j - softmax_j * sum_k g_k, with softmax = e^y.
-// The backward is that line in ops, so it can be differentiated again.
-Tensor log_softmax(const Tensor& x, int64_t dim) {
-  if (x.dim() == 0) throw Error("log_softmax: needs a tensor with at least one dimension; got a 0-dim tensor");
-  const int64_t d = normalize_dim("log_softmax", dim, x.dim());
-  const kernel::AroundDim around = kernel::around_dim(x.shape(), d);
-  const int64_t outer = around.outer, size = around.size, inner = around.inner;
-  Tensor out = empty(x.shape(), x.dtype());
-  dispatch_float("log_softmax", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
-    const T* px = x.data<T>();
-    T* py = out.mutable_data<T>();
-    for (int64_t o = 0; o < outer; ++o)
-      for (int64_t i = 0; i < inner; ++i) {
-        const T* xs = px + o * size * inner + i;
-        T* ys = py + o * size * inner + i;
-        const kernel::MaxSumExp<T> stats = kernel::max_sum_exp(xs, size, inner);
-        const T log_sum = static_cast<T>(std::log(stats.sum_exp));
-        for (int64_t k = 0; k < size; ++k) ys[k * inner] = xs[k * inner] - stats.max - log_sum;
-      }
-  });
-  if (any_requires_grad({&x}))
-    record(out, "log_softmax", {&x}, [out = SavedTensor::output(out), d](const Tensor& g, const Node& n) {
-      return Grads{g - exp(out.unpack(n)) * sum(g, {d}, true)};
-    });
-  return out;
 }
 
 Tensor Tensor::sum() const { return ng::sum(*this); }

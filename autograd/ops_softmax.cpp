@@ -1,8 +1,12 @@
-// ops_softmax.cpp: softmax along a dim, with its backward, and multinomial sampling from probabilities.
+// ops_softmax.cpp: softmax and log_softmax along a dim, each with its backward, and multinomial sampling
+// from probabilities.
 //
-// softmax turns scores into a probability distribution along one dim; multinomial draws category
-// indices from such distributions (a language model's sampling step: probs = softmax(logits), then
-// next = multinomial(probs, 1)). log_softmax, the form losses use, is in ops_reduce.cpp.
+// softmax turns scores into a probability distribution along one dim; log_softmax is its logarithm, the
+// form losses use (nn/loss.cpp); multinomial draws category indices from such distributions (a language
+// model's sampling step: probs = softmax(logits), then next = multinomial(probs, 1)).
+// softmax and log_softmax both start from the same two numbers per distribution, its largest value and
+// the sum of exponentials shifted by it (max_sum_exp, kernels.h); over_distributions below is that
+// common pass, and each op then writes its own formula.
 #include <cmath>
 #include <type_traits>
 
@@ -14,39 +18,77 @@ namespace ng {
 
 using Grads = std::vector<Tensor>;
 
+namespace {
+
+// The dim that softmax and log_softmax normalize along, checked: a 0-dim tensor has none.
+int64_t distribution_dim(const char* op, const Tensor& x, int64_t dim) {
+  if (x.dim() == 0) throw Error(std::string(op) + ": needs a tensor with at least one dimension; got a 0-dim tensor");
+  return normalize_dim(op, dim, x.dim());
+}
+
+// x: any shape -> out: x's shape. A distribution is the `size` entries of x along dim d, `inner` apart:
+// xs[0], xs[inner], ..., xs[(size - 1) * inner]. For each, write(xs, ys, size, inner, stats) fills the
+// entries ys of out at the same places, given stats = max_sum_exp(xs) (its max m and sum_k e^(x_k - m)).
+template <class Write> Tensor over_distributions(const char* op, const Tensor& x, int64_t d, Write write) {
+  // Not a structured binding: clang before 16 cannot capture those in the kernel's lambda.
+  const kernel::AroundDim around = kernel::around_dim(x.shape(), d);
+  const int64_t outer = around.outer, size = around.size, inner = around.inner;
+  Tensor out = empty(x.shape(), x.dtype());
+  dispatch_float(op, x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data<T>();
+    T* py = out.mutable_data<T>();
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < inner; ++i) {
+        const T* xs = px + o * size * inner + i;
+        T* ys = py + o * size * inner + i;
+        write(xs, ys, size, inner, kernel::max_sum_exp(xs, size, inner));
+      }
+  });
+  return out;
+}
+
+}  // namespace
+
 // y_k = e^(x_k - m) / sum_j e^(x_j - m), with m = max_j x_j so that no exponent is positive (no overflow;
 // the largest term is e^0 = 1, so the sum is >= 1 and never underflows to 0).
 // dy_k/dx_j = y_k ([k = j] - y_j), so dx_j = sum_k g_k y_k ([k = j] - y_j) = y_j (g_j - sum_k g_k y_k).
 // The backward is that line in ops (mul, sub, sum), so it can be differentiated again.
 // float32 computes e^(x_k - m) with the vectorizable fast_exp (see max_sum_exp in kernels.h).
 Tensor softmax(const Tensor& x, int64_t dim) {
-  if (x.dim() == 0) throw Error("softmax: needs a tensor with at least one dimension; got a 0-dim tensor");
-  const int64_t d = normalize_dim("softmax", dim, x.dim());
-  // Not a structured binding: clang before 16 cannot capture those in the kernel's lambda.
-  const kernel::AroundDim around = kernel::around_dim(x.shape(), d);
-  const int64_t outer = around.outer, size = around.size, inner = around.inner;
-  Tensor out = empty(x.shape(), x.dtype());
-  dispatch_float("softmax", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
-    const T* px = x.data<T>();
-    T* py = out.mutable_data<T>();
-    for (int64_t o = 0; o < outer; ++o)
-      for (int64_t i = 0; i < inner; ++i) {
-        const T* xs = px + o * size * inner + i;  // the `size` entries of one distribution, `inner` apart
-        T* ys = py + o * size * inner + i;
-        const kernel::MaxSumExp<T> stats = kernel::max_sum_exp(xs, size, inner);
+  const int64_t d = distribution_dim("softmax", x, dim);
+  Tensor out =
+      over_distributions("softmax", x, d, [](const auto* xs, auto* ys, int64_t size, int64_t inner, auto stats) {
+        using T = decltype(stats.max);
         if constexpr (std::is_same_v<T, float> && !kernel::kReferenceKernels)
           for (int64_t k = 0; k < size; ++k)  // fast_exp, as max_sum_exp: this loop vectorizes
             ys[k * inner] = static_cast<float>(kernel::fast_exp(xs[k * inner] - stats.max) / stats.sum_exp);
         else
           for (int64_t k = 0; k < size; ++k)
             ys[k * inner] = static_cast<T>(std::exp(static_cast<double>(xs[k * inner] - stats.max)) / stats.sum_exp);
-      }
-  });
+      });
   if (any_requires_grad({&x}))
     record(out, "softmax", {&x}, [out = SavedTensor::output(out), d](const Tensor& g, const Node& n) {
       const Tensor y = out.unpack(n);
       return Grads{y * (g - sum(g * y, {d}, true))};
+    });
+  return out;
+}
+
+// y_k = x_k - m - ln(sum_j e^(x_j - m)), with m = max_j x_j so no exponent is positive.
+// dy_k/dx_j = [k = j] - softmax_j, so dx_j = g_j - softmax_j * sum_k g_k, with softmax = e^y.
+// The backward is that line in ops, so it can be differentiated again.
+Tensor log_softmax(const Tensor& x, int64_t dim) {
+  const int64_t d = distribution_dim("log_softmax", x, dim);
+  Tensor out =
+      over_distributions("log_softmax", x, d, [](const auto* xs, auto* ys, int64_t size, int64_t inner, auto stats) {
+        using T = decltype(stats.max);
+        const T log_sum = static_cast<T>(std::log(stats.sum_exp));
+        for (int64_t k = 0; k < size; ++k) ys[k * inner] = xs[k * inner] - stats.max - log_sum;
+      });
+  if (any_requires_grad({&x}))
+    record(out, "log_softmax", {&x}, [out = SavedTensor::output(out), d](const Tensor& g, const Node& n) {
+      return Grads{g - exp(out.unpack(n)) * sum(g, {d}, true)};
     });
   return out;
 }
