@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "checked_size.h"
@@ -211,6 +212,7 @@ Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const Shape& 
     // range is noted (the one found first by any thread) and thrown after the loop.
     bool out_of_range = false;
     int64_t bad_index = 0;
+    std::mutex bad_index_mutex;
     kernel::parallel_for(N * C, N * C * HW >= kernel::kParallelElements, [&](int64_t plane) {
       T* dx_plane = pdx + plane * HW;
       const T* g_plane = pg + plane * per_plane;
@@ -218,7 +220,7 @@ Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const Shape& 
       std::fill_n(dx_plane, HW, T(0));  // zeroed plane by plane, so that the plane is in cache for the additions
       for (int64_t k = 0; k < per_plane; ++k) {
         if (where_plane[k] < 0 || where_plane[k] >= HW) {
-#pragma omp critical(max_pool2d_backward_bad_index)
+          const std::lock_guard<std::mutex> lock(bad_index_mutex);
           if (!out_of_range) {
             out_of_range = true;
             bad_index = where_plane[k];

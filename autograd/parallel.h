@@ -1,9 +1,10 @@
-// parallel.h: how many threads the kernels may use (OpenMP underneath; one thread when normgrad was built
-// without it, or with -Dreference_kernels=true).
+// parallel.h: how many threads the kernels may use (OpenMP's setting; one thread when normgrad was built
+// without OpenMP, or with -Dreference_kernels=true).
 //
 // The kernels that pay for a second core (gemm, conv's im2col, large elementwise ops and reductions, max
 // pooling, BatchNorm's per-channel loops, the optimizers' updates) run their plain loop through
-// kernel::parallel_for (parallel_for.h, internal), a `#pragma omp parallel for` that small inputs skip.
+// kernel::parallel_for (parallel_for.h, internal), which small inputs skip and larger ones share out among
+// a pool of threads (thread_pool.h) that started once and wait between loops.
 //
 // The default is every core, or OMP_NUM_THREADS when it is set (the OpenMP convention, as PyTorch).
 // Results are bit-identical for any thread count: a loop is split only where every output element is

@@ -2,7 +2,11 @@
 // (internal to normgrad, not installed; the user's side is parallel.h).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
+
+#include "thread_pool.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -29,29 +33,44 @@ constexpr int64_t kSumChunk = int64_t{1} << 14;
 //   idle machine                  0.45   0.45   0.44   1.0    1.2      (p90 under 1.4 us)
 //   OMP_WAIT_POLICY=passive       40     53     54     44     46
 //   a busy program on the other   0.43   0.43   0.46   1.2    5.7      (p90: 0.45, 0.45, 1.2, 3989, 6001)
-// So the policy stays libgomp's default (its threads spin a while before they sleep): passive makes every
-// region cost ~50 us. What no wait policy fixes is the last row: when another program holds the second
-// core, one region in ten waits a whole scheduler time slice (4-6 ms) for the second thread, so kernels
-// enter as few regions as they can (a convolution is one region per op, ops_conv.cpp), and on a busy
-// machine OMP_NUM_THREADS=1 is faster (README, "Threads"). A pool whose caller does the work of a thread
-// that has not started yet would remove that wait; it is the next step.
+// libgomp's policies offer no way out of the last row: passive makes every region cost ~50 us, and the
+// default's spinning does not help when another program holds the second core, because OpenMP's static
+// schedule hands each thread its share up front and the region waits, a whole scheduler time slice, for a
+// thread that has work assigned but no core to run it on. So the loops run on a pool of our own
+// (thread_pool.h): the caller and the workers take chunks one at a time, and a worker that has not woken up
+// finds nothing left to take, so the caller never waits for it. The same measurement with the pool (median
+// and 90th percentile, us; pool_run over 2 chunks; load average 6-7 from compilers on both cores, where
+// libgomp's default was 0.5 / 16,000 at a gap of 20 us and 14,000 / 18,000 at 2000 us):
+//   gap (us)                      0      20     100    500    2000
+//   pool, busy machine            0.06   0.31   0.30   0.34   0.66
+//                        (p90)    0.07   0.31   0.32   1.8    3.6
+// (the smallest are loops whose caller ran both chunks before the worker was scheduled).
+// OpenMP still holds the thread count: omp_get_max_threads is the calling thread's setting, from
+// ng::set_num_threads or OMP_NUM_THREADS (parallel.h).
 //
-// body(i) for every i in [0, n): shared out among the threads by OpenMP when `threads` is true, else a
-// plain loop on the calling thread. The test is made here rather than with the pragma's `if` clause,
-// because OpenMP enters its runtime even for a region it then runs on one thread: 0.33 us of CPU time per
-// loop (measured with GCC 12's libgomp), as much as a whole small op costs. Inside a parallel region
-// already (a convolution shares out blocks of images, each of which runs a gemm), the loop runs on the
-// calling thread: the threads are all busy, and a nested region would only add its cost.
+// body(i) for every i in [0, n): cut into at most kChunksPerThread chunks per thread and shared out through
+// the pool when `threads` is true, else a plain loop on the calling thread. Inside a chunk already (a
+// convolution shares out blocks of images, each of which runs a gemm), the loop runs on the calling thread:
+// the threads are all busy, and a nested loop would only add its cost. Which thread runs i never changes
+// what body(i) computes, so the result is the same for any thread count.
+constexpr int64_t kChunksPerThread = 4;
+
 template <class Body> void parallel_for(int64_t n, bool threads, Body&& body) {
+  int count = 1;
 #ifdef _OPENMP
-  if (threads && omp_in_parallel()) threads = false;
+  if (threads && n >= 2 && !in_pool_chunk()) count = omp_get_max_threads();
 #endif
-  if (!threads || n < 2) {
+  if (count < 2) {
     for (int64_t i = 0; i < n; ++i) body(i);
     return;
   }
-#pragma omp parallel for
-  for (int64_t i = 0; i < n; ++i) body(i);
+  using B = std::remove_reference_t<Body>;
+  pool_run(n, std::min<int64_t>(n, kChunksPerThread * count), count,
+           [](void* b, int64_t begin, int64_t end) {
+             B& f = *static_cast<B*>(b);
+             for (int64_t i = begin; i < end; ++i) f(i);
+           },
+           const_cast<void*>(static_cast<const void*>(&body)));
 }
 
 // Built with -Dreference_kernels=true: the plain loops instead of the fast paths (no threads, the

@@ -1,0 +1,177 @@
+// thread_pool.cpp: the pool of worker threads behind kernel::parallel_for (see thread_pool.h for why it
+// exists). Standard library only: std::thread and a few atomics, no lock on the way of a loop.
+//
+// One loop at a time owns the pool (owner_, a mutex taken with try_lock; a second thread's loop runs alone).
+// The loop's state is one 64-bit word, claim_ = (generation, chunks, next chunk). The caller writes the
+// loop's function and size, then publishes a new generation in claim_; everyone (the caller and any worker
+// awake to see it) takes chunks by compare-and-swap on claim_, and counts each finished chunk in done_. The
+// caller, out of chunks, waits until done_ = chunks: it waits only for chunks a worker has taken, never for
+// a worker that has not woken up (that one finds the generation exhausted, or a newer one).
+//
+// Why the word holds the generation and the chunk count too: a worker that was preempted between reading
+// claim_ and swapping it cannot take a chunk of a later loop by mistake, because its swap compares all
+// three fields and fails. And a successful swap means the chunk was not yet done, so the caller is still
+// waiting and the loop's function and size (written before the generation was published) are still valid.
+//
+// Between loops a worker spins for kSpinTime before it sleeps (std::atomic::wait, a futex on Linux): a
+// training step runs its loops microseconds apart, and waking a sleeping thread costs the caller a system
+// call and the worker tens of microseconds.
+#include "thread_pool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace ng::kernel {
+
+namespace {
+
+// How long an idle worker keeps checking for the next loop before it sleeps. libgomp's default spins for
+// a comparable time (GOMP_SPINCOUNT, 300,000 checks); a loop that comes later than this pays for a wake-up.
+constexpr std::chrono::microseconds kSpinTime{1000};
+
+thread_local bool t_in_chunk = false;
+
+// Marks the thread as running a chunk for as long as it lives (also when a chunk throws).
+struct InChunk {
+  InChunk() { t_in_chunk = true; }
+  ~InChunk() { t_in_chunk = false; }
+};
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// claim_ = generation (bits 40..63) | chunks (bits 20..39) | next chunk (bits 0..19).
+constexpr uint64_t kField = (uint64_t{1} << 20) - 1;
+constexpr int64_t kMaxChunks = static_cast<int64_t>(kField);
+uint64_t generation_of(uint64_t w) { return w >> 40; }
+int64_t chunks_of(uint64_t w) { return static_cast<int64_t>((w >> 20) & kField); }
+int64_t next_of(uint64_t w) { return static_cast<int64_t>(w & kField); }
+
+class Pool {
+ public:
+  // Never destroyed: its workers sleep in a wait when the program exits, and exit ends them.
+  static Pool& instance() {
+    static Pool* pool = new Pool;
+    return *pool;
+  }
+
+  void run(int64_t n, int64_t chunks, int threads, RangeCall call, void* body) {
+    std::unique_lock<std::mutex> owner(owner_, std::try_to_lock);
+    if (!owner.owns_lock()) {  // another thread's loop has the pool: this one runs alone
+      const InChunk in_chunk;
+      call(body, 0, n);
+      return;
+    }
+    while (static_cast<int>(workers_.size()) < threads - 1) workers_.emplace_back([this] { work(); });
+    helpers_allowed_.store(threads - 1, std::memory_order_relaxed);
+    n_ = n;
+    call_ = call;
+    body_ = body;
+    done_.store(0, std::memory_order_relaxed);
+    const uint64_t generation = (generation_of(claim_.load(std::memory_order_relaxed)) + 1) & ((uint64_t{1} << 24) - 1);
+    claim_.store(generation << 40 | static_cast<uint64_t>(chunks) << 20, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) claim_.notify_all();
+    // The caller's share: a chunk that throws is noted and the rest still run (the workers may be in the
+    // middle of theirs), and the first exception is thrown once every chunk is done.
+    std::exception_ptr error;
+    {
+      const InChunk in_chunk;
+      for (int64_t c; (c = take_chunk(generation)) >= 0;) {
+        try {
+          run_chunk(c);
+        } catch (...) {
+          if (!error) error = std::current_exception();
+          done_.fetch_add(1, std::memory_order_release);
+        }
+      }
+    }
+    for (int spins = 0; done_.load(std::memory_order_acquire) < chunks; ++spins)
+      if (spins < 4096) cpu_relax(); else std::this_thread::yield();
+    if (error) std::rethrow_exception(error);
+  }
+
+ private:
+  // Takes the next chunk of `generation`, or returns -1 when it has none left (or a newer loop has begun).
+  int64_t take_chunk(uint64_t generation) {
+    uint64_t w = claim_.load(std::memory_order_acquire);
+    while (generation_of(w) == generation && next_of(w) < chunks_of(w))
+      if (claim_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire))
+        return next_of(w);
+    return -1;
+  }
+
+  // Chunk c is [n*c/chunks, n*(c+1)/chunks): fixed by n and chunks, whoever runs it.
+  void run_chunk(int64_t c) {
+    const int64_t chunks = chunks_of(claim_.load(std::memory_order_relaxed));
+    call_(body_, n_ * c / chunks, n_ * (c + 1) / chunks);
+    done_.fetch_add(1, std::memory_order_release);
+  }
+
+  void work() {
+    uint64_t seen = 0;  // the last generation this worker looked at
+    for (;;) {
+      // Spin a while for a new generation, then sleep until one is published.
+      uint64_t w = claim_.load(std::memory_order_acquire);
+      const auto until = std::chrono::steady_clock::now() + kSpinTime;
+      for (int i = 0; generation_of(w) == seen; ++i) {
+        if (i % 256 == 255 && std::chrono::steady_clock::now() > until) {
+          sleepers_.fetch_add(1, std::memory_order_seq_cst);
+          w = claim_.load(std::memory_order_seq_cst);
+          if (generation_of(w) == seen) claim_.wait(w, std::memory_order_seq_cst);
+          sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+        } else {
+          cpu_relax();
+        }
+        w = claim_.load(std::memory_order_acquire);
+      }
+      seen = generation_of(w);
+      // Only threads - 1 workers take part in a loop started with `threads`.
+      int allowed = helpers_allowed_.load(std::memory_order_relaxed);
+      bool joined = false;
+      while (allowed > 0 && !(joined = helpers_allowed_.compare_exchange_weak(allowed, allowed - 1))) {}
+      if (!joined) continue;
+      const InChunk in_chunk;
+      for (int64_t c; (c = take_chunk(seen)) >= 0;) run_chunk(c);  // a worker's chunk must not throw (as in OpenMP)
+    }
+  }
+
+  std::mutex owner_;                   // held by the caller of the loop in progress
+  std::vector<std::thread> workers_;   // under owner_
+  std::atomic<uint64_t> claim_{0};
+  std::atomic<int64_t> done_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<int> helpers_allowed_{0};
+  int64_t n_ = 0;                      // the loop's size, function and body, written before claim_ is published
+  RangeCall call_ = nullptr;
+  void* body_ = nullptr;
+};
+
+}  // namespace
+
+void pool_run(int64_t n, int64_t chunks, int threads, RangeCall call, void* body) {
+  chunks = std::min(chunks, std::min(n, kMaxChunks));
+  if (threads < 2 || chunks < 2 || t_in_chunk) {
+    const InChunk in_chunk;
+    call(body, 0, n);
+    return;
+  }
+  Pool::instance().run(n, chunks, threads, call, body);
+}
+
+bool in_pool_chunk() { return t_in_chunk; }
+
+}  // namespace ng::kernel
