@@ -7,7 +7,7 @@
 //   elementwise (ops_elementwise.cpp): add sub mul div neg pow sqrt exp log abs relu sigmoid tanh sign,
 //                                      and the fused backward ops sigmoid_backward tanh_backward
 //                                      threshold_backward pow_backward
-//   reductions  (ops_reduce.cpp):      sum mean sum_to max argmax log_softmax
+//   reductions  (ops_reduce.cpp):      sum mean sum_to max argmax
 //   shape       (ops_shape.cpp):       reshape permute transpose unsqueeze squeeze cat slice index_select
 //                                      index_add gather scatter_add broadcast_to
 //   in place    (ops_inplace.cpp):     Tensor::add_ mul_ zero_ fill_ copy_ clamp_, and clamp
@@ -16,8 +16,8 @@
 //                                      max min argmax argmin (over all elements or a dim) topk stack
 //                                      masked_fill tril triu select chunk split
 //   trigonometry (ops_trig.cpp):       sin cos
-//   softmax     (ops_softmax.cpp):     softmax multinomial
-//   activations (ops_activation.cpp):  erf leaky_relu
+//   softmax     (ops_softmax.cpp):     softmax log_softmax logsumexp multinomial
+//   activations (ops_activation.cpp):  erf gelu leaky_relu dropout_mask, and the fused backward op gelu_backward
 //   convolution (ops_conv.cpp):        conv2d conv1d, and their backward ops
 //   pooling     (ops_pool.cpp):        max_pool2d avg_pool2d adaptive_avg_pool2d pad
 //
@@ -89,8 +89,6 @@ struct MaxResult {
 };
 MaxResult max(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);
-// log(softmax(x)) along dim, computed as x - max - log(sum(exp(x - max))) so it never overflows.
-Tensor log_softmax(const Tensor& x, int64_t dim);
 
 // ---- shape ----------------------------------------------------------------------------------------
 Tensor reshape(const Tensor& x, Shape shape);  // one size may be -1; shares the buffer
@@ -126,8 +124,12 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // attn_mask ([L, S] or broadcastable to [*, L, S]): an int64 mask is PyTorch's bool mask (nonzero =
 // may attend, zero = masked out); a float mask is added to the scores (0 and -inf, say).
 // is_causal masks out key j > query i (the lower-triangular mask of ones(L, S).tril()); it may not be
-// combined with attn_mask. A row with every key masked out is NaN (0/0 in the softmax). There is no
-// dropout op in autograd/, so dropout_p must be 0.
+// combined with attn_mask. A row with every key masked out is NaN (0/0 in the softmax).
+// dropout_p in [0, 1): with dropout_p > 0 the attention weights go through dropout before they multiply v,
+//   out = (softmax(q k^T * scale + mask) * dropout_mask(p)) v
+// whatever the mode, as PyTorch's functional: the caller passes 0 in evaluation, as nn::CausalSelfAttention
+// does when it is not training. The mask is drawn from the global generator (dropout_mask), so
+// set_rng_state before a call repeats it.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const Tensor& attn_mask = Tensor(), double dropout_p = 0, bool is_causal = false,
                                     std::optional<double> scale = std::nullopt);
@@ -217,6 +219,11 @@ Tensor cos(const Tensor& x);
 // ---- softmax and sampling (ops_softmax.cpp) ------------------------------------------------------
 // e^(x - max) / sum(e^(x - max)) along dim: each slice along dim becomes a probability distribution.
 Tensor softmax(const Tensor& x, int64_t dim);
+// log(softmax(x)) along dim, computed as x - max - log(sum(exp(x - max))) so it never overflows.
+Tensor log_softmax(const Tensor& x, int64_t dim);
+// ln(sum_j e^(x_j)) along dim, computed as max + ln(sum_j e^(x_j - max)) so it never overflows; the dim is
+// removed unless keepdim. Its gradient is softmax(x) along dim.
+Tensor logsumexp(const Tensor& x, int64_t dim, bool keepdim = false);
 // Category indices (int64) drawn from the rows of probs ([C] -> [num_samples], [R, C] -> [R, num_samples]),
 // each row weights up to scale, from the global generator (manual_seed). Without replacement the
 // indices of a row are distinct. Throws for negative, NaN or infinite weights, an all-zero row, and more
@@ -225,7 +232,16 @@ Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement = 
 
 // ---- activations (ops_activation.cpp) -------------------------------------------------------------
 Tensor erf(const Tensor& x);  // the error function 2/sqrt(pi) * integral_0^x e^(-t^2) dt (GELU uses it)
+// GELU, exact form: x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), Phi the standard normal CDF; one node whose
+// backward is gelu_backward, itself an op with its own derivative (so gradients of gradients flow).
+Tensor gelu(const Tensor& x);
+Tensor gelu_backward(const Tensor& grad, const Tensor& x);  // grad * (Phi(x) + x phi(x)); same shapes
 Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);  // x if x > 0 else negative_slope * x
+// Inverted dropout's mask, of `shape`: each element 1/(1-p) (kept) or 0 (dropped, with probability p), from
+// one uniform draw u of the global generator per element in row-major order, kept where u >= p; p = 1 gives
+// zeros and draws nothing. x * dropout_mask(x.shape(), p, x.dtype()) is dropout. Records no gradient (a
+// constant). An Error unless 0 <= p <= 1 and dtype is floating.
+Tensor dropout_mask(const Shape& shape, double p, Dtype dtype);
 
 // ---- convolution and pooling ----------------------------------------------------------------------
 // Images are [N, C, H, W]. Pairs are {h, w}. Output sizes follow PyTorch (floor division):

@@ -9,8 +9,10 @@
 // side is shared by every batch element), [T,d] @ [B,H,d,T]. An operand repeated over batch dims gets
 // the sum of its gradients over them (sum_to). The vector cases are reshapes around the matrix case,
 // so their gradients come from the graph.
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "gemm.h"
@@ -63,7 +65,7 @@ Tensor matmul_t(const Tensor& a, bool ta, const Tensor& b, bool tb) {
   Shape out_shape = batch;
   out_shape.insert(out_shape.end(), {M, N});
 
-  Tensor out = zeros(out_shape, a.dtype());
+  Tensor out = empty(out_shape, a.dtype());  // gemm_overwrite writes every element
   dispatch_float("matmul", a.dtype(), [&](auto zero) {
     using T = decltype(zero);
     // Element (i, k) of op(A) sits at i * row + k * col.
@@ -75,14 +77,14 @@ Tensor matmul_t(const Tensor& a, bool ta, const Tensor& b, bool tb) {
     if (!ta && a_batch == batch && shape_numel(b_batch, "matmul") == 1) {
       // One B for the whole batch ([M,K] @ [K,N], [B,T,C] @ [C,D]): A's matrices are stacked rows, so
       // the batch folds into the rows of one gemm, [count * M, K] @ [K, N].
-      kernel::gemm(count * M, N, K, pa, a_row, a_col, pb, b_row, b_col, c);
+      kernel::gemm_overwrite(count * M, N, K, pa, a_row, a_col, pb, b_row, b_col, c);
       return;
     }
     // Otherwise one gemm per output matrix, reading the matrices of A and B it broadcasts from.
     const std::vector<int64_t> a_index = matrix_indices(a_batch, batch), b_index = matrix_indices(b_batch, batch);
     for (int64_t i = 0; i < count; ++i)
-      kernel::gemm(M, N, K, pa + a_index[i] * a_rows * a_cols, a_row, a_col, pb + b_index[i] * b_rows * b_cols, b_row,
-                   b_col, c + i * M * N);
+      kernel::gemm_overwrite(M, N, K, pa + a_index[i] * a_rows * a_cols, a_row, a_col,
+                             pb + b_index[i] * b_rows * b_cols, b_row, b_col, c + i * M * N);
   });
 
   if (any_requires_grad({&a, &b}))
@@ -166,10 +168,119 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
 }
 
 // ---- attention ------------------------------------------------------------------------------------
+
+namespace {
+
+// The number of keys query i may look at: with `causal`, keys j <= i only (PyTorch's ones(L, S).tril(),
+// aligned at the top left), else all S.
+inline int64_t keys_seen(int64_t i, int64_t S, bool causal) { return causal ? std::min(i + 1, S) : S; }
+
+// One row of attention_softmax: scores s [S] -> weights y [S], key j seen for j < seen:
+//   y_j = e^(x_j - m) / sum_{j' < seen} e^(x_j' - m)  for j < seen,  0 beyond
+// with x_j = scale * s_j and m = max_{j < seen} x_j (no exponent is positive, and the sum is >= 1).
+// The float32 fast path finds m over eight lanes, computes e^(x - m) with the vectorizable fast_exp into y,
+// and sums y in double over eight lanes (a fixed order: the same result on every run); the reference loop
+// (float64, and -Dreference_kernels=true) uses std::exp and one running sum, as softmax's. The arguments
+// are values, not references into a lambda's captures, so that the compiler knows a store into y changes
+// none of them and vectorizes the loops.
+template <class T> void attention_softmax_row(const T* s, T* y, int64_t seen, int64_t S, T scale) {
+  if constexpr (std::is_same_v<T, float> && !kernel::kReferenceKernels) {
+    constexpr int64_t kLanes = 8;
+    float lane_max[kLanes];
+    std::fill_n(lane_max, kLanes, -std::numeric_limits<float>::infinity());
+    int64_t j = 0;
+    for (; j + kLanes <= seen; j += kLanes)
+      for (int64_t lane = 0; lane < kLanes; ++lane) lane_max[lane] = std::max(lane_max[lane], s[j + lane] * scale);
+    float m = -std::numeric_limits<float>::infinity();
+    for (; j < seen; ++j) m = std::max(m, s[j] * scale);
+    for (float lane : lane_max) m = std::max(m, lane);
+    for (j = 0; j < seen; ++j) y[j] = kernel::fast_exp(s[j] * scale - m);
+    double lane_sum[kLanes] = {};
+    for (j = 0; j + kLanes <= seen; j += kLanes)
+      for (int64_t lane = 0; lane < kLanes; ++lane) lane_sum[lane] += y[j + lane];
+    double total = 0;
+    for (; j < seen; ++j) total += y[j];
+    for (double lane : lane_sum) total += lane;
+    const double inv_total = 1.0 / total;
+    for (j = 0; j < seen; ++j) y[j] = static_cast<float>(y[j] * inv_total);
+  } else {
+    T m = -std::numeric_limits<T>::infinity();
+    for (int64_t j = 0; j < seen; ++j) m = std::max(m, s[j] * scale);
+    double total = 0;
+    for (int64_t j = 0; j < seen; ++j) total += std::exp(static_cast<double>(s[j] * scale - m));
+    for (int64_t j = 0; j < seen; ++j) y[j] = static_cast<T>(std::exp(static_cast<double>(s[j] * scale - m)) / total);
+  }
+  std::fill(y + seen, y + S, T(0));
+}
+
+// One row of attention_softmax's backward: g = dL/dy, y = the weights -> ds = dL/ds, all [S]:
+//   ds_j = scale * y_j (g_j - sum_{j' < seen} g_j' y_j')  for j < seen,  0 beyond
+// (a key the query may not see gets no gradient, as masked_fill's backward gives). The dot product is
+// summed in double, over eight lanes in the fast path, in order in the reference loop.
+template <class T>
+void attention_softmax_backward_row(const T* g, const T* y, T* ds, int64_t seen, int64_t S, T scale) {
+  double dot = 0;
+  if constexpr (std::is_same_v<T, float> && !kernel::kReferenceKernels) {
+    constexpr int64_t kLanes = 8;
+    double lane_sum[kLanes] = {};
+    int64_t j = 0;
+    for (; j + kLanes <= seen; j += kLanes)
+      for (int64_t lane = 0; lane < kLanes; ++lane) lane_sum[lane] += static_cast<double>(g[j + lane]) * y[j + lane];
+    for (; j < seen; ++j) dot += static_cast<double>(g[j]) * y[j];
+    for (double lane : lane_sum) dot += lane;
+  } else {
+    for (int64_t j = 0; j < seen; ++j) dot += static_cast<double>(g[j]) * y[j];
+  }
+  const T row_dot = static_cast<T>(dot);
+  for (int64_t j = 0; j < seen; ++j) ds[j] = scale * y[j] * (g[j] - row_dot);
+  std::fill(ds + seen, ds + S, T(0));
+}
+
+// weights = softmax(scores * scale) along the last dim, keys j > query i left out when `causal`:
+//   softmax(masked_fill(scores * scale, triu(ones(L, S), 1), -inf), -1)
+// as one op (one pass per row instead of four ops, each a pass over [*, L, S]); scores: [*, L, S].
+//   dL/ds = scale * y * (g - sum_j g y)          (softmax's backward, times the scale)
+// With create_graph that line runs in ops, so it can be differentiated again; otherwise in one pass.
+Tensor attention_softmax(const Tensor& scores, double scale, bool causal) {
+  const int64_t L = scores.size(-2), S = scores.size(-1), rows = scores.numel() / std::max<int64_t>(S, 1);
+  const bool threads = scores.numel() >= kernel::kParallelElements;
+  Tensor out = empty(scores.shape(), scores.dtype());
+  dispatch_float("scaled_dot_product_attention", scores.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* s = scores.data<T>();
+    T* y = out.mutable_data<T>();
+    // each row made by one thread: the result does not depend on the thread count
+    kernel::parallel_for(rows, threads, [&](int64_t r) {
+      attention_softmax_row<T>(s + r * S, y + r * S, keys_seen(r % L, S, causal), S, static_cast<T>(scale));
+    });
+  });
+  if (any_requires_grad({&scores}))
+    record(out, "attention_softmax", {&scores},
+           [out = SavedTensor::output(out), scale, causal, L, S, rows](const Tensor& g, const Node& n) {
+             const Tensor y = out.unpack(n);
+             if (is_grad_enabled()) return std::vector<Tensor>{y * (g - sum(g * y, {y.dim() - 1}, true)) * scale};
+             Tensor ds = empty(y.shape(), y.dtype());
+             dispatch_float("scaled_dot_product_attention", y.dtype(), [&](auto zero) {
+               using T = decltype(zero);
+               const T *pg = g.data<T>(), *py = y.data<T>();
+               T* pds = ds.mutable_data<T>();
+               kernel::parallel_for(rows, y.numel() >= kernel::kParallelElements, [&](int64_t r) {
+                 attention_softmax_backward_row<T>(pg + r * S, py + r * S, pds + r * S, keys_seen(r % L, S, causal), S,
+                                                   static_cast<T>(scale));
+               });
+             });
+             return std::vector<Tensor>{ds};
+           });
+  return out;
+}
+
+}  // namespace
+
 // q [*, L, E], k [*, S, E], v [*, S, Ev] -> out [*, L, Ev]: each of the L queries takes a weighted mean
 // of the S values, weighted by how well it matches each key (Vaswani et al. 2017, eq. 1):
 //   Attention(Q, K, V) = softmax(Q K^T / sqrt(E)) V
-// Composed from ops, one line per step, so its backward is theirs (and can be differentiated again).
+// Composed from ops, one line per step, so its backward is theirs (and can be differentiated again). Without
+// attn_mask, scaling, the causal mask and softmax are the one op attention_softmax above.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask,
                                     double dropout_p, bool is_causal, std::optional<double> scale) {
   const char* op = "scaled_dot_product_attention";
@@ -202,21 +313,28 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     fail("expected attn_mask broadcastable to the scores' shape " + shape_str(*scores_shape) + " ([*, L, S])");
   if (is_causal && attn_mask.defined())
     fail("attn_mask given with is_causal = true; expected one or the other, as PyTorch");
-  if (dropout_p != 0)
-    fail("dropout_p = " + std::to_string(dropout_p) +
-         "; expected 0 (autograd/ has no dropout op: apply nn::Dropout to the output instead)");
+  if (!(dropout_p >= 0 && dropout_p < 1))  // also refuses NaN
+    fail("dropout_p = " + std::to_string(dropout_p) + "; expected a probability in [0, 1) (0 in evaluation)");
   const double scale_factor = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(E));
   const double minus_inf = -std::numeric_limits<double>::infinity();
 
-  // scores = Q K^T * scale, [*, L, S] (k is read transposed, not copied)
-  Tensor scores = matmul_t(q, false, k, true) * scale_factor;
-  // causal: query i may look at keys j <= i only (PyTorch's ones(L, S).tril() mask)
-  if (is_causal) scores = masked_fill(scores, triu(ones({L, S}, int64), 1), minus_inf);
-  // a bool (int64) mask: 0 = may not attend; a float mask is added to the scores
-  if (attn_mask.defined())
+  // scores = Q K^T, [*, L, S] (k is read transposed, not copied)
+  Tensor scores = matmul_t(q, false, k, true);
+  Tensor weights;
+  if (!attn_mask.defined()) {
+    // weights = softmax(scores * scale) over the keys, each query's weights summing to 1; causal: query i
+    // may look at keys j <= i only (PyTorch's ones(L, S).tril() mask)
+    weights = attention_softmax(scores, scale_factor, is_causal);
+  } else {
+    scores = scores * scale_factor;
+    // a bool (int64) mask: 0 = may not attend; a float mask is added to the scores
     scores = attn_mask.dtype() == int64 ? masked_fill(scores, eq(attn_mask, 0.0), minus_inf) : scores + attn_mask;
-  // weights = softmax over the keys: each query's weights sum to 1
-  Tensor weights = softmax(scores, -1);
+    // weights = softmax over the keys: each query's weights sum to 1
+    weights = softmax(scores, -1);
+  }
+  // dropout on the weights, as PyTorch: a key's weight is zeroed with probability dropout_p, the others
+  // scaled by 1 / (1 - dropout_p)
+  if (dropout_p > 0) weights = weights * dropout_mask(weights.shape(), dropout_p, weights.dtype());
   // out = weights V: each query's weighted mean of the values, [*, L, Ev]
   return matmul(weights, v);
 }

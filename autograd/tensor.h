@@ -183,6 +183,7 @@ class Tensor {
   Tensor argmin(int64_t dim, bool keepdim = false) const;
   TopKResult topk(int64_t k, int64_t dim = -1, bool largest = true, bool sorted = true) const;
   Tensor softmax(int64_t dim) const;
+  Tensor logsumexp(int64_t dim, bool keepdim = false) const;
   // (ops_select.cpp) masking, triangles and pieces, as PyTorch's t.masked_fill(mask, value), ...
   Tensor masked_fill(const Tensor& mask, double value) const;
   Tensor tril(int64_t diagonal = 0) const;

@@ -1,11 +1,10 @@
-// activation.cpp: the activation layers (wrappers of the primitive ops), GELU composed from erf, and dropout
-// (functional::dropout, which the Dropout module calls).
+// activation.cpp: the activation layers (wrappers of the primitive ops), GELU (one op, and composed from erf
+// for comparison) and dropout (functional::dropout, which the Dropout module calls).
 #include "activation.h"
 
 #include <cmath>
 #include <numbers>
 
-#include "autograd/graph.h"
 #include "autograd/ops.h"
 
 namespace ng::nn {
@@ -29,26 +28,15 @@ Tensor dropout(const Tensor& x, double p, bool training) {
     throw Error("dropout: p = " + std::to_string(p) + " for an input of shape " + shape_str(x.shape()) +
                 "; expected a probability in [0, 1]");
   if (!training || p == 0) return x;
-  Tensor mask;
-  {
-    NoGradGuard no_grad;
-    mask = zeros(x.shape(), x.dtype());
-    if (p < 1) {
-      const double keep_scale = 1.0 / (1.0 - p);
-      dispatch_float("dropout", x.dtype(), [&](auto zero) {
-        using T = decltype(zero);
-        T* m = mask.mutable_data<T>();
-        RandomDraws draws;
-        for (int64_t i = 0; i < mask.numel(); ++i) m[i] = draws.uniform() >= p ? static_cast<T>(keep_scale) : T(0);
-      });
-    }
-  }
-  return x * mask;
+  return x * dropout_mask(x.shape(), p, x.dtype());  // the mask: autograd/ops_activation.cpp
 }
 
-// y = 0.5 x (1 + erf(x / sqrt 2)), composed from erf (ops_activation.cpp), mul and add:
-//   dy/dx = Phi(x) + x phi(x) = 0.5 (1 + erf(x / sqrt 2)) + x e^(-x^2/2) / sqrt(2 pi), which the graph computes.
-Tensor gelu(const Tensor& x) { return x * 0.5 * (1.0 + erf(x * (1 / std::numbers::sqrt2))); }
+// y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), one op (ng::gelu, ops_activation.cpp) whose backward is
+//   dy/dx = Phi(x) + x phi(x) = 0.5 (1 + erf(x / sqrt 2)) + x e^(-x^2/2) / sqrt(2 pi)
+// (gelu_composed, the same formula in erf, mul and add, leaves that derivative to the graph; tests hold
+// the two to each other).
+Tensor gelu(const Tensor& x) { return ng::gelu(x); }
+Tensor gelu_composed(const Tensor& x) { return x * 0.5 * (1.0 + erf(x * (1 / std::numbers::sqrt2))); }
 }  // namespace functional
 
 Tensor GELU::forward(const Tensor& x) { return functional::gelu(x); }

@@ -60,7 +60,8 @@ class Softmax : public Module {
 };
 
 namespace functional {
-Tensor gelu(const Tensor& x);  // 0.5 x (1 + erf(x / sqrt 2))
+Tensor gelu(const Tensor& x);           // 0.5 x (1 + erf(x / sqrt 2)), one node (ng::gelu)
+Tensor gelu_composed(const Tensor& x);  // the same from erf, mul and add: five nodes, for comparison
 // PyTorch's F.dropout. x: any shape -> y: same shape. With training, each element is zeroed with
 // probability p (a draw of the global generator, manual_seed) and the rest are scaled by 1/(1-p);
 // p = 1 gives zeros. Without training, or with p = 0, y is x itself. An Error unless 0 <= p <= 1.

@@ -18,13 +18,16 @@ namespace ng::nn {
 class CausalSelfAttention : public Module {
  public:
   // c_attn and c_proj are Linear layers with PyTorch's default initialization (nanoGPT's GPT re-initializes
-  // them as a whole model; that belongs to the model, not to this layer). No dropout (nanoGPT's default 0).
-  CausalSelfAttention(int64_t n_embd, int64_t n_head, bool bias = true, Dtype dtype = float32);
+  // them as a whole model; that belongs to the model, not to this layer). dropout is nanoGPT's: in training
+  // mode the attention weights (scaled_dot_product_attention's dropout_p) and the output (after c_proj) each
+  // go through dropout with this probability; in eval mode neither. The default 0 is nanoGPT's too.
+  CausalSelfAttention(int64_t n_embd, int64_t n_head, bool bias = true, Dtype dtype = float32, double dropout = 0);
 
   // x: [B, T, C] -> y: [B, T, C], C = n_embd; y at position t depends on x at positions 0..t only.
   Tensor forward(const Tensor& x) override;
 
   int64_t n_embd, n_head;
+  double dropout;                  // in [0, 1)
   std::shared_ptr<Linear> c_attn;  // weight [3C, C], bias [3C]: q, k and v of every head, side by side
   std::shared_ptr<Linear> c_proj;  // weight [C, C], bias [C]
 };

@@ -1,6 +1,8 @@
 // normalization.cpp: LayerNorm, GroupNorm and RMSNorm written with primitive ops only, line for line like
 // the composed BatchNorm (batchnorm_composed.cpp): mean, center, variance, normalize, scale and shift.
 // Their backward is the chain rule through those ops; nothing about their gradients is written here.
+// (The LayerNorm module runs the same function as one op, layer_norm in layer_norm_fused.cpp, which the
+// tests hold to layer_norm_composed here.)
 #include "normalization.h"
 
 #include <limits>
@@ -8,38 +10,15 @@
 
 #include "autograd/ops.h"
 #include "batchnorm_shapes.h"
+#include "normalization_checks.h"
 
 namespace ng::nn {
 
+using detail::check_affine;
+using detail::check_floating;
+using detail::normalized_dims;
+
 namespace {
-
-// weight or bias (when defined) must have `shape` and x's dtype.
-void check_affine(const char* op, const char* what, const Tensor& t, const Shape& shape, const Tensor& x) {
-  if (!t.defined()) return;
-  if (t.shape() != shape)
-    throw Error(std::string(op) + ": " + what + " of shape " + shape_str(t.shape()) + " for input " +
-                shape_str(x.shape()) + "; expected " + shape_str(shape));
-  if (t.dtype() != x.dtype())
-    throw Error(std::string(op) + ": " + what + " has dtype " + dtype_name(t.dtype()) + " but the input is " +
-                dtype_name(x.dtype()) + "; expected the same dtype");
-}
-
-void check_floating(const char* op, const Tensor& x) {
-  if (x.dtype() == int64) throw Error(std::string(op) + ": input is int64; expected float32 or float64");
-}
-
-// The last normalized_shape.size() dims of x (as negative dims), after checking that x ends in normalized_shape.
-std::vector<int64_t> normalized_dims(const char* op, const Tensor& x, const Shape& normalized_shape) {
-  const auto k = static_cast<int64_t>(normalized_shape.size());
-  const bool trailing_match =
-      k > 0 && x.dim() >= k && Shape(x.shape().end() - k, x.shape().end()) == normalized_shape;
-  if (!trailing_match)
-    throw Error(std::string(op) + ": input of shape " + shape_str(x.shape()) + " does not end in normalized_shape " +
-                shape_str(normalized_shape) + "; expected [*, " + shape_str(normalized_shape).substr(1));
-  std::vector<int64_t> dims;
-  for (int64_t d = -k; d < 0; ++d) dims.push_back(d);
-  return dims;
-}
 
 // y = x_hat * weight + bias, either of them possibly absent (scale 1, shift 0).
 Tensor scale_and_shift(Tensor x_hat, const Tensor& weight, const Tensor& bias) {
@@ -53,13 +32,11 @@ Tensor scale_and_shift(Tensor x_hat, const Tensor& weight, const Tensor& bias) {
 namespace functional {
 
 // x: [*, normalized_shape...] -> y: the shape of x
-Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias, double eps) {
-  check_floating("layer_norm", x);
-  detail::check_eps("layer_norm", eps);
+Tensor layer_norm_composed(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
+                           double eps) {
   // the last dims: the features of one example (one position)
-  const std::vector<int64_t> features = normalized_dims("layer_norm", x, normalized_shape);
-  check_affine("layer_norm", "weight", weight, normalized_shape, x);
-  check_affine("layer_norm", "bias", bias, normalized_shape, x);
+  const std::vector<int64_t> features =
+      detail::check_layer_norm_args("layer_norm_composed", x, normalized_shape, weight, bias, eps);
 
   // Statistics per example over its features (BN: per feature over the batch).
   Tensor feature_mean = mean(x, features, true);                      // mu      = 1/H sum_i x_i, over the H features

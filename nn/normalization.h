@@ -1,5 +1,6 @@
 // normalization.h: Layer Normalization (Ba et al. 2016) and Group Normalization (Wu & He 2018), as
-// functions and as modules, composed from primitive ops like the composed BatchNorm.
+// functions and as modules, composed from primitive ops like the composed BatchNorm (LayerNorm also as one
+// fused op, which its module uses, as BatchNorm's).
 //
 // All three normalize x to x_hat = (x - mean) / sqrt(var + eps) and then scale and shift it; they differ
 // in which values the mean and variance run over:
@@ -30,8 +31,13 @@ namespace functional {
 
 // x: [*, normalized_shape...] -> y: the shape of x; weight, bias: normalized_shape (or undefined: scale 1, shift 0).
 //   y = (x - mean) / sqrt(var + eps) * weight + bias, mean and biased var over the last normalized_shape.size() dims
+// layer_norm is one op with a closed-form backward (layer_norm_fused.cpp; what LayerNorm uses);
+// layer_norm_composed is the same function written with primitive ops (normalization.cpp), whose backward
+// comes from the graph. They agree up to rounding (the fused one sums in double).
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
                   const Tensor& bias = Tensor(), double eps = 1e-5);
+Tensor layer_norm_composed(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                           const Tensor& bias = Tensor(), double eps = 1e-5);
 
 // x: [N, C, *] -> y: the shape of x; weight, bias: [C] (or undefined); C divisible by num_groups.
 //   y = (x - mean) / sqrt(var + eps) * weight + bias, mean and biased var per example over each group of

@@ -11,6 +11,7 @@
 // parameter's group (optimizer.h).
 #include "optim/adam.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "autograd/graph.h"
@@ -48,6 +49,22 @@ Adam::Adam(const char* name, std::vector<ParamGroup> groups, AdamOptions options
 
 namespace {
 
+// The update of elements [0, n) of one parameter, the factors passed by value: in a lambda's captures the
+// compiler would have to assume that a store into param may change them (both T), reload them per element
+// and leave the loop unvectorized.
+template <class T>
+void adam_update_block(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n, T shrink, T l2, T beta1, T beta2,
+                       T eps, T step_size, T bias_correction2_sqrt) {
+  for (int64_t i = 0; i < n; ++i) {
+    param[i] *= shrink;                                                // AdamW: p = p * (1 - lr * weight_decay)
+    T g = grad[i] + l2 * param[i];                                     // Adam:  g = grad + weight_decay * p
+    exp_avg[i] = beta1 * exp_avg[i] + (1 - beta1) * g;                 // m = beta1 m + (1 - beta1) g
+    exp_avg_sq[i] = beta2 * exp_avg_sq[i] + (1 - beta2) * g * g;       // v = beta2 v + (1 - beta2) g^2
+    T denom = std::sqrt(exp_avg_sq[i]) / bias_correction2_sqrt + eps;  // sqrt(v) / sqrt(1 - beta2^t) + eps
+    param[i] -= step_size * exp_avg[i] / denom;                        // p = p - lr / (1 - beta1^t) * m / denom
+  }
+}
+
 // The update of one parameter of n elements at its step t (t >= 1), with its group's lr and weight decay.
 template <class T>
 void adam_update(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n, const AdamOptions& o, double lr,
@@ -59,14 +76,12 @@ void adam_update(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n, 
   const T shrink = static_cast<T>(decoupled_weight_decay ? 1 - lr * weight_decay : 1);
   const T l2 = static_cast<T>(decoupled_weight_decay ? 0 : weight_decay);
   const T beta1 = static_cast<T>(o.beta1), beta2 = static_cast<T>(o.beta2), eps = static_cast<T>(o.eps);
-  // Each element on its own, so threads give the same result as one.
-  kernel::parallel_for(n, n >= kernel::kParallelElements, [&](int64_t i) {
-    param[i] *= shrink;                                                // AdamW: p = p * (1 - lr * weight_decay)
-    T g = grad[i] + l2 * param[i];                                     // Adam:  g = grad + weight_decay * p
-    exp_avg[i] = beta1 * exp_avg[i] + (1 - beta1) * g;                 // m = beta1 m + (1 - beta1) g
-    exp_avg_sq[i] = beta2 * exp_avg_sq[i] + (1 - beta2) * g * g;       // v = beta2 v + (1 - beta2) g^2
-    T denom = std::sqrt(exp_avg_sq[i]) / bias_correction2_sqrt + eps;  // sqrt(v) / sqrt(1 - beta2^t) + eps
-    param[i] -= step_size * exp_avg[i] / denom;                        // p = p - lr / (1 - beta1^t) * m / denom
+  // Each element on its own, so threads give the same result as one; blocks of 4096 elements.
+  constexpr int64_t kBlock = 4096;
+  kernel::parallel_for((n + kBlock - 1) / kBlock, n >= kernel::kParallelElements, [&](int64_t b) {
+    const int64_t i = b * kBlock;
+    adam_update_block(param + i, grad + i, exp_avg + i, exp_avg_sq + i, std::min(kBlock, n - i), shrink, l2, beta1,
+                      beta2, eps, step_size, bias_correction2_sqrt);
   });
 }
 

@@ -1,6 +1,6 @@
 // test_gpt.cpp: the ops and layers a tiny GPT needs: matmul with any number of batch dims,
-// masked_fill, tril/triu, select, split/chunk, scaled_dot_product_attention (autograd/), and
-// nn::ModuleList, nn::RMSNorm and nn::CausalSelfAttention (nn/).
+// masked_fill, tril/triu, select, split/chunk, scaled_dot_product_attention with and without dropout
+// (autograd/), and nn::ModuleList, nn::RMSNorm and nn::CausalSelfAttention (nn/).
 //
 // Forward values are compared with plain loops (a batch of 2-D products, attention written out element
 // by element); gradients and second derivatives with ng::gradcheck / ng::gradgradcheck in float64, on
@@ -441,9 +441,89 @@ TEST_CASE("scaled_dot_product_attention refuses bad arguments naming the op and 
                        "[2, 4, 5]");
   CHECK_ERROR_MENTIONS(ng::scaled_dot_product_attention(q, k, v, ng::ones({4, 5}, ng::int64), 0, true), op,
                        "is_causal");
-  CHECK_ERROR_MENTIONS(ng::scaled_dot_product_attention(q, k, v, {}, 0.1), op, "dropout_p", "expected 0");
   CHECK_ERROR_MENTIONS(ng::scaled_dot_product_attention(q, k.to(ng::float64), v), op, "float64");
   CHECK_ERROR_MENTIONS(ng::scaled_dot_product_attention(q, k, v, ng::ones({4, 5}, ng::float64)), op, "float64");
+}
+
+TEST_CASE("scaled_dot_product_attention with dropout_p = 0 draws nothing and gives the output without dropout") {
+  ng::manual_seed(30);
+  const ng::Tensor q = ng::randn({2, 3, 4, 5}, ng::float64), k = ng::randn({2, 3, 6, 5}, ng::float64),
+                   v = ng::randn({2, 3, 6, 2}, ng::float64);
+  const ng::Tensor state = ng::get_rng_state();
+  const ng::Tensor out = ng::scaled_dot_product_attention(q, k, v, {}, 0.0, true);
+  CHECK(ng::get_rng_state().to_vector() == state.to_vector());
+  const auto causal = [](int64_t i, int64_t j) { return j <= i; };
+  CHECK(max_abs_difference(out, reference_attention(q, k, v, causal)) < 1e-12);
+}
+
+TEST_CASE("scaled_dot_product_attention with dropout_p > 0 is softmax, then dropout's mask, then @ v") {
+  // The same generator state gives the same mask: sdpa draws it over the weights [*, L, S] in row-major
+  // order, as nn::functional::dropout on those weights does.
+  ng::manual_seed(31);
+  const int64_t B = 2, H = 3, L = 5, S = 7, E = 4;
+  const double p = 0.3;
+  for (const ng::Dtype dtype : {ng::float64, ng::float32}) {
+    CAPTURE(ng::dtype_name(dtype));
+    const ng::Tensor q = ng::randn({B, H, L, E}, dtype), k = ng::randn({B, H, S, E}, dtype),
+                     v = ng::randn({B, H, S, 3}, dtype);
+    const ng::Tensor scores = ng::matmul(q, ng::transpose(k, -2, -1)) * (1 / std::sqrt(double(E)));
+    const ng::Tensor future = ng::triu(ng::ones({L, S}, ng::int64), 1);               // key j > query i
+    const ng::Tensor allowed = ng::tensor({1, 0, 1, 1, 0, 1, 1}, {1, S}, ng::int64);  // keys 1 and 4 never
+    const double tolerance = dtype == ng::float64 ? 1e-12 : 1e-5;
+    const double minus_inf = -std::numeric_limits<double>::infinity();
+    struct Case {
+      std::string name;
+      ng::Tensor mask;
+      bool causal;
+      ng::Tensor weights;  // softmax of the masked scores, before dropout
+    };
+    const std::vector<Case> cases{
+        {"no mask", {}, false, ng::softmax(scores, -1)},
+        {"causal", {}, true, ng::softmax(ng::masked_fill(scores, future, minus_inf), -1)},
+        {"bool mask", allowed, false, ng::softmax(ng::masked_fill(scores, ng::eq(allowed, 0.0), minus_inf), -1)}};
+    for (const Case& c : cases) {
+      CAPTURE(c.name);
+      const ng::Tensor state = ng::get_rng_state();
+      const ng::Tensor out = ng::scaled_dot_product_attention(q, k, v, c.mask, p, c.causal);
+      const ng::Tensor after = ng::get_rng_state();
+      ng::set_rng_state(state);
+      const ng::Tensor expected = ng::matmul(ng::nn::functional::dropout(c.weights, p, true), v);
+      CHECK(ng::get_rng_state().to_vector() == after.to_vector());  // both drew one mask of [B, H, L, S]
+      CHECK(max_abs_difference(out, expected) < tolerance);
+      // the next call draws the next mask: some weight kept before is dropped now, or the reverse
+      CHECK(max_abs_difference(ng::scaled_dot_product_attention(q, k, v, c.mask, p, c.causal), out) > 0);
+    }
+  }
+}
+
+TEST_CASE("scaled_dot_product_attention with dropout passes gradcheck and gradgradcheck with its mask fixed") {
+  // Each evaluation starts from the same generator state, so every one of them draws the same mask.
+  ng::manual_seed(32);
+  const ng::Tensor state = ng::get_rng_state();
+  check_first_and_second_derivatives(
+      "sdpa causal, dropout 0.4",
+      [state](const Inputs& in) {
+        ng::set_rng_state(state);
+        return ng::scaled_dot_product_attention(in[0], in[1], in[2], {}, 0.4, true);
+      },
+      {uniform_leaf({1, 2, 3, 2}, -1, 1), uniform_leaf({1, 2, 3, 2}, -1, 1), uniform_leaf({1, 2, 3, 2}, -1, 1)});
+  const ng::Tensor allowed = ng::tensor({1, 1, 0, 0, 1, 1}, {2, 3}, ng::int64);
+  check_first_and_second_derivatives(
+      "sdpa masked, dropout 0.25",
+      [state, allowed](const Inputs& in) {
+        ng::set_rng_state(state);
+        return ng::scaled_dot_product_attention(in[0], in[1], in[2], allowed, 0.25);
+      },
+      {uniform_leaf({2, 1, 2, 3}, -1, 1), uniform_leaf({1, 3, 3}, -1, 1), uniform_leaf({3, 1}, -1, 1)});
+}
+
+TEST_CASE("scaled_dot_product_attention refuses a dropout_p outside [0, 1), naming the op and the value") {
+  const ng::Tensor q = ng::zeros({2, 4, 8}), k = ng::zeros({2, 5, 8}), v = ng::zeros({2, 5, 3});
+  const char* op = "scaled_dot_product_attention";
+  CHECK_ERROR_MENTIONS(ng::scaled_dot_product_attention(q, k, v, {}, -0.1), op, "dropout_p = -0.1", "[0, 1)");
+  CHECK_ERROR_MENTIONS(ng::scaled_dot_product_attention(q, k, v, {}, 1.0), op, "dropout_p = 1.0", "[0, 1)");
+  CHECK_ERROR_MENTIONS(ng::scaled_dot_product_attention(q, k, v, {}, 1.5), op, "dropout_p = 1.5", "[0, 1)");
+  CHECK_ERROR_MENTIONS(ng::scaled_dot_product_attention(q, k, v, {}, std::nan("")), op, "dropout_p = nan", "[0, 1)");
 }
 
 // ---- nn::RMSNorm --------------------------------------------------------------------------------------
@@ -660,6 +740,41 @@ TEST_CASE("CausalSelfAttention passes gradcheck and gradgradcheck in its input")
   auto attn = std::make_shared<ng::nn::CausalSelfAttention>(4, 2, true, ng::float64);
   check_first_and_second_derivatives("CausalSelfAttention", [attn](const Inputs& in) { return (*attn)(in[0]); },
                                      {uniform_leaf({2, 3, 4}, -1, 1)});
+}
+
+TEST_CASE("CausalSelfAttention's dropout acts in training mode only, on the attention weights and the output") {
+  ng::manual_seed(18);
+  const int64_t B = 2, T = 5, C = 8, n_head = 2, hs = C / n_head;
+  ng::nn::CausalSelfAttention attn(C, n_head, true, ng::float64, 0.3);
+  ng::nn::CausalSelfAttention plain(C, n_head, true, ng::float64);  // the same weights, no dropout
+  const std::vector<ng::Tensor> from = attn.parameters(), to = plain.parameters();
+  for (std::size_t i = 0; i < from.size(); ++i) to[i].detach().copy_(from[i].detach());
+  const ng::Tensor x = ng::randn({B, T, C}, ng::float64);
+
+  // eval: no dropout at all, and no draw from the generator
+  attn.eval();
+  const ng::Tensor state = ng::get_rng_state();
+  CHECK(max_abs_difference(attn(x), plain(x)) == 0);
+  CHECK(ng::get_rng_state().to_vector() == state.to_vector());
+
+  // training: the module is sdpa with dropout_p = 0.3, then c_proj, then dropout(0.3), in that order of draws
+  attn.train();
+  const ng::Tensor y = attn(x);
+  ng::set_rng_state(state);
+  const auto heads = [&](const ng::Tensor& t) { return t.reshape({B, T, n_head, hs}).transpose(1, 2); };
+  const ng::Tensor projected = ng::linear(x.reshape({B * T, C}), attn.c_attn->weight, attn.c_attn->bias);
+  const std::vector<ng::Tensor> qkv = ng::split(projected.reshape({B, T, 3 * C}), C, 2);
+  const ng::Tensor attended =
+      ng::scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), {}, 0.3, true);
+  const ng::Tensor mixed =
+      ng::linear(attended.transpose(1, 2).reshape({B * T, C}), attn.c_proj->weight, attn.c_proj->bias);
+  const ng::Tensor expected = ng::nn::functional::dropout(mixed.reshape({B, T, C}), 0.3, true);
+  CHECK(max_abs_difference(y, expected) < 1e-12);
+  CHECK(max_abs_difference(y, plain(x)) > 0);
+  CHECK_ERROR_MENTIONS(ng::nn::CausalSelfAttention(8, 2, true, ng::float32, 1.0), "CausalSelfAttention",
+                       "dropout = 1.0", "[0, 1)");
+  CHECK_ERROR_MENTIONS(ng::nn::CausalSelfAttention(8, 2, true, ng::float32, -0.5), "CausalSelfAttention",
+                       "dropout = -0.5");
 }
 
 TEST_CASE("CausalSelfAttention refuses bad sizes and inputs naming the layer and the shapes") {
