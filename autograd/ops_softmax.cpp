@@ -1,12 +1,13 @@
-// ops_softmax.cpp: softmax and log_softmax along a dim, each with its backward, and multinomial sampling
-// from probabilities.
+// ops_softmax.cpp: softmax, log_softmax and logsumexp along a dim, each with its backward, and multinomial
+// sampling from probabilities.
 //
 // softmax turns scores into a probability distribution along one dim; log_softmax is its logarithm, the
 // form losses use (nn/loss.cpp); multinomial draws category indices from such distributions (a language
 // model's sampling step: probs = softmax(logits), then next = multinomial(probs, 1)).
-// softmax and log_softmax both start from the same two numbers per distribution, its largest value and
+// softmax, log_softmax and logsumexp all start from the same two numbers per distribution, its largest value and
 // the sum of exponentials shifted by it (max_sum_exp, kernels.h); over_distributions below is that
 // common pass, and each op then writes its own formula.
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -94,6 +95,47 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
 }
 
 Tensor Tensor::softmax(int64_t dim) const { return ng::softmax(*this, dim); }
+
+// out = ln(sum_j e^(x_j)) along dim, computed as m + ln(sum_j e^(x_j - m)) with m = max_j x_j, from the same
+// max_sum_exp pass as softmax, so that it neither overflows (x_j = 1000) nor underflows (x_j = -1000) where
+// the plain formula would. A row of -inf gives -inf (m = -inf: ln 0), a row with +inf gives +inf (PyTorch).
+// d out/dx_j = e^(x_j) / sum_k e^(x_k) = e^(x_j - out) = softmax(x)_j, so dx = g * exp(x - out), with g and
+// out broadcast back along the reduced dim. The backward is that line in ops (sub, exp, mul), so it can be
+// differentiated again.
+Tensor logsumexp(const Tensor& x, int64_t dim, bool keepdim) {
+  // A 0-dim tensor has one dim to reduce, as in PyTorch (dim 0 or -1), and gives a 0-dim result either way.
+  if (x.dim() == 0) {
+    normalize_dim("logsumexp", dim, 1);
+    return logsumexp(x.reshape({1}), 0, false);
+  }
+  const int64_t d = normalize_dim("logsumexp", dim, x.dim());
+  const kernel::AroundDim around = kernel::around_dim(x.shape(), d);
+  const int64_t outer = around.outer, size = around.size, inner = around.inner;
+  Shape kept = x.shape();
+  kept[static_cast<std::size_t>(d)] = 1;
+  Tensor out = empty(kept, x.dtype());
+  dispatch_float("logsumexp", x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data<T>();
+    T* po = out.mutable_data<T>();
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < inner; ++i) {
+        const auto stats = kernel::max_sum_exp(px + o * size * inner + i, size, inner);
+        // m = +-inf (or an empty row, m = -inf): the answer is m itself; x - m would be NaN
+        po[o * inner + i] = std::isinf(stats.max) ? stats.max : stats.max + static_cast<T>(std::log(stats.sum_exp));
+      }
+  });
+  if (any_requires_grad({&x}))
+    record(out, "logsumexp", {&x}, [x = SavedTensor(x), out = SavedTensor::output(out)](const Tensor& g,
+                                                                                         const Node& n) {
+      return Grads{g * exp(x.unpack(n) - out.unpack(n))};  // g, out: [.., 1, ..] broadcast along d
+    });
+  // The node's output keeps the reduced dim (so that its backward broadcasts); squeeze is a view of it.
+  return keepdim ? out : out.squeeze(d);
+}
+
+Tensor Tensor::logsumexp(int64_t dim, bool keepdim) const { return ng::logsumexp(*this, dim, keepdim); }
+
 
 namespace {
 

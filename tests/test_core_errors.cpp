@@ -37,6 +37,7 @@ TEST_CASE("arithmetic on int64 tensors throws an error naming the op and the dty
   CHECK_ERROR_MENTIONS(i + i, "add", "int64");
   CHECK_ERROR_MENTIONS(ng::sqrt(i), "sqrt", "int64");
   CHECK_ERROR_MENTIONS(ng::log_softmax(i, 0), "log_softmax", "int64");
+  CHECK_ERROR_MENTIONS(ng::logsumexp(i, 0), "logsumexp", "int64");
 }
 
 TEST_CASE("matmul of mismatched shapes throws an error naming both shapes and the inner sizes") {
@@ -58,6 +59,8 @@ TEST_CASE("out-of-range dims throw an error naming the op, the dim and the valid
   CHECK_ERROR_MENTIONS(x.sum({0, -2}), "sum", "twice");
   CHECK_ERROR_MENTIONS(ng::max(x, 2), "max", "dim 2");
   CHECK_ERROR_MENTIONS(ng::log_softmax(x, -3), "log_softmax", "dim -3");
+  CHECK_ERROR_MENTIONS(ng::logsumexp(x, 2), "logsumexp", "dim 2");
+  CHECK_ERROR_MENTIONS(ng::logsumexp(ng::scalar(1.0), 1), "logsumexp", "dim 1");
   CHECK_ERROR_MENTIONS(x.transpose(0, 2), "transpose", "dim 2");
   CHECK_ERROR_MENTIONS(x.permute({0, 2}), "permute", "dim 2");
   CHECK_ERROR_MENTIONS(x.permute({0}), "permute", "[2, 3]");

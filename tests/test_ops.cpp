@@ -190,6 +190,30 @@ TEST_CASE("log_softmax along a dim is x - log(sum(exp(x))) and does not overflow
                1e-4);
 }
 
+TEST_CASE("logsumexp along a dim is log(sum(exp(x))), does not overflow or underflow, and keeps the dim on request") {
+  // [0, ln 3]: ln(1 + 3) = ln 4
+  check_values(ng::logsumexp(t64({0, std::log(3.0)}, {2}), 0), {std::log(4.0)}, {});
+  // Shifted by +-1000, where exp overflows to inf or underflows to 0: the shift comes out unchanged
+  check_values(ng::logsumexp(t64({1000, 1000 + std::log(3.0)}, {1, 2}), 1), {1000 + std::log(4.0)}, {1});
+  check_values(ng::logsumexp(t64({-1000, -1000 + std::log(3.0)}, {2}), 0), {-1000 + std::log(4.0)}, {});
+  // Along dim 0 of [[0, 0], [ln 3, 0]], keepdim: columns [0, ln 3] -> ln 4 and [0, 0] -> ln 2
+  check_values(ng::logsumexp(t64({0, 0, std::log(3.0), 0}, {2, 2}), 0, true), {std::log(4.0), std::log(2.0)}, {1, 2});
+  // The method form, and a 0-dim input (as PyTorch: the sum of one e^x is e^x)
+  check_values(t64({0, 0, std::log(3.0), 0}, {2, 2}).logsumexp(-1), {std::log(2.0), std::log(4.0)}, {2});
+  check_values(ng::logsumexp(ng::scalar(2.5, ng::float64), 0), {2.5}, {});
+  // A row of -inf sums no mass: -inf; a row holding +inf: +inf (both as PyTorch, not NaN)
+  const double inf = std::numeric_limits<double>::infinity();
+  const ng::Tensor rows = ng::logsumexp(t64({-inf, -inf, 1, inf}, {2, 2}), 1);
+  CHECK(rows.at({0}) == -inf);
+  CHECK(rows.at({1}) == inf);
+  // float32 goes through the vectorized exp (max_sum_exp): still within float32's rounding
+  check_values(ng::logsumexp(ng::tensor({1000, 1000 + std::log(3.0)}), 0), {1000 + std::log(4.0)}, {}, 1e-4);
+  // Its gradient is softmax along the dim (gradcheck of the same is in tests/op_cases.h)
+  ng::Tensor x = t64({0, std::log(3.0)}, {2}).requires_grad_();
+  ng::logsumexp(x, 0).backward();
+  check_values(x.grad(), {0.25, 0.75}, {2});
+}
+
 // ---- shape ops ---------------------------------------------------------------------------------------
 
 TEST_CASE("reshape and view keep the row-major order of the elements and share the buffer") {
