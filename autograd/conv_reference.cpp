@@ -19,8 +19,7 @@ Tensor conv2d_reference(const Tensor& x, const Tensor& weight, const Tensor& bia
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   const int64_t C_out = weight.size(0), C_group = weight.size(1), kH = weight.size(2), kW = weight.size(3);
   const int64_t H_out = out.size(2), W_out = out.size(3), C_out_group = C_out / groups;
-  dispatch_float("conv2d_reference", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("conv2d_reference", x.dtype(), [&]<class T>() {
     const T* px = x.data<T>();
     const T* pw = weight.data<T>();
     T* po = out.mutable_data<T>();

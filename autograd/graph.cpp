@@ -113,8 +113,7 @@ namespace {
 // Where the first NaN or Inf of a floating tensor is, or -1.
 int64_t first_non_finite(const Tensor& t) {
   if (t.dtype() == int64) return -1;
-  return dispatch_float("anomaly", t.dtype(), [&](auto zero) -> int64_t {
-    using T = decltype(zero);
+  return dispatch_float("anomaly", t.dtype(), [&]<class T>() -> int64_t {
     const T* p = t.data<T>();
     for (int64_t i = 0, n = t.numel(); i < n; ++i)
       if (!std::isfinite(p[i])) return i;
@@ -148,8 +147,7 @@ void detail::anomaly_check_forward(const Tensor& output, Node& node, const std::
 namespace {
 // total += g, elementwise (same shape and dtype): an in-place write, so it bumps total's version.
 void add_into(Tensor& total, const Tensor& g) {
-  dispatch_float("backward", total.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("backward", total.dtype(), [&]<class T>() {
     T* dst = total.mutable_data<T>();
     const T* src = g.data<T>();
     for (int64_t i = 0, n = total.numel(); i < n; ++i) dst[i] += src[i];

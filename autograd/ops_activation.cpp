@@ -44,8 +44,7 @@ template <class T> T normal_pdf(T x) {
 // < 2e-7), float64 and -Dreference_kernels=true use std::erf.
 Tensor erf(const Tensor& x) {
   Tensor out = empty(x.shape(), x.dtype());
-  dispatch_float("erf", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("erf", x.dtype(), [&]<class T>() {
     kernel::unary<T>(x, out, [](T v) {
       if constexpr (std::is_same_v<T, float> && !kernel::kReferenceKernels)
         return kernel::fast_erf(v);
@@ -70,8 +69,7 @@ Tensor erf(const Tensor& x) {
 Tensor gelu(const Tensor& x) {
   const bool needs_graph = any_requires_grad({&x});
   Tensor out = empty(x.shape(), x.dtype()), cdf = needs_graph ? empty(x.shape(), x.dtype()) : Tensor();
-  dispatch_float("gelu", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("gelu", x.dtype(), [&]<class T>() {
     const T* px = x.data<T>();
     T* py = out.mutable_data<T>();
     T* p_cdf = needs_graph ? cdf.mutable_data<T>() : nullptr;
@@ -91,8 +89,7 @@ Tensor gelu(const Tensor& x) {
       if (is_grad_enabled()) return Grads{gelu_backward(g, xv)};
       // g * (Phi(x) + x phi(x)), Phi(x) from the forward (cdf, which only this node holds)
       Tensor dx = empty(xv.shape(), xv.dtype());
-      dispatch_float("gelu", xv.dtype(), [&](auto zero) {
-        using T = decltype(zero);
+      dispatch_float("gelu", xv.dtype(), [&]<class T>() {
         const T *pg = g.data<T>(), *px = xv.data<T>(), *p_cdf = cdf.data<T>();
         T* pdx = dx.mutable_data<T>();
         const int64_t count = dx.numel();
@@ -114,8 +111,7 @@ Tensor gelu_backward(const Tensor& g, const Tensor& x) {
     throw Error("gelu_backward: grad " + shape_str(g.shape()) + " " + dtype_name(g.dtype()) + " and x " +
                 shape_str(x.shape()) + " " + dtype_name(x.dtype()) + "; expected one shape and one dtype");
   Tensor out = empty(x.shape(), x.dtype());
-  dispatch_float("gelu_backward", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("gelu_backward", x.dtype(), [&]<class T>() {
     kernel::binary<T>(g, x, out, [](T gv, T v) { return gv * (normal_cdf(v) + v * normal_pdf(v)); });
   });
   if (any_requires_grad({&g, &x}))
@@ -139,8 +135,7 @@ Tensor leaky_relu(const Tensor& x, double negative_slope) {
   if (!std::isfinite(negative_slope))
     throw Error("leaky_relu: negative_slope = " + std::to_string(negative_slope) + "; expected a finite number");
   Tensor out = empty(x.shape(), x.dtype());
-  dispatch_float("leaky_relu", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("leaky_relu", x.dtype(), [&]<class T>() {
     const T slope = static_cast<T>(negative_slope);
     kernel::unary<T>(x, out, [slope](T v) { return v > 0 ? v : v * slope; });
   });
@@ -148,8 +143,7 @@ Tensor leaky_relu(const Tensor& x, double negative_slope) {
     record(out, "leaky_relu", {&x}, [x = SavedTensor(x), negative_slope](const Tensor& g, const Node& n) {
       const Tensor xv = x.unpack(n);
       Tensor slope = empty(xv.shape(), xv.dtype());
-      dispatch_float("leaky_relu", xv.dtype(), [&](auto zero) {
-        using T = decltype(zero);
+      dispatch_float("leaky_relu", xv.dtype(), [&]<class T>() {
         const T s = static_cast<T>(negative_slope);
         kernel::unary<T>(xv, slope, [s](T v) { return v > 0 ? T(1) : s; });
       });
@@ -165,8 +159,7 @@ Tensor dropout_mask(const Shape& shape, double p, Dtype dtype) {
     throw Error("dropout_mask: p = " + std::to_string(p) + " for shape " + shape_str(shape) +
                 "; expected a probability in [0, 1]");
   Tensor mask = zeros(shape, dtype);
-  dispatch_float("dropout_mask", dtype, [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("dropout_mask", dtype, [&]<class T>() {
     if (p == 1) return;  // every element dropped: nothing to draw
     const double keep_scale = 1.0 / (1.0 - p);
     T* m = mask.mutable_data<T>();

@@ -366,8 +366,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair st
                 std::to_string(geo.C_out) + "] (one per output channel) or no bias");
   check_floats("conv2d", {{"input", &x}, {"weight", &weight}, {"bias", &bias}});
   Tensor out = empty(geo.out_shape(), x.dtype());
-  dispatch_float("conv2d", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("conv2d", x.dtype(), [&]<class T>() {
     const T* px = x.data<T>();
     const T* pw = weight.data<T>();
     const T* pb = bias.defined() ? bias.data<T>() : nullptr;
@@ -422,8 +421,7 @@ Tensor conv2d_backward_input(const Tensor& g, const Tensor& weight, const Shape&
   check_grad_shape("conv2d_backward_input", g, geo);
   check_floats("conv2d_backward_input", {{"gradient", &g}, {"weight", &weight}});
   Tensor dx = zeros(x_shape, g.dtype());
-  dispatch_float("conv2d_backward_input", g.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("conv2d_backward_input", g.dtype(), [&]<class T>() {
     const T* pg = g.data<T>();
     const T* pw = weight.data<T>();
     T* pdx = dx.mutable_data<T>();
@@ -471,8 +469,7 @@ Tensor conv2d_backward_weight(const Tensor& x, const Tensor& g, const Shape& wei
   check_grad_shape("conv2d_backward_weight", g, geo);
   check_floats("conv2d_backward_weight", {{"input", &x}, {"gradient", &g}});
   Tensor dw = empty(weight_shape, x.dtype());  // every element is written once, at the end
-  dispatch_float("conv2d_backward_weight", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("conv2d_backward_weight", x.dtype(), [&]<class T>() {
     const T* px = x.data<T>();
     const T* pg = g.data<T>();
     T* pdw = dw.mutable_data<T>();

@@ -42,13 +42,13 @@ namespace {
 template <class F> Tensor binary_forward(const char* op, const Tensor& a, const Tensor& b, F f) {
   check_same_dtype(op, a, b);
   Tensor out = empty(broadcast_shapes(op, a.shape(), b.shape()), a.dtype());
-  dispatch_float(op, a.dtype(), [&](auto zero) { kernel::binary<decltype(zero)>(a, b, out, f); });
+  dispatch_float(op, a.dtype(), [&]<class T>() { kernel::binary<T>(a, b, out, f); });
   return out;
 }
 
 template <class F> Tensor unary_forward(const char* op, const Tensor& x, F f) {
   Tensor out = empty(x.shape(), x.dtype());
-  dispatch_float(op, x.dtype(), [&](auto zero) { kernel::unary<decltype(zero)>(x, out, f); });
+  dispatch_float(op, x.dtype(), [&]<class T>() { kernel::unary<T>(x, out, f); });
   return out;
 }
 
@@ -133,8 +133,7 @@ Tensor neg(const Tensor& x) {
 
 // out = x^p          d(x^p)/dx = p * x^(p-1)    (one fused op, pow_backward below)
 Tensor pow(const Tensor& x, double p) {
-  Tensor out = dispatch_float("pow", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  Tensor out = dispatch_float("pow", x.dtype(), [&]<class T>() {
     const T exponent = static_cast<T>(p);
     if (p == 2) return unary_forward("pow", x, [](T v) { return v * v; });
     return unary_forward("pow", x, [exponent](T v) { return std::pow(v, exponent); });
@@ -279,8 +278,7 @@ Tensor threshold_backward(const Tensor& g, const Tensor& y) {
 //   d/dg = p x^(p-1) = pow_backward(1, x, p),   d/dx = g p (p-1) x^(p-2) = p * pow_backward(g, x, p-1)
 // p = 0 gives exactly 0 (no 0 * inf at x = 0), so every order of derivative stays finite for integer p.
 Tensor pow_backward(const Tensor& g, const Tensor& x, double p) {
-  Tensor out = dispatch_float("pow_backward", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  Tensor out = dispatch_float("pow_backward", x.dtype(), [&]<class T>() {
     const T tp = static_cast<T>(p);
     if (p == 0) return binary_forward("pow_backward", g, x, [](T, T) { return T(0); });
     if (p == 1) return binary_forward("pow_backward", g, x, [](T gv, T) { return gv; });

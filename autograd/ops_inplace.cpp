@@ -62,7 +62,7 @@ template <class F> void binary_in_place(const char* op, Tensor& self, const Tens
   check_result_shape(op, self, other);
   if (self.dtype() != other.dtype())
     throw Error(std::string(op) + ": dtypes " + described(self) + " and " + described(other) + " differ; convert with .to()");
-  dispatch_float(op, self.dtype(), [&](auto zero) { kernel::binary<decltype(zero)>(self, other, self, f); });
+  dispatch_float(op, self.dtype(), [&]<class T>() { kernel::binary<T>(self, other, self, f); });
 }
 
 }  // namespace
@@ -113,8 +113,7 @@ Tensor& Tensor::zero_() { return fill_named("zero_", *this, 0.0); }
 Tensor clamp(const Tensor& x, double lo, double hi) {
   if (lo > hi) throw Error("clamp: min " + std::to_string(lo) + " is larger than max " + std::to_string(hi));
   Tensor out = empty(x.shape(), x.dtype());
-  dispatch_float("clamp", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("clamp", x.dtype(), [&]<class T>() {
     const T l = static_cast<T>(lo), h = static_cast<T>(hi);
     kernel::unary<T>(x, out, [l, h](T v) { return std::min(std::max(v, l), h); });
   });
@@ -123,8 +122,7 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
       // The mask is a constant (no gradient flows into it), so this backward is linear in g.
       const Tensor xv = x.unpack(n);
       Tensor inside = empty(xv.shape(), xv.dtype());
-      dispatch_float("clamp", xv.dtype(), [&](auto zero) {
-        using T = decltype(zero);
+      dispatch_float("clamp", xv.dtype(), [&]<class T>() {
         kernel::unary<T>(xv, inside, [lo, hi](T v) { return static_cast<T>(v >= lo && v <= hi); });
       });
       return std::vector<Tensor>{g * inside};
@@ -135,8 +133,7 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
 Tensor& Tensor::clamp_(double lo, double hi) {
   if (records("clamp_", *this, {})) return rebase(*this, clamp(clone(), lo, hi));
   if (lo > hi) throw Error("clamp_: min " + std::to_string(lo) + " is larger than max " + std::to_string(hi));
-  dispatch_float("clamp_", dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("clamp_", dtype(), [&]<class T>() {
     const T l = static_cast<T>(lo), h = static_cast<T>(hi);
     kernel::unary<T>(*this, *this, [l, h](T v) { return std::min(std::max(v, l), h); });
   });

@@ -66,8 +66,7 @@ Tensor matmul_t(const Tensor& a, bool ta, const Tensor& b, bool tb) {
   out_shape.insert(out_shape.end(), {M, N});
 
   Tensor out = empty(out_shape, a.dtype());  // gemm_overwrite writes every element
-  dispatch_float("matmul", a.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("matmul", a.dtype(), [&]<class T>() {
     // Element (i, k) of op(A) sits at i * row + k * col.
     const int64_t a_row = ta ? 1 : a_cols, a_col = ta ? a_cols : 1;
     const int64_t b_row = tb ? 1 : b_cols, b_col = tb ? b_cols : 1;
@@ -148,8 +147,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                 " differ; convert with .to()");
   const int64_t N = x.shape()[0], in = x.shape()[1], out_features = weight.shape()[0];
   Tensor out = empty({N, out_features}, x.dtype());
-  dispatch_float("linear", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("linear", x.dtype(), [&]<class T>() {
     T* y = out.mutable_data<T>();
     const T* b = bias.defined() ? bias.data<T>() : nullptr;
     for (int64_t i = 0; i < N; ++i)  // start from the bias (or 0), then add x @ W^T
@@ -245,8 +243,7 @@ Tensor attention_softmax(const Tensor& scores, double scale, bool causal) {
   const int64_t L = scores.size(-2), S = scores.size(-1), rows = scores.numel() / std::max<int64_t>(S, 1);
   const bool threads = scores.numel() >= kernel::kParallelElements;
   Tensor out = empty(scores.shape(), scores.dtype());
-  dispatch_float("scaled_dot_product_attention", scores.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("scaled_dot_product_attention", scores.dtype(), [&]<class T>() {
     const T* s = scores.data<T>();
     T* y = out.mutable_data<T>();
     // each row made by one thread: the result does not depend on the thread count
@@ -260,8 +257,7 @@ Tensor attention_softmax(const Tensor& scores, double scale, bool causal) {
              const Tensor y = out.unpack(n);
              if (is_grad_enabled()) return std::vector<Tensor>{y * (g - sum(g * y, {y.dim() - 1}, true)) * scale};
              Tensor ds = empty(y.shape(), y.dtype());
-             dispatch_float("scaled_dot_product_attention", y.dtype(), [&](auto zero) {
-               using T = decltype(zero);
+             dispatch_float("scaled_dot_product_attention", y.dtype(), [&]<class T>() {
                const T *pg = g.data<T>(), *py = y.data<T>();
                T* pds = ds.mutable_data<T>();
                kernel::parallel_for(rows, y.numel() >= kernel::kParallelElements, [&](int64_t r) {

@@ -168,8 +168,7 @@ MaxResult max_pool2d_with_indices(const Tensor& x, Pair kernel, Pair stride, Pai
   const PoolGeometry geo = pool_geometry("max_pool2d", x, kernel, stride, padding);
   Tensor out = empty({geo.N, geo.C, geo.H_out, geo.W_out}, x.dtype());
   Tensor indices = empty({geo.N, geo.C, geo.H_out, geo.W_out}, int64);
-  dispatch_float("max_pool2d", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("max_pool2d", x.dtype(), [&]<class T>() {
     const T* px = x.data<T>();
     T* po = out.mutable_data<T>();
     int64_t* pi = indices.mutable_data<int64_t>();
@@ -203,8 +202,7 @@ Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const Shape& 
   const int64_t N = input_shape[0], C = input_shape[1], HW = input_shape[2] * input_shape[3];
   const int64_t per_plane = g.shape()[2] * g.shape()[3];
   Tensor dx = empty(input_shape, g.dtype());
-  dispatch_float("max_pool2d_backward", g.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("max_pool2d_backward", g.dtype(), [&]<class T>() {
     const T* pg = g.data<T>();
     const int64_t* where = indices.data<int64_t>();
     T* pdx = dx.mutable_data<T>();
@@ -282,8 +280,7 @@ Tensor window_mean_backward(const Tensor& g, const Windows& win);
 Tensor window_mean(const Tensor& x, const Windows& win, Tensor out = Tensor()) {
   const Shape& s = win->in_shape;
   if (!out.defined()) out = empty({s[0], s[1], win->H_out(), win->W_out()}, x.dtype());
-  dispatch_float(win->op, x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float(win->op, x.dtype(), [&]<class T>() {
     const T* px = x.data<T>();
     T* po = out.mutable_data<T>();
     for (int64_t plane = 0; plane < s[0] * s[1]; ++plane) {
@@ -310,8 +307,7 @@ Tensor window_mean_backward(const Tensor& g, const Windows& win) {
   if (g.shape() != g_shape)
     throw Error(std::string(win->backward_op) + ": gradient " + shape_str(g.shape()) + "; expected " + shape_str(g_shape));
   Tensor dx = zeros(s, g.dtype());
-  dispatch_float(win->backward_op, g.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float(win->backward_op, g.dtype(), [&]<class T>() {
     const T* pg = g.data<T>();
     T* pdx = dx.mutable_data<T>();
     for (int64_t plane = 0; plane < s[0] * s[1]; ++plane) {
@@ -412,8 +408,7 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& padding, double value) {
   }
   checked_size::check_fits(out_shape, x.dtype(), args + ": output");
   Tensor out = full(out_shape, value, x.dtype());
-  dispatch_float("pad", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("pad", x.dtype(), [&]<class T>() {
     const auto out_strides = kernel::strides_of(out_shape);
     int64_t base = 0;
     for (int64_t d = 0; d < x.dim(); ++d) base += before[d] * out_strides[d];

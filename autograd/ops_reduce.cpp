@@ -76,8 +76,7 @@ Tensor sum_kernel(const char* op, const Tensor& x, const std::vector<bool>& redu
   const Shape kept = reduced_shape(x.shape(), reduced, true);
   Tensor out = empty(reduced_shape(x.shape(), reduced, keepdim), x.dtype());
   std::vector<double> acc(static_cast<std::size_t>(out.numel()), 0.0);
-  dispatch_float(op, x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float(op, x.dtype(), [&]<class T>() {
     const T* px = x.data<T>();
     const bool only_last_reduced = x.dim() > 0 && out.numel() * x.shape().back() == x.numel() && reduced.back();
     if (x.dim() == 0) {
@@ -184,8 +183,7 @@ MaxResult max(const Tensor& x, int64_t dim, bool keepdim) {
   const Shape out_shape = reduced_shape(x.shape(), reduced, keepdim);
   Tensor values = empty(out_shape, x.dtype()), indices = empty(out_shape, int64);
   int64_t* pi = indices.mutable_data<int64_t>();
-  dispatch_float("max", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("max", x.dtype(), [&]<class T>() {
     const T* px = x.data<T>();
     T* pv = values.mutable_data<T>();
     for (int64_t o = 0; o < outer; ++o)

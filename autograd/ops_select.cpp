@@ -28,12 +28,13 @@ void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);  // ops
 
 namespace {
 
-// Calls f with a value of the C++ type behind any dtype (float, double or int64_t).
+// Calls f.operator()<T>() with the C++ type T behind any dtype (float, double or int64_t): f is a template
+// lambda, [&]<class T>() { ... }.
 template <class F> decltype(auto) dispatch_all(Dtype dtype, F&& f) {
   switch (dtype) {
-    case float32: return f(float{});
-    case float64: return f(double{});
-    default: return f(int64_t{});
+    case float32: return f.template operator()<float>();
+    case float64: return f.template operator()<double>();
+    default: return f.template operator()<int64_t>();
   }
 }
 
@@ -48,7 +49,7 @@ template <class T> bool is_nan(T v) {
 template <class F> Tensor binary_any_dtype(const char* op, const Tensor& a, const Tensor& b, F f) {
   check_same_dtype(op, a, b);
   Tensor out = empty(broadcast_shapes(op, a.shape(), b.shape()), a.dtype());
-  dispatch_all(a.dtype(), [&](auto zero) { kernel::binary<decltype(zero)>(a, b, out, f); });
+  dispatch_all(a.dtype(), [&]<class T>() { kernel::binary<T>(a, b, out, f); });
   return out;
 }
 
@@ -125,10 +126,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   // Steps along the last dim (none for a 0-dim output, whose one row has one element).
   const auto last_step = [&](const std::vector<int64_t>& strides) { return shape.empty() ? int64_t{0} : strides.back(); };
   const int64_t ic = last_step(sc), ia = last_step(sa), ib = last_step(sb);
-  dispatch_all(cond.dtype(), [&](auto cond_zero) {
-    dispatch_all(a.dtype(), [&](auto zero) {
-      using C = decltype(cond_zero);
-      using T = decltype(zero);
+  dispatch_all(cond.dtype(), [&]<class C>() {
+    dispatch_all(a.dtype(), [&]<class T>() {
       const C* pc = cond.data<C>();
       const T *pa = a.data<T>(), *pb = b.data<T>();
       T* po = out.mutable_data<T>();
@@ -194,8 +193,7 @@ Tensor extreme(const char* op, const Tensor& x, bool largest) {
     throw Error(std::string(op) + ": the tensor of shape " + shape_str(x.shape()) +
                 " is empty; expected at least one element (or give a dim)");
   Tensor out = empty({}, x.dtype());
-  dispatch_float(op, x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float(op, x.dtype(), [&]<class T>() {
     const T* px = x.data<T>();
     T best = px[0];
     for (int64_t i = 1; i < x.numel() && !std::isnan(best); ++i)
@@ -269,8 +267,7 @@ TopKResult topk(const Tensor& x, int64_t k, int64_t dim, bool largest, [[maybe_u
   out_shape[d] = k;
   Tensor values = empty(out_shape, x.dtype()), indices = empty(out_shape, int64);
   int64_t* pi = indices.mutable_data<int64_t>();
-  dispatch_all(x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_all(x.dtype(), [&]<class T>() {
     const T* px = x.data<T>();
     T* pv = values.mutable_data<T>();
     std::vector<int64_t> order(static_cast<std::size_t>(size));

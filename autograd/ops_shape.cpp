@@ -292,8 +292,7 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
   Tensor out = x.detach().clone();
   const kernel::AroundDim around = kernel::around_dim(x.shape(), d);
   const int64_t outer = around.outer, size = around.size, inner = around.inner;
-  dispatch_float("index_add", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("index_add", x.dtype(), [&]<class T>() {
     const T* src = source.data<T>();
     const int64_t* ids = index.data<int64_t>();
     T* dst = out.mutable_data<T>();
@@ -349,8 +348,7 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   const int64_t d = normalize_dim("gather", dim, x.dim());
   check_gather_index("gather", x, d, index);
   Tensor out = empty(index.shape(), x.dtype());
-  dispatch_float("gather", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("gather", x.dtype(), [&]<class T>() {
     const T* src = x.data<T>();
     T* dst = out.mutable_data<T>();
     for_each_gathered(x, d, index, [&](int64_t i, int64_t at) { dst[i] = src[at]; });
@@ -371,8 +369,7 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
     throw Error("scatter_add: source " + shape_str(source.shape()) + " " + dtype_name(source.dtype()) + " for index " +
                 shape_str(index.shape()) + " into " + dtype_name(x.dtype()) + "; expected index's shape and x's dtype");
   Tensor out = x.detach().clone();
-  dispatch_float("scatter_add", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("scatter_add", x.dtype(), [&]<class T>() {
     const T* src = source.data<T>();
     T* dst = out.mutable_data<T>();
     for_each_gathered(x, d, index, [&](int64_t i, int64_t at) { dst[at] += src[i]; });
@@ -390,8 +387,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
     throw Error("broadcast_to: " + shape_str(x.shape()) + " cannot be broadcast to " + shape_str(shape));
   if (x.shape() == shape) return x;
   Tensor out = empty(shape, x.dtype());
-  dispatch_float("broadcast_to", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("broadcast_to", x.dtype(), [&]<class T>() {
     const T* src = x.data<T>();
     T* dst = out.mutable_data<T>();
     // Read x with stride 0 along the dims it is broadcast in: each output row copies (or repeats) one of x's.

@@ -35,8 +35,7 @@ template <class Write> Tensor over_distributions(const char* op, const Tensor& x
   const kernel::AroundDim around = kernel::around_dim(x.shape(), d);
   const int64_t outer = around.outer, size = around.size, inner = around.inner;
   Tensor out = empty(x.shape(), x.dtype());
-  dispatch_float(op, x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float(op, x.dtype(), [&]<class T>() {
     const T* px = x.data<T>();
     T* py = out.mutable_data<T>();
     for (int64_t o = 0; o < outer; ++o)
@@ -114,8 +113,7 @@ Tensor logsumexp(const Tensor& x, int64_t dim, bool keepdim) {
   Shape kept = x.shape();
   kept[static_cast<std::size_t>(d)] = 1;
   Tensor out = empty(kept, x.dtype());
-  dispatch_float("logsumexp", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("logsumexp", x.dtype(), [&]<class T>() {
     const T* px = x.data<T>();
     T* po = out.mutable_data<T>();
     for (int64_t o = 0; o < outer; ++o)
@@ -201,8 +199,7 @@ Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement) {
   Shape out_shape = probs.dim() == 2 ? Shape{rows, num_samples} : Shape{num_samples};
   Tensor out = empty(out_shape, int64);
   int64_t* samples = out.mutable_data<int64_t>();
-  dispatch_float("multinomial", probs.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("multinomial", probs.dtype(), [&]<class T>() {
     const T* p = probs.data<T>();
     // Every row is checked before the first draw, so an error leaves the generator where it was.
     for (int64_t r = 0; r < rows; ++r) {

@@ -16,7 +16,7 @@ namespace {
 // x: any shape -> out: x's shape, out = f(x) elementwise (float32 or float64).
 template <class F> Tensor trig_forward(const char* op, const Tensor& x, F f) {
   Tensor out = empty(x.shape(), x.dtype());
-  dispatch_float(op, x.dtype(), [&](auto zero) { kernel::unary<decltype(zero)>(x, out, f); });
+  dispatch_float(op, x.dtype(), [&]<class T>() { kernel::unary<T>(x, out, f); });
   return out;
 }
 }  // namespace

@@ -288,12 +288,13 @@ template <class T> Tensor from_vector(const std::vector<T>& values, const Shape&
   return out;
 }
 
-// Calls f with a value of the C++ type behind a floating dtype (float or double), so that a kernel
-// written once as a template runs for both. int64 is refused, naming `op`.
+// Calls f.operator()<T>() with the C++ type T behind a floating dtype (float or double), so that a kernel
+// written once as a template lambda runs for both; int64 is refused, naming `op`:
+//   dispatch_float("exp", x.dtype(), [&]<class T>() { const T* px = x.data<T>(); ... });
 template <class F> decltype(auto) dispatch_float(const char* op, Dtype dtype, F&& f) {
   switch (dtype) {
-    case float32: return f(float{});
-    case float64: return f(double{});
+    case float32: return f.template operator()<float>();
+    case float64: return f.template operator()<double>();
     default: throw Error(std::string(op) + ": dtype " + dtype_name(dtype) + " is not supported; expected float32 or float64");
   }
 }

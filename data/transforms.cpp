@@ -30,8 +30,7 @@ Tensor bytes_to_tensor(const uint8_t* bytes, const Shape& shape, const Normalize
 Tensor normalize(const Tensor& x, const Normalize& normalize) {
   check_std(normalize);
   Tensor out = empty(x.shape(), x.dtype());
-  dispatch_float("normalize", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("normalize", x.dtype(), [&]<class T>() {
     const T mean = static_cast<T>(normalize.mean), std = static_cast<T>(normalize.std);
     const T* in = x.data<T>();
     T* values = out.mutable_data<T>();

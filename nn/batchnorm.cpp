@@ -71,8 +71,7 @@ void BatchNormBase::update_running_stats(const functional::BatchNormResult& batc
   NoGradGuard no_grad;
   const double momentum = options.momentum;
   const double unbiased = static_cast<double>(m) / static_cast<double>(m - 1);
-  dispatch_float(name_, options.dtype, [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float(name_, options.dtype, [&]<class T>() {
     T* mean = running_mean.mutable_data<T>();  // writes: they bump the running statistics' versions
     T* var = running_var.mutable_data<T>();
     const T* batch_mean = batch.batch_mean.data<T>();

@@ -147,8 +147,7 @@ void backward_kernel(const T* g, const T* x, const T* gamma, const Statistics& s
 // A [C] tensor of `dtype` holding per-channel doubles.
 Tensor channel_tensor(const std::vector<double>& values, int64_t C, Dtype dtype) {
   Tensor t = empty({C}, dtype);
-  dispatch_float("batch_norm_fused", dtype, [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("batch_norm_fused", dtype, [&]<class T>() {
     T* out = t.mutable_data<T>();
     for (int64_t c = 0; c < C; ++c) out[c] = static_cast<T>(values[c]);
   });
@@ -179,8 +178,7 @@ BatchNormResult batch_norm_fused_with_stats(const Tensor& x, const Tensor& gamma
   detail::check_batch_size("batch_norm_fused", x, layout);
   detail::check_eps("batch_norm_fused", eps);
   Tensor y = empty(x.shape(), x.dtype());
-  Statistics stats = dispatch_float("batch_norm_fused", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  Statistics stats = dispatch_float("batch_norm_fused", x.dtype(), [&]<class T>() {
     return forward_kernel<T>(x.data<T>(), data_or_null<T>(gamma), data_or_null<T>(beta), y.mutable_data<T>(), layout, eps);
   });
   BatchNormResult result{y, channel_tensor(stats.mean, layout.C, x.dtype()), channel_tensor(stats.var, layout.C, x.dtype())};
@@ -210,8 +208,7 @@ BatchNormResult batch_norm_fused_with_stats(const Tensor& x, const Tensor& gamma
            } else {
              if (node.needs_grad(0)) grads[0] = empty(xv.shape(), xv.dtype());
              std::vector<double> dgamma_sum, dbeta_sum;
-             dispatch_float("batch_norm_fused", xv.dtype(), [&](auto zero) {
-               using T = decltype(zero);
+             dispatch_float("batch_norm_fused", xv.dtype(), [&]<class T>() {
                backward_kernel<T>(g.data<T>(), xv.data<T>(), data_or_null<T>(gv), stats, layout,
                                   node.needs_grad(0) ? grads[0].mutable_data<T>() : nullptr, dgamma_sum, dbeta_sum);
              });

@@ -24,8 +24,7 @@ Tensor clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm, d
   const bool max_norm_type = std::isinf(norm_type);
   double accumulated = 0;
   for (const Tensor& g : grads)
-    dispatch_float("clip_grad_norm_", g.dtype(), [&](auto zero) {
-      using T = decltype(zero);
+    dispatch_float("clip_grad_norm_", g.dtype(), [&]<class T>() {
       const T* v = g.data<T>();
       const int64_t n = g.numel();
       if (!max_norm_type && norm_type == 2) {

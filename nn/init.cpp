@@ -29,11 +29,10 @@ void check_target(const char* op, const Tensor& tensor) {
 // bumps the tensor's version, like every in-place write.
 template <class Draw> Tensor fill(const char* op, Tensor tensor, Draw value) {
   check_target(op, tensor);
-  dispatch_float(op, tensor.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float(op, tensor.dtype(), [&]<class T>() {
     T* out = tensor.mutable_data<T>();
     RandomDraws draws;
-    for (int64_t i = 0; i < tensor.numel(); ++i) out[i] = static_cast<T>(value(zero, draws));
+    for (int64_t i = 0; i < tensor.numel(); ++i) out[i] = static_cast<T>(value(T{}, draws));
   });
   return tensor;
 }

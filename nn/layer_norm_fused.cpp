@@ -121,8 +121,7 @@ std::vector<Tensor> backward_with_ops(const Tensor& g, const Tensor& x, const Te
 // A tensor of `shape` and `dtype` holding doubles.
 Tensor from_doubles(const std::vector<double>& values, const Shape& shape, Dtype dtype) {
   Tensor t = empty(shape, dtype);
-  dispatch_float("layer_norm", dtype, [&](auto zero) {
-    using T = decltype(zero);
+  dispatch_float("layer_norm", dtype, [&]<class T>() {
     T* out = t.mutable_data<T>();
     for (std::size_t i = 0; i < values.size(); ++i) out[i] = static_cast<T>(values[i]);
   });
@@ -141,8 +140,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   int64_t R = 1;  // the rows: every dim before normalized_shape
   for (int64_t d = 0; d + static_cast<int64_t>(normalized_shape.size()) < x.dim(); ++d) R *= x.size(d);
   Tensor y = empty(x.shape(), x.dtype());
-  RowStatistics stats = dispatch_float("layer_norm", x.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  RowStatistics stats = dispatch_float("layer_norm", x.dtype(), [&]<class T>() {
     return forward_kernel<T>(x.data<T>(), data_or_null<T>(weight), data_or_null<T>(bias), y.mutable_data<T>(), R, H,
                              eps);
   });
@@ -174,8 +172,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
            if (node.needs_grad(0)) grads[0] = empty(xv.shape(), xv.dtype());
            std::vector<double> dweight(need_dweight ? static_cast<std::size_t>(H) : 0, 0.0);
            std::vector<double> dbias(need_dbias ? static_cast<std::size_t>(H) : 0, 0.0);
-           dispatch_float("layer_norm", xv.dtype(), [&](auto zero) {
-             using T = decltype(zero);
+           dispatch_float("layer_norm", xv.dtype(), [&]<class T>() {
              backward_kernel<T>(g.data<T>(), xv.data<T>(), data_or_null<T>(wv), stats, R, H,
                                 node.needs_grad(0) ? grads[0].mutable_data<T>() : nullptr,
                                 need_dweight ? dweight.data() : nullptr, need_dbias ? dbias.data() : nullptr);

@@ -99,8 +99,7 @@ void Adam::step() {
       exp_avg_sqs_[i] = zeros(p.shape(), p.dtype());
     }
     int64_t t = ++steps_[i];
-    dispatch_float(name(), p.dtype(), [&](auto zero) {
-      using T = decltype(zero);
+    dispatch_float(name(), p.dtype(), [&]<class T>() {
       adam_update<T>(p.mutable_data<T>(), grad.data<T>(), exp_avgs_[i].mutable_data<T>(), exp_avg_sqs_[i].mutable_data<T>(), p.numel(),
                      options_, group.lr, group.weight_decay, t, decoupled_weight_decay_);
     });

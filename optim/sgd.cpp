@@ -64,8 +64,7 @@ void SGD::step() {
     Tensor& buffer = momentum_buffers_[i];
     bool first_step = options_.momentum != 0 && !buffer.defined();
     if (first_step) buffer = empty(p.shape(), p.dtype());
-    dispatch_float("SGD.step", p.dtype(), [&](auto zero) {
-      using T = decltype(zero);
+    dispatch_float("SGD.step", p.dtype(), [&]<class T>() {
       T* buffer_data = options_.momentum != 0 ? buffer.mutable_data<T>() : nullptr;
       sgd_update<T>(p.mutable_data<T>(), grad.data<T>(), buffer_data, p.numel(), options_, group.lr, group.weight_decay,
                  first_step);

@@ -32,8 +32,7 @@ bool two_threads_unavailable() {
 // Same dtype, shape and bytes (NaN included: the comparison is of bits, not values).
 bool same_bits(const ng::Tensor& a, const ng::Tensor& b) {
   if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
-  return ng::dispatch_float("same_bits", a.dtype(), [&](auto zero) {
-    using T = decltype(zero);
+  return ng::dispatch_float("same_bits", a.dtype(), [&]<class T>() {
     return std::memcmp(a.data<T>(), b.data<T>(), static_cast<std::size_t>(a.numel()) * sizeof(T)) == 0;
   });
 }
