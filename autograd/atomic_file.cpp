@@ -42,8 +42,7 @@ pid_t temporary_owner(const std::string& name, const std::string& base) {
   if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return 0;
   const std::string rest = name.substr(prefix.size());  // "<pid>-XXXXXX"
   const std::size_t dash = rest.find('-');
-  if (dash == 0 || dash == std::string::npos || dash > 9 || rest[0] == '0' ||
-      rest.size() != dash + 1 + kSuffixLength)
+  if (dash == 0 || dash == std::string::npos || dash > 9 || rest[0] == '0' || rest.size() != dash + 1 + kSuffixLength)
     return 0;
   for (std::size_t i = 0; i < dash; ++i)
     if (!std::isdigit(static_cast<unsigned char>(rest[i]))) return 0;

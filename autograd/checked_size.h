@@ -18,7 +18,8 @@ namespace ng::checked_size {
 
 // `context` says who asks and with what ("conv2d: input [0, 1, 2, 2], weight [1, 1, 1, 1], ..."), `what`
 // names the quantity ("padded height H + 2*pad").
-[[noreturn]] inline void overflow(const std::string& context, const char* what, int64_t a, const char* sign, int64_t b) {
+[[noreturn]] inline void overflow(const std::string& context, const char* what, int64_t a, const char* sign,
+                                  int64_t b) {
   throw Error(context + ": " + what + " = " + std::to_string(a) + sign + std::to_string(b) +
               " overflows int64 (more than 2^63 - 1)");
 }

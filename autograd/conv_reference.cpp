@@ -1,6 +1,7 @@
 // conv_reference.cpp: conv2d straight from its definition (see conv_reference.h).
 //
-//   out[n, co, oh, ow] = b[co] + sum_{c, i, j} W[co, c, i, j] x[n, g C/groups + c, oh s_h - p_h + i d_h, ow s_w - p_w + j d_w]
+//   out[n, co, oh, ow] = b[co] + sum_{c, i, j} W[co, c, i, j] x[n, g C/groups + c, oh s_h - p_h + i d_h, ow s_w - p_w +
+//   j d_w]
 //
 // where g = co / (C_out/groups) is co's group and x is 0 outside the image.
 #include "conv_reference.h"

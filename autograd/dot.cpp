@@ -61,8 +61,7 @@ std::string to_dot(const Tensor& t) {
       << "  rankdir=BT;\n"  // inputs at the bottom, the output on top, as the data flows
       << "  node [shape=box, style=\"rounded,filled\", fillcolor=white, fontname=\"Helvetica\", fontsize=11];\n";
   const auto nodes = graph_nodes(t);
-  if (nodes.empty())
-    dot << "  tensor [label=" << two_line_label("no graph", shape_str(t.shape())) << "];\n";
+  if (nodes.empty()) dot << "  tensor [label=" << two_line_label("no graph", shape_str(t.shape())) << "];\n";
   std::unordered_map<const Node*, std::size_t> id;
   for (std::size_t k = 0; k < nodes.size(); ++k) id[nodes[k].get()] = k;
   for (std::size_t k = 0; k < nodes.size(); ++k) {

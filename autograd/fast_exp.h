@@ -43,7 +43,8 @@ inline float fast_exp(float x_in) {
   const float e_x = p * two_to_n;
   // e^x rounds to inf in float beyond ln(FLT_MAX) = 88.7228, and to 0 below ln(2^-150) = -103.97.
   // NaN in, NaN out (x_in != x_in only for a NaN).
-  return x_in != x_in ? x_in : (x_in > 88.7228f ? std::numeric_limits<float>::infinity() : (x_in < -103.97f ? 0.0f : e_x));
+  return x_in != x_in ? x_in
+                      : (x_in > 88.7228f ? std::numeric_limits<float>::infinity() : (x_in < -103.97f ? 0.0f : e_x));
 }
 
 }  // namespace ng::kernel

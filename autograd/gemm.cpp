@@ -10,9 +10,8 @@
 namespace ng::kernel {
 
 // C[i,j] += sum_k A[i,k] B[k,j]; loop order i, k, j so the inner loop walks rows of B and C.
-template <class T>
-void gemm_reference(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t b_row,
-                    int64_t b_col, T* C) {
+template <class T> void gemm_reference(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col,
+                                       const T* B, int64_t b_row, int64_t b_col, T* C) {
   for (int64_t i = 0; i < M; ++i)
     for (int64_t k = 0; k < K; ++k) {
       const T a_ik = A[i * a_row + k * a_col];
@@ -22,8 +21,8 @@ void gemm_reference(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, 
 
 namespace {
 
-constexpr int64_t kCols = 16;     // columns of the C tile (and of a packed panel of B)
-constexpr int64_t kDepth = 256;   // k-slice: kDepth x N of B is reused across all row tiles
+constexpr int64_t kCols = 16;    // columns of the C tile (and of a packed panel of B)
+constexpr int64_t kDepth = 256;  // k-slice: kDepth x N of B is reused across all row tiles
 
 // A short vector of T that the compiler maps to one SIMD register (GCC/Clang vector extension):
 // 32 bytes = 8 floats or 4 doubles, one AVX register; 64 bytes, one AVX-512 register.
@@ -69,9 +68,8 @@ template <class T, int64_t Rows, int Bytes>
 // the CPU has it, so the rest of the build need not use AVX-512: Debian 12's GCC 12.2 miscompiles some
 // constant vectors under -mavx512f (meson.build's probe), and this kernel holds no constant but zero.
 constexpr int64_t kRowsNarrow = 6;
-template <class T>
-void tile_narrow(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t ldb, T* C, int64_t ldc,
-                 bool store) {
+template <class T> void tile_narrow(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t ldb,
+                                    T* C, int64_t ldc, bool store) {
   tile<T, kRowsNarrow, 32>(depth, A, a_row, a_col, B, ldb, C, ldc, store);
 }
 // Only where the narrow kernel fuses its multiply-adds too (__FMA__, as -march=native gives on any CPU
@@ -79,9 +77,8 @@ void tile_narrow(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const 
 #if defined(__x86_64__) && defined(__FMA__)
 #define NG_GEMM_AVX512 1
 constexpr int64_t kRowsWide = 12;
-template <class T>
-[[gnu::target("avx512f")]] void tile_wide(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B,
-                                          int64_t ldb, T* C, int64_t ldc, bool store) {
+template <class T> [[gnu::target("avx512f")]] void tile_wide(int64_t depth, const T* A, int64_t a_row, int64_t a_col,
+                                                             const T* B, int64_t ldb, T* C, int64_t ldc, bool store) {
   tile<T, kRowsWide, 64>(depth, A, a_row, a_col, B, ldb, C, ldc, store);
 }
 #endif
@@ -95,9 +92,9 @@ template <class T>
 // 7.0 -> 5.1 us, [60,100]@[100,100]^T (0.6M) 19.7 -> 17.1 us, [60,784]@[784,100] (4.7M) 110 -> 69 us.
 constexpr int64_t kParallelFlops = int64_t{1} << 18;
 
-template <class T, int64_t kRows, class Tile>
-void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t b_row,
-                int64_t b_col, T* C, bool overwrite, Tile tile_fn) {
+template <class T, int64_t kRows, class Tile> void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A,
+                                                              int64_t a_row, int64_t a_col, const T* B, int64_t b_row,
+                                                              int64_t b_col, T* C, bool overwrite, Tile tile_fn) {
   // A panel of B (depth x 16) is used as it is when its rows are contiguous, and otherwise copied
   // ("packed") into a contiguous buffer: for a transposed B, or zero-padded at the ragged right edge.
   // The ragged bottom edge (fewer than kRows rows left) likewise runs through the same tile on a
@@ -173,9 +170,8 @@ bool gemm_wide_available() {
 
 const char* gemm_kernel_name() { return gemm_wide_available() ? "AVX-512, 12x16 tiles" : "6x16 tiles"; }
 
-template <class T>
-void gemm_with(bool wide, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B,
-               int64_t b_row, int64_t b_col, T* C, bool overwrite) {
+template <class T> void gemm_with(bool wide, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col,
+                                  const T* B, int64_t b_row, int64_t b_col, T* C, bool overwrite) {
 #ifdef NG_GEMM_AVX512
   if (wide && gemm_wide_available()) {
     gemm_tiled<T, kRowsWide>(M, N, K, A, a_row, a_col, B, b_row, b_col, C, overwrite, tile_wide<T>);
@@ -186,18 +182,16 @@ void gemm_with(bool wide, int64_t M, int64_t N, int64_t K, const T* A, int64_t a
   gemm_tiled<T, kRowsNarrow>(M, N, K, A, a_row, a_col, B, b_row, b_col, C, overwrite, tile_narrow<T>);
 }
 
-template <class T>
-void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t b_row,
-          int64_t b_col, T* C) {
+template <class T> void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B,
+                             int64_t b_row, int64_t b_col, T* C) {
   if constexpr (kReferenceKernels)
     gemm_reference(M, N, K, A, a_row, a_col, B, b_row, b_col, C);
   else
     gemm_with(true, M, N, K, A, a_row, a_col, B, b_row, b_col, C);
 }
 
-template <class T>
-void gemm_overwrite(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B,
-                    int64_t b_row, int64_t b_col, T* C) {
+template <class T> void gemm_overwrite(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col,
+                                       const T* B, int64_t b_row, int64_t b_col, T* C) {
   if constexpr (kReferenceKernels) {
     std::fill_n(C, M * N, T(0));
     gemm_reference(M, N, K, A, a_row, a_col, B, b_row, b_col, C);
@@ -216,11 +210,11 @@ template void gemm<double>(int64_t, int64_t, int64_t, const double*, int64_t, in
                            double*);
 template void gemm_overwrite<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t,
                                     int64_t, float*);
-template void gemm_overwrite<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*,
-                                     int64_t, int64_t, double*);
+template void gemm_overwrite<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t,
+                                     int64_t, double*);
 template void gemm_with<float>(bool, int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t,
                                int64_t, float*, bool);
-template void gemm_with<double>(bool, int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t,
-                                int64_t, double*, bool);
+template void gemm_with<double>(bool, int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*,
+                                int64_t, int64_t, double*, bool);
 
 }  // namespace ng::kernel

@@ -20,27 +20,23 @@
 
 namespace ng::kernel {
 
-template <class T>
-void gemm_reference(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t b_row,
-                    int64_t b_col, T* C);
+template <class T> void gemm_reference(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col,
+                                       const T* B, int64_t b_row, int64_t b_col, T* C);
 
-template <class T>
-void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t b_row,
-          int64_t b_col, T* C);
+template <class T> void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B,
+                             int64_t b_row, int64_t b_col, T* C);
 
 // C = A @ B: gemm's tiles store their sums into C in the first k-slice instead of adding them, so a
 // caller that would fill C with zeros first saves that pass over C. For every element the additions are
 // gemm's, in gemm's order: the result is bit for bit gemm's on a C of zeros.
-template <class T>
-void gemm_overwrite(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B,
-                    int64_t b_row, int64_t b_col, T* C);
+template <class T> void gemm_overwrite(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col,
+                                       const T* B, int64_t b_row, int64_t b_col, T* C);
 
 // For tests and benchmarks: gemm (or gemm_overwrite, `overwrite`) with the AVX-512 tiles (`wide`, where
 // the CPU has them) or the narrow ones.
-template <class T>
-void gemm_with(bool wide, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B,
-               int64_t b_row, int64_t b_col, T* C, bool overwrite = false);
-bool gemm_wide_available();   // the CPU has AVX-512 and the build has the wide kernel
+template <class T> void gemm_with(bool wide, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col,
+                                  const T* B, int64_t b_row, int64_t b_col, T* C, bool overwrite = false);
+bool gemm_wide_available();  // the CPU has AVX-512 and the build has the wide kernel
 const char* gemm_kernel_name();
 
 }  // namespace ng::kernel

@@ -175,14 +175,16 @@ GradcheckResult gradgradcheck(const Function& f, const std::vector<Tensor>& inpu
     GradModeGuard grad_mode(true);
     const Tensor output = f(inputs);
     if (output.dtype() != float64)
-      throw Error(std::string("gradgradcheck: f returned a ") + dtype_name(output.dtype()) + " tensor; expected float64");
+      throw Error(std::string("gradgradcheck: f returned a ") + dtype_name(output.dtype()) +
+                  " tensor; expected float64");
     output_shape = output.shape();
   }
   Tensor v;
   if (grad_output.defined()) {
     if (grad_output.shape() != output_shape || grad_output.dtype() != float64)
-      throw Error("gradgradcheck: grad_output " + shape_str(grad_output.shape()) + " " + dtype_name(grad_output.dtype()) +
-                  " for an output of shape " + shape_str(output_shape) + "; expected float64 of the output's shape");
+      throw Error("gradgradcheck: grad_output " + shape_str(grad_output.shape()) + " " +
+                  dtype_name(grad_output.dtype()) + " for an output of shape " + shape_str(output_shape) +
+                  "; expected float64 of the output's shape");
     v = grad_output.detach();
   } else {
     v = random_grad_output(output_shape, seed);
@@ -224,9 +226,9 @@ GradcheckResult gradgradcheck(const Function& f, const std::vector<Tensor>& inpu
       if (element < inputs[k].numel()) break;
       element -= inputs[k].numel();
     }
-    const std::string wrt = c.first.input < n ? "input " + std::to_string(c.first.input) + " " +
-                                                    shape_str(inputs[c.first.input].shape())
-                                              : "grad_output " + shape_str(output_shape);
+    const std::string wrt =
+        c.first.input < n ? "input " + std::to_string(c.first.input) + " " + shape_str(inputs[c.first.input].shape())
+                          : "grad_output " + shape_str(output_shape);
     result.message = "gradgradcheck: d (d <f, grad_output> / d input " + std::to_string(of) + " " +
                      shape_str(inputs[of].shape()) + ")[" + std::to_string(element) + "] / d " + wrt + " element " +
                      std::to_string(c.first.input_element) + ": " + values_str(c.first);

@@ -35,7 +35,7 @@ struct GradcheckOptions {
 
 struct GradcheckResult {
   bool ok = true;
-  std::string message;   // on failure: the input, element index, analytic and numeric values
+  std::string message;  // on failure: the input, element index, analytic and numeric values
   double max_abs_error = 0;
   explicit operator bool() const { return ok; }
 };

@@ -72,10 +72,12 @@ Tensor SavedTensor::unpack(const Node& node) const {
     throw Error(std::string("backward: one of the tensors needed for gradient computation has been modified by an "
                             "in-place write: '") +
                 node.op + "' (forward op #" + std::to_string(node.sequence_nr) + ") saved " + describe(tensor_) +
-                (is_output_ ? " (its output)" : "") + " at version " + std::to_string(version_) + ", and it is now at version " +
-                std::to_string(now) + ". Write into it only after backward, or write into a clone()");
+                (is_output_ ? " (its output)" : "") + " at version " + std::to_string(version_) +
+                ", and it is now at version " + std::to_string(now) +
+                ". Write into it only after backward, or write into a clone()");
   if (is_grad_enabled())
-    if (std::shared_ptr<TensorImpl> leaf = leaf_.lock()) return Tensor(std::move(leaf));  // create_graph: the leaf itself
+    if (std::shared_ptr<TensorImpl> leaf = leaf_.lock())
+      return Tensor(std::move(leaf));  // create_graph: the leaf itself
   if (is_output_ && is_grad_enabled()) {
     // create_graph: the output rejoins its node, so that gradients can flow through it again.
     auto impl = std::make_shared<TensorImpl>();
@@ -159,9 +161,7 @@ void add_into(Tensor& total, const Tensor& g) {
 // pass write into the buffer, or hand it to a leaf as its .grad, without anyone seeing the change. This is
 // a test of identity, made at the moment of use, so a gradient that a closure returned for two inputs
 // (`return {d, d}`) is never taken as private, whatever happened to the first copy.
-bool sole_reference(const Tensor& t) {
-  return t.impl_ptr().use_count() == 1 && t.impl()->storage.use_count() == 1;
-}
+bool sole_reference(const Tensor& t) { return t.impl_ptr().use_count() == 1 && t.impl()->storage.use_count() == 1; }
 
 }  // namespace
 
@@ -290,8 +290,8 @@ void check_gradient(const char* where, const Tensor& g, const Shape& shape, Dtyp
 void anomaly_check_backward(const Node& node, std::size_t input, const Tensor& g) {
   const int64_t at = first_non_finite(g);
   if (at >= 0)
-    throw Error("anomaly: the backward of " + node_description(node) + " returned " + value_at(g, at) +
-                " at element " + std::to_string(at) + " of the gradient for input " + std::to_string(input) + " " +
+    throw Error("anomaly: the backward of " + node_description(node) + " returned " + value_at(g, at) + " at element " +
+                std::to_string(at) + " of the gradient for input " + std::to_string(input) + " " +
                 shape_str(g.shape()));
 }
 
@@ -370,7 +370,7 @@ class BackwardPass {
     Slot& slot = table_.at(&node);
     Tensor g = std::move(slot.grad);
     if (slot.captured) slot.captured_grad = g;
-    std::vector<Tensor> input_grads;  // stays empty when no consumer sent a gradient (all undefined)
+    std::vector<Tensor> input_grads;                   // stays empty when no consumer sent a gradient (all undefined)
     if (g.defined() && !(captured_ && node.leaf())) {  // ng::grad accumulates into no leaf
       input_grads = node.apply(g);
       if (input_grads.size() != node.next.size())
@@ -453,7 +453,8 @@ void Tensor::backward(const Tensor& upstream, BackwardOptions options) const {
       .run({make_root("backward", *this, upstream)});
 }
 
-std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs, BackwardOptions options) {
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         BackwardOptions options) {
   return detail::grad(outputs, inputs, std::vector<Tensor>{}, options);
 }
 

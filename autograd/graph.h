@@ -47,10 +47,10 @@ struct Node : std::enable_shared_from_this<Node> {
 
   bool needs_grad(std::size_t input) const { return next[input] != nullptr; }
 
-  const char* op;                            // "mul", "matmul", ... shown by to_dot and printing
-  std::vector<std::shared_ptr<Node>> next;   // one per input; null where that input needs no gradient
-  Shape shape;                               // of the output, for to_dot and to check incoming gradients
-  Dtype dtype = float32;                     // of the output, to check incoming gradients
+  const char* op;                           // "mul", "matmul", ... shown by to_dot and printing
+  std::vector<std::shared_ptr<Node>> next;  // one per input; null where that input needs no gradient
+  Shape shape;                              // of the output, for to_dot and to check incoming gradients
+  Dtype dtype = float32;                    // of the output, to check incoming gradients
   // The order in which this thread's forward made its nodes (PyTorch's sequence_nr): anomaly mode's
   // messages name it, so that "op #17" can be found by counting ops in the forward.
   uint64_t sequence_nr;
@@ -200,7 +200,8 @@ template <class Inputs, class F> void record(Tensor& output, const char* op, con
   attach_node(output, std::move(node));
   if (is_anomaly_enabled()) detail::anomaly_check_forward(output, recorded, {std::begin(inputs), std::end(inputs)});
 }
-template <class F> void record(Tensor& output, const char* op, std::initializer_list<const Tensor*> inputs, F&& backward) {
+template <class F>
+void record(Tensor& output, const char* op, std::initializer_list<const Tensor*> inputs, F&& backward) {
   record<std::initializer_list<const Tensor*>, F>(output, op, inputs, std::forward<F>(backward));
 }
 
@@ -218,9 +219,9 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
 }
 // With grad_outputs. (A template only for overload resolution: GCC 12 takes `{.create_graph = true}` as a
 // possible vector too and calls the pair ambiguous; between equal candidates the non-template wins.)
-template <class = void>
-std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
-                         const std::vector<Tensor>& grad_outputs, BackwardOptions options = {}) {
+template <class = void> std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                                                 const std::vector<Tensor>& grad_outputs,
+                                                 BackwardOptions options = {}) {
   return detail::grad(outputs, inputs, grad_outputs, options);
 }
 

@@ -91,8 +91,8 @@ MaxResult max(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);
 
 // ---- shape ----------------------------------------------------------------------------------------
-Tensor reshape(const Tensor& x, Shape shape);  // one size may be -1; shares the buffer
-Tensor view(const Tensor& x, Shape shape);     // same as reshape (storage is always contiguous)
+Tensor reshape(const Tensor& x, Shape shape);                // one size may be -1; shares the buffer
+Tensor view(const Tensor& x, Shape shape);                   // same as reshape (storage is always contiguous)
 Tensor permute(const Tensor& x, std::vector<int64_t> dims);  // copies into the new order
 Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1);
 Tensor unsqueeze(const Tensor& x, int64_t dim);
@@ -235,7 +235,7 @@ Tensor erf(const Tensor& x);  // the error function 2/sqrt(pi) * integral_0^x e^
 // GELU, exact form: x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), Phi the standard normal CDF; one node whose
 // backward is gelu_backward, itself an op with its own derivative (so gradients of gradients flow).
 Tensor gelu(const Tensor& x);
-Tensor gelu_backward(const Tensor& grad, const Tensor& x);  // grad * (Phi(x) + x phi(x)); same shapes
+Tensor gelu_backward(const Tensor& grad, const Tensor& x);         // grad * (Phi(x) + x phi(x)); same shapes
 Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);  // x if x > 0 else negative_slope * x
 // Inverted dropout's mask, of `shape`: each element 1/(1-p) (kept) or 0 (dropped, with probability p), from
 // one uniform draw u of the global generator per element in row-major order, kept where u >= p; p = 1 gives

@@ -36,15 +36,15 @@ namespace {
 
 // Every size of a convolution, checked once, shared by the forward and both backward ops.
 struct ConvGeometry {
-  int64_t N, C, H, W;          // input
-  int64_t C_out, kH, kW;       // weight [C_out, C/groups, kH, kW]
+  int64_t N, C, H, W;     // input
+  int64_t C_out, kH, kW;  // weight [C_out, C/groups, kH, kW]
   int64_t H_out, W_out;
   int64_t groups;
   Pair stride, padding, dilation;
-  int64_t C_group() const { return C / groups; }                   // input channels per group
-  int64_t C_out_group() const { return C_out / groups; }           // output channels per group
-  int64_t window() const { return C_group() * kH * kW; }           // rows of cols
-  int64_t L() const { return H_out * W_out; }                      // columns of cols
+  int64_t C_group() const { return C / groups; }          // input channels per group
+  int64_t C_out_group() const { return C_out / groups; }  // output channels per group
+  int64_t window() const { return C_group() * kH * kW; }  // rows of cols
+  int64_t L() const { return H_out * W_out; }             // columns of cols
   Shape out_shape() const { return {N, C_out, H_out, W_out}; }
 };
 
@@ -70,7 +70,8 @@ ConvGeometry conv_geometry(const char* op, const Shape& x, const Shape& w, Pair 
     throw Error(args + ", groups " + std::to_string(groups) + ": expected at least groups output channels, got " +
                 std::to_string(g.C_out));
   if (g.C % groups != 0)
-    throw Error(args + ": " + std::to_string(g.C) + " input channels are not divisible by groups " + std::to_string(groups));
+    throw Error(args + ": " + std::to_string(g.C) + " input channels are not divisible by groups " +
+                std::to_string(groups));
   if (g.C_out % groups != 0)
     throw Error(args + ": " + std::to_string(g.C_out) + " output channels are not divisible by groups " +
                 std::to_string(groups));
@@ -81,8 +82,8 @@ ConvGeometry conv_geometry(const char* op, const Shape& x, const Shape& w, Pair 
   if (g.kH < 1 || g.kW < 1) throw Error(args + ": expected a kernel of at least 1x1");
   // Along each axis: span = dilation*(k-1) + 1 (the dilated kernel), padded = in + 2*pad, and
   //   out = (padded - span)/stride + 1 = (in + 2*pad - dilation*(k-1) - 1)/stride + 1   (PyTorch's formula).
-  const std::string all_args = args + ", stride " + pair_str(stride) + ", padding " + pair_str(padding) +
-                               ", dilation " + pair_str(dilation);
+  const std::string all_args =
+      args + ", stride " + pair_str(stride) + ", padding " + pair_str(padding) + ", dilation " + pair_str(dilation);
   const int64_t in[2] = {g.H, g.W}, k[2] = {g.kH, g.kW};
   int64_t span[2], padded[2];
   for (int a = 0; a < 2; ++a) {
@@ -322,13 +323,12 @@ bool use_threads(const ConvGeometry& g, int64_t blocks) {  // (in double: the pr
 // Each thread's column buffer cols [K, nb*L] and block copy mat [M, nb*L], kept between calls so that a
 // block does not allocate and clear half a megabyte; buffers larger than kKeptBytes (a single image
 // larger than a block) are made for the call and freed after it.
-template <class T> struct BlockBuffers {
-  std::vector<T> cols, mat;
-};
+template <class T> struct BlockBuffers { std::vector<T> cols, mat; };
 constexpr int64_t kKeptBytes = int64_t{1} << 21;
 template <class T> void with_block_buffers(int64_t cols_size, int64_t mat_size, auto&& body) {
   if ((cols_size + mat_size) * static_cast<int64_t>(sizeof(T)) > kKeptBytes) {
-    BlockBuffers<T> own{std::vector<T>(static_cast<std::size_t>(cols_size)), std::vector<T>(static_cast<std::size_t>(mat_size))};
+    BlockBuffers<T> own{std::vector<T>(static_cast<std::size_t>(cols_size)),
+                        std::vector<T>(static_cast<std::size_t>(mat_size))};
     body(own);
     return;
   }
@@ -342,8 +342,8 @@ void check_floats(const char* op, std::initializer_list<std::pair<const char*, c
   const Tensor* first = tensors.begin()->second;
   for (const auto& [name, t] : tensors)
     if (t->defined() && t->dtype() != first->dtype())
-      throw Error(std::string(op) + ": " + name + " is " + dtype_name(t->dtype()) + " but " +
-                  tensors.begin()->first + " is " + dtype_name(first->dtype()) + "; convert with .to()");
+      throw Error(std::string(op) + ": " + name + " is " + dtype_name(t->dtype()) + " but " + tensors.begin()->first +
+                  " is " + dtype_name(first->dtype()) + "; convert with .to()");
 }
 
 void check_grad_shape(const char* op, const Tensor& g, const ConvGeometry& geo) {
@@ -362,8 +362,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair st
   const ConvGeometry geo =
       conv_geometry("conv2d", x.shape(), weight.shape(), stride, padding, dilation, groups, x.dtype());
   if (bias.defined() && (bias.dim() != 1 || bias.shape()[0] != geo.C_out))
-    throw Error("conv2d: bias " + shape_str(bias.shape()) + " for weight " + shape_str(weight.shape()) + "; expected [" +
-                std::to_string(geo.C_out) + "] (one per output channel) or no bias");
+    throw Error("conv2d: bias " + shape_str(bias.shape()) + " for weight " + shape_str(weight.shape()) +
+                "; expected [" + std::to_string(geo.C_out) + "] (one per output channel) or no bias");
   check_floats("conv2d", {{"input", &x}, {"weight", &weight}, {"bias", &bias}});
   Tensor out = empty(geo.out_shape(), x.dtype());
   dispatch_float("conv2d", x.dtype(), [&]<class T>() {
@@ -402,12 +402,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair st
            [x = weight.requires_grad() ? SavedTensor(x) : SavedTensor(),
             weight = x.requires_grad() ? SavedTensor(weight) : SavedTensor(), x_shape = x.shape(),
             w_shape = weight.shape(), stride, padding, dilation, groups](const Tensor& g, const Node& n) {
-             return Grads{
-                 n.needs_grad(0) ? conv2d_backward_input(g, weight.unpack(n), x_shape, stride, padding, dilation, groups)
-                                 : Tensor(),
-                 n.needs_grad(1) ? conv2d_backward_weight(x.unpack(n), g, w_shape, stride, padding, dilation, groups)
-                                 : Tensor(),
-                 n.needs_grad(2) ? sum(g, {0, 2, 3}) : Tensor()};
+             return Grads{n.needs_grad(0)
+                              ? conv2d_backward_input(g, weight.unpack(n), x_shape, stride, padding, dilation, groups)
+                              : Tensor(),
+                          n.needs_grad(1)
+                              ? conv2d_backward_weight(x.unpack(n), g, w_shape, stride, padding, dilation, groups)
+                              : Tensor(),
+                          n.needs_grad(2) ? sum(g, {0, 2, 3}) : Tensor()};
            });
   return out;
 }
@@ -488,7 +489,8 @@ Tensor conv2d_backward_weight(const Tensor& x, const Tensor& g, const Shape& wei
     const bool transposed = K > M;
     // The chunks (see kWeightChunks): consecutive blocks, summed into partial[chunk] [groups, M, K]
     // (transposed: [groups, K, M]), in block order within the chunk.
-    const int64_t per_chunk = (blocks + kWeightChunks - 1) / kWeightChunks, chunks = (blocks + per_chunk - 1) / per_chunk;
+    const int64_t per_chunk = (blocks + kWeightChunks - 1) / kWeightChunks,
+                  chunks = (blocks + per_chunk - 1) / per_chunk;
     std::vector<T> partial(static_cast<std::size_t>(chunks * groups * M * K), T(0));
     kernel::parallel_for(chunks, use_threads(geo, chunks), [&](int64_t chunk) {
       with_block_buffers<T>(K * nb * L, transposed || nb > 1 ? M * nb * L : 0, [&](BlockBuffers<T>& buffers) {
@@ -504,7 +506,7 @@ Tensor conv2d_backward_weight(const Tensor& x, const Tensor& g, const Shape& wei
               // mat as G mat^T [nb*L, M]: mat[n*L + l, co] = g[n0 + n, grp*M + co, l], written row by row
               for (int64_t n = 0; n < count; ++n) {
                 const T* src = pg + ((n0 + n) * geo.C_out + grp * M) * L;  // G_n of the group, [M, L]
-                T* dst = mat + n * L * M;                                   // [L, M]
+                T* dst = mat + n * L * M;                                  // [L, M]
                 for (int64_t l = 0; l < L; ++l)
                   for (int64_t co = 0; co < M; ++co) dst[l * M + co] = src[co * L + l];
               }
@@ -527,19 +529,21 @@ Tensor conv2d_backward_weight(const Tensor& x, const Tensor& g, const Shape& wei
         for (int64_t k = 0; k < K; ++k) {
           const int64_t at = transposed ? k * M + co : co * K + k;
           T total = partial[static_cast<std::size_t>(grp * M * K + at)];
-          for (int64_t chunk = 1; chunk < chunks; ++chunk) total += partial[static_cast<std::size_t>((chunk * groups + grp) * M * K + at)];
+          for (int64_t chunk = 1; chunk < chunks; ++chunk)
+            total += partial[static_cast<std::size_t>((chunk * groups + grp) * M * K + at)];
           pdw[(grp * M + co) * K + k] = total;
         }
   });
   if (any_requires_grad({&x, &g}))
-    record(dw, "conv2d_backward_weight", {&x, &g},
-           [x = g.requires_grad() ? SavedTensor(x) : SavedTensor(), g = x.requires_grad() ? SavedTensor(g) : SavedTensor(),
-            x_shape = x.shape(), stride, padding, dilation, groups](const Tensor& gg, const Node& n) {
-             return Grads{
-                 n.needs_grad(0) ? conv2d_backward_input(g.unpack(n), gg, x_shape, stride, padding, dilation, groups)
-                                 : Tensor(),
-                 n.needs_grad(1) ? conv2d(x.unpack(n), gg, Tensor(), stride, padding, dilation, groups) : Tensor()};
-           });
+    record(
+        dw, "conv2d_backward_weight", {&x, &g},
+        [x = g.requires_grad() ? SavedTensor(x) : SavedTensor(), g = x.requires_grad() ? SavedTensor(g) : SavedTensor(),
+         x_shape = x.shape(), stride, padding, dilation, groups](const Tensor& gg, const Node& n) {
+          return Grads{
+              n.needs_grad(0) ? conv2d_backward_input(g.unpack(n), gg, x_shape, stride, padding, dilation, groups)
+                              : Tensor(),
+              n.needs_grad(1) ? conv2d(x.unpack(n), gg, Tensor(), stride, padding, dilation, groups) : Tensor()};
+        });
   return dw;
 }
 

@@ -139,9 +139,8 @@ Tensor pow(const Tensor& x, double p) {
     return unary_forward("pow", x, [exponent](T v) { return std::pow(v, exponent); });
   });
   if (any_requires_grad({&x}))
-    record(out, "pow", {&x}, [x = SavedTensor(x), p](const Tensor& g, const Node& n) {
-      return Grads{pow_backward(g, x.unpack(n), p)};
-    });
+    record(out, "pow", {&x},
+           [x = SavedTensor(x), p](const Tensor& g, const Node& n) { return Grads{pow_backward(g, x.unpack(n), p)}; });
   return out;
 }
 
@@ -166,9 +165,8 @@ Tensor exp(const Tensor& x) {
       return std::exp(v);
   });
   if (any_requires_grad({&x}))
-    record(out, "exp", {&x}, [out = SavedTensor::output(out)](const Tensor& g, const Node& n) {
-      return Grads{g * out.unpack(n)};
-    });
+    record(out, "exp", {&x},
+           [out = SavedTensor::output(out)](const Tensor& g, const Node& n) { return Grads{g * out.unpack(n)}; });
   return out;
 }
 
@@ -189,7 +187,8 @@ Tensor sign(const Tensor& x) {
 Tensor abs(const Tensor& x) {
   Tensor out = unary_forward("abs", x, [](auto v) { return std::abs(v); });
   if (any_requires_grad({&x}))
-    record(out, "abs", {&x}, [x = SavedTensor(x)](const Tensor& g, const Node& n) { return Grads{g * sign(x.unpack(n))}; });
+    record(out, "abs", {&x},
+           [x = SavedTensor(x)](const Tensor& g, const Node& n) { return Grads{g * sign(x.unpack(n))}; });
   return out;
 }
 
@@ -242,13 +241,15 @@ Tensor tanh(const Tensor& x) {
 
 // out = g * y * (1 - y)      d/dg = y (1 - y),  d/dy = g (1 - 2y)
 Tensor sigmoid_backward(const Tensor& g, const Tensor& y) {
-  Tensor out = binary_forward("sigmoid_backward", g, y, [](auto gv, auto yv) { return gv * yv * (decltype(yv)(1) - yv); });
+  Tensor out =
+      binary_forward("sigmoid_backward", g, y, [](auto gv, auto yv) { return gv * yv * (decltype(yv)(1) - yv); });
   if (any_requires_grad({&g, &y}))
-    record(out, "sigmoid_backward", {&g, &y}, [g = SavedTensor(g), y = SavedTensor(y)](const Tensor& gg, const Node& n) {
-      const Tensor gv = g.unpack(n), yv = y.unpack(n);
-      return Grads{n.needs_grad(0) ? sum_to(sigmoid_backward(gg, yv), gv.shape()) : Tensor(),
-                   n.needs_grad(1) ? sum_to(gg * gv * (1.0 - 2.0 * yv), yv.shape()) : Tensor()};
-    });
+    record(out, "sigmoid_backward", {&g, &y},
+           [g = SavedTensor(g), y = SavedTensor(y)](const Tensor& gg, const Node& n) {
+             const Tensor gv = g.unpack(n), yv = y.unpack(n);
+             return Grads{n.needs_grad(0) ? sum_to(sigmoid_backward(gg, yv), gv.shape()) : Tensor(),
+                          n.needs_grad(1) ? sum_to(gg * gv * (1.0 - 2.0 * yv), yv.shape()) : Tensor()};
+           });
   return out;
 }
 
@@ -266,7 +267,8 @@ Tensor tanh_backward(const Tensor& g, const Tensor& y) {
 
 // out = g where y > 0, else 0 (relu's backward)      d/dg = [y > 0],  d/dy = 0 (almost everywhere)
 Tensor threshold_backward(const Tensor& g, const Tensor& y) {
-  Tensor out = binary_forward("threshold_backward", g, y, [](auto gv, auto yv) { return yv > 0 ? gv : decltype(gv){0}; });
+  Tensor out =
+      binary_forward("threshold_backward", g, y, [](auto gv, auto yv) { return yv > 0 ? gv : decltype(gv){0}; });
   if (any_requires_grad({&g}))
     record(out, "threshold_backward", {&g}, [sg = g.shape(), y = SavedTensor(y)](const Tensor& gg, const Node& n) {
       return Grads{sum_to(threshold_backward(gg, y.unpack(n)), sg)};

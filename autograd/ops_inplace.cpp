@@ -45,7 +45,8 @@ bool records(const char* op, const Tensor& self, std::initializer_list<const Ten
 
 // The recorded path: self takes the numbers and the grad_fn of `result`, the out-of-place value.
 Tensor& rebase(Tensor& self, const Tensor& result) {
-  std::memcpy(self.mutable_raw_data(), result.raw_data(), static_cast<std::size_t>(self.numel()) * dtype_size(self.dtype()));
+  std::memcpy(self.mutable_raw_data(), result.raw_data(),
+              static_cast<std::size_t>(self.numel()) * dtype_size(self.dtype()));
   self.impl()->grad_fn = result.grad_fn();
   self.impl()->requires_grad = result.requires_grad();
   return self;
@@ -61,7 +62,8 @@ void check_result_shape(const char* op, const Tensor& self, const Tensor& other)
 template <class F> void binary_in_place(const char* op, Tensor& self, const Tensor& other, F f) {
   check_result_shape(op, self, other);
   if (self.dtype() != other.dtype())
-    throw Error(std::string(op) + ": dtypes " + described(self) + " and " + described(other) + " differ; convert with .to()");
+    throw Error(std::string(op) + ": dtypes " + described(self) + " and " + described(other) +
+                " differ; convert with .to()");
   dispatch_float(op, self.dtype(), [&]<class T>() { kernel::binary<T>(self, other, self, f); });
 }
 
@@ -103,7 +105,8 @@ Tensor& Tensor::copy_(const Tensor& source) {
 static Tensor& fill_named(const char* op, Tensor& self, double value) {
   if (records(op, self, {})) return rebase(self, full(self.shape(), value, self.dtype()));
   const Tensor filled = full(self.shape(), value, self.dtype());
-  std::memcpy(self.mutable_raw_data(), filled.raw_data(), static_cast<std::size_t>(self.numel()) * dtype_size(self.dtype()));
+  std::memcpy(self.mutable_raw_data(), filled.raw_data(),
+              static_cast<std::size_t>(self.numel()) * dtype_size(self.dtype()));
   return self;
 }
 Tensor& Tensor::fill_(double value) { return fill_named("fill_", *this, value); }

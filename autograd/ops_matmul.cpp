@@ -88,8 +88,8 @@ Tensor matmul_t(const Tensor& a, bool ta, const Tensor& b, bool tb) {
 
   if (any_requires_grad({&a, &b}))
     record(out, "matmul", {&a, &b},
-           [a = b.requires_grad() ? SavedTensor(a) : SavedTensor(), b = a.requires_grad() ? SavedTensor(b) : SavedTensor(),
-            sa, sb, ta, tb](const Tensor& g, const Node& n) {
+           [a = b.requires_grad() ? SavedTensor(a) : SavedTensor(),
+            b = a.requires_grad() ? SavedTensor(b) : SavedTensor(), sa, sb, ta, tb](const Tensor& g, const Node& n) {
              Tensor da, db;
              if (n.needs_grad(0)) {
                const Tensor bv = b.unpack(n);
@@ -158,9 +158,10 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     record(out, "linear", {&x, &weight, &bias},
            [x = weight.requires_grad() ? SavedTensor(x) : SavedTensor(),
             weight = x.requires_grad() ? SavedTensor(weight) : SavedTensor()](const Tensor& g, const Node& n) {
-             return std::vector<Tensor>{n.needs_grad(0) ? matmul_t(g, false, weight.unpack(n), false) : Tensor(),  // G @ W
-                                        n.needs_grad(1) ? matmul_t(g, true, x.unpack(n), false) : Tensor(),  // G^T @ x
-                                        n.needs_grad(2) ? sum(g, {0}) : Tensor()};  // sum_i G[i, :]
+             return std::vector<Tensor>{
+                 n.needs_grad(0) ? matmul_t(g, false, weight.unpack(n), false) : Tensor(),  // G @ W
+                 n.needs_grad(1) ? matmul_t(g, true, x.unpack(n), false) : Tensor(),        // G^T @ x
+                 n.needs_grad(2) ? sum(g, {0}) : Tensor()};                                 // sum_i G[i, :]
            });
   return out;
 }

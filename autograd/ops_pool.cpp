@@ -68,9 +68,8 @@ PoolGeometry pool_geometry(const char* op, const Tensor& x, Pair kernel, Pair st
 // wins), then the first of them in row-major order that equals it (or is a NaN), i.e. the first
 // maximum. Written as selects, with the int64 positions apart from the comparisons, so that the loop
 // is vectorized; COUNT > 0 fixes count at compile time (one whole vector, no scalar remainder).
-template <int64_t COUNT, class T>
-void max_pool_2x2_windows(const T* upper, const T* lower, int64_t W, int64_t top, int64_t count, T* out,
-                          int64_t* indices) {
+template <int64_t COUNT, class T> void max_pool_2x2_windows(const T* upper, const T* lower, int64_t W, int64_t top,
+                                                            int64_t count, T* out, int64_t* indices) {
   if constexpr (COUNT > 0) count = COUNT;
   for (int64_t ow = 0; ow < count; ++ow) {
     const T a = upper[2 * ow], b = upper[2 * ow + 1], c = lower[2 * ow], d = lower[2 * ow + 1];
@@ -118,9 +117,8 @@ template <class T> void max_pool_2x2(const T* x, const PoolGeometry& geo, T* out
 // Any kernel, stride and padding. One output row at a time, all its windows together: for each kernel
 // offset (i, j) in row-major order, every window of the row compares its element at (i, j) with its
 // best so far. The loop over the windows has no branch (selects), so it runs at the speed of the loads.
-template <class T>
-void max_pool_general(const T* x, const PoolGeometry& geo, Pair kernel, Pair stride, Pair padding, T* out_planes,
-                      int64_t* indices_planes) {
+template <class T> void max_pool_general(const T* x, const PoolGeometry& geo, Pair kernel, Pair stride, Pair padding,
+                                         T* out_planes, int64_t* indices_planes) {
   // Sizes copied into locals: the int64 stores through indices could otherwise alias them, and the
   // compiler would reload every one of them after each store.
   const int64_t H = geo.H, W = geo.W, H_out = geo.H_out, W_out = geo.W_out, planes = geo.N * geo.C;
@@ -130,7 +128,8 @@ void max_pool_general(const T* x, const PoolGeometry& geo, Pair kernel, Pair str
   // pw - (W_out - 1)*sw <= j < pw + W; row i, ih = oh*sh - ph + i in [0, H), for i in [ph - oh*sh, ph + H - oh*sh).
   const int64_t j_first = std::max<int64_t>(0, pw - (W_out - 1) * sw), j_end = std::min(kw, pw + W);
   const int64_t visited = std::min(kh, H) * std::max<int64_t>(0, j_end - j_first);  // per output, at most
-  const int64_t per_thread_min = ng::kernel::kParallelElements / std::max<int64_t>(1, visited);  // no product to overflow
+  const int64_t per_thread_min =
+      ng::kernel::kParallelElements / std::max<int64_t>(1, visited);  // no product to overflow
   ng::kernel::parallel_for(planes, planes * H_out * W_out >= per_thread_min, [&](int64_t plane) {
     const T* in = x + plane * H * W;
     for (int64_t oh = 0; oh < H_out; ++oh) {
@@ -180,9 +179,10 @@ MaxResult max_pool2d_with_indices(const Tensor& x, Pair kernel, Pair stride, Pai
     max_pool_general(px, geo, kernel, stride, padding, po, pi);
   });
   if (any_requires_grad({&x}))
-    record(out, "max_pool2d", {&x}, [x_shape = x.shape(), indices = SavedTensor(indices)](const Tensor& g, const Node& n) {
-      return Grads{max_pool2d_backward(g, indices.unpack(n), x_shape)};
-    });
+    record(out, "max_pool2d", {&x},
+           [x_shape = x.shape(), indices = SavedTensor(indices)](const Tensor& g, const Node& n) {
+             return Grads{max_pool2d_backward(g, indices.unpack(n), x_shape)};
+           });
   return {out, indices};
 }
 
@@ -229,8 +229,8 @@ Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const Shape& 
       }
     });
     if (out_of_range)
-      throw Error(args() + ": index " + std::to_string(bad_index) + " is out of range; expected 0 <= index < H*W = " +
-                  std::to_string(HW));
+      throw Error(args() + ": index " + std::to_string(bad_index) +
+                  " is out of range; expected 0 <= index < H*W = " + std::to_string(HW));
   });
   if (any_requires_grad({&g}))
     record(dx, "max_pool2d_backward", {&g},
@@ -260,7 +260,7 @@ struct MeanWindows {
   Shape in_shape;           // [N, C, H, W]
   int64_t h_out = 0, w_out = 0;
   std::vector<int64_t> h_start, h_end, w_start, w_end;  // h_out and w_out entries, or none (see above)
-  int64_t divisor = 0;      // 0: each window's own area
+  int64_t divisor = 0;                                  // 0: each window's own area
   int64_t H_out() const { return h_out; }
   int64_t W_out() const { return w_out; }
   bool has_windows() const { return in_shape[0] * in_shape[1] > 0; }
@@ -305,7 +305,8 @@ Tensor window_mean_backward(const Tensor& g, const Windows& win) {
   const Shape& s = win->in_shape;
   const Shape g_shape = {s[0], s[1], win->H_out(), win->W_out()};
   if (g.shape() != g_shape)
-    throw Error(std::string(win->backward_op) + ": gradient " + shape_str(g.shape()) + "; expected " + shape_str(g_shape));
+    throw Error(std::string(win->backward_op) + ": gradient " + shape_str(g.shape()) + "; expected " +
+                shape_str(g_shape));
   Tensor dx = zeros(s, g.dtype());
   dispatch_float(win->backward_op, g.dtype(), [&]<class T>() {
     const T* pg = g.data<T>();
@@ -358,7 +359,8 @@ Tensor avg_pool2d(const Tensor& x, Pair kernel) { return avg_pool2d(x, kernel, k
 // out[n, c, i, j] = the mean of x over rows [floor(i H / out_h), ceil((i + 1) H / out_h)) and the
 // columns likewise: windows that tile the image (overlapping by one when the sizes do not divide).
 Tensor adaptive_avg_pool2d(const Tensor& x, Pair output_size) {
-  const std::string args = "adaptive_avg_pool2d: input " + shape_str(x.shape()) + ", output size " + pair_str(output_size);
+  const std::string args =
+      "adaptive_avg_pool2d: input " + shape_str(x.shape()) + ", output size " + pair_str(output_size);
   if (x.dim() != 4 || output_size[0] < 1 || output_size[1] < 1)
     throw Error(args + "; expected a 4-D input [N, C, H, W] and output sizes >= 1");
   if (x.shape()[2] < 1 || x.shape()[3] < 1)
@@ -377,7 +379,7 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Pair output_size) {
     for (int64_t i = 0; i < out; ++i) {
       start.push_back(checked_size::mul(i, size, args, "window start i * size") / out);  // floor
       const int64_t reach = checked_size::mul(i + 1, size, args, "window end (i + 1) * size");
-      end.push_back(reach / out + (reach % out != 0));                                     // ceil
+      end.push_back(reach / out + (reach % out != 0));  // ceil
     }
   };
   windows(x.shape()[2], output_size[0], win->h_start, win->h_end);
@@ -403,8 +405,9 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& padding, double value) {
     before[d] = padding[2 * k];
     // out_shape[d] = size + before + after, checked: INT64_MAX paddings wrapped it, and rows were copied
     // outside the output.
-    out_shape[d] = checked_size::add(checked_size::add(out_shape[d], padding[2 * k], args, "padded size (size + before)"),
-                                     padding[2 * k + 1], args, "padded size (size + before + after)");
+    out_shape[d] =
+        checked_size::add(checked_size::add(out_shape[d], padding[2 * k], args, "padded size (size + before)"),
+                          padding[2 * k + 1], args, "padded size (size + before + after)");
   }
   checked_size::check_fits(out_shape, x.dtype(), args + ": output");
   Tensor out = full(out_shape, value, x.dtype());

@@ -143,7 +143,8 @@ Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
   if (x.dtype() == int64) return mean(x.to(float64), std::move(dims), keepdim).to(float32);
   auto reduced = reduced_dims("mean", x, dims);
   const int64_t m = reduced_count(x.shape(), reduced);
-  if (m == 0) throw Error("mean: reducing " + shape_str(x.shape()) + " over zero elements; expected a non-empty tensor");
+  if (m == 0)
+    throw Error("mean: reducing " + shape_str(x.shape()) + " over zero elements; expected a non-empty tensor");
   Tensor out = sum_kernel("mean", x, reduced, keepdim, 1.0 / static_cast<double>(m));
   if (any_requires_grad({&x}))
     record(out, "mean", {&x}, [shape = x.shape(), reduced, m](const Tensor& g, const Node&) {
@@ -156,7 +157,8 @@ Tensor mean(const Tensor& x) { return mean(x, {}, false); }
 Tensor sum_to(const Tensor& x, const Shape& shape) {
   if (x.shape() == shape) return x;
   const auto lead = static_cast<int64_t>(x.shape().size()) - static_cast<int64_t>(shape.size());
-  if (lead < 0) throw Error("sum_to: cannot sum " + shape_str(x.shape()) + " to the larger rank of " + shape_str(shape));
+  if (lead < 0)
+    throw Error("sum_to: cannot sum " + shape_str(x.shape()) + " to the larger rank of " + shape_str(shape));
   std::vector<int64_t> dims;
   for (int64_t d = 0; d < x.dim(); ++d) {
     if (d < lead) {
@@ -203,10 +205,10 @@ MaxResult max(const Tensor& x, int64_t dim, bool keepdim) {
     // The gradient goes back to where each maximum was: a scatter of g at the indices along d.
     Shape kept = x.shape();
     kept[d] = 1;
-    record(values, "max", {&x}, [shape = x.shape(), kept, d, indices = SavedTensor(reshape(indices, kept))](
-                                    const Tensor& g, const Node& n) {
-      return Grads{scatter_add(zeros(shape, g.dtype()), d, indices.unpack(n), reshape(g, kept))};
-    });
+    record(values, "max", {&x},
+           [shape = x.shape(), kept, d, indices = SavedTensor(reshape(indices, kept))](const Tensor& g, const Node& n) {
+             return Grads{scatter_add(zeros(shape, g.dtype()), d, indices.unpack(n), reshape(g, kept))};
+           });
   }
   return {values, indices};
 }

@@ -32,9 +32,12 @@ namespace {
 // lambda, [&]<class T>() { ... }.
 template <class F> decltype(auto) dispatch_all(Dtype dtype, F&& f) {
   switch (dtype) {
-    case float32: return f.template operator()<float>();
-    case float64: return f.template operator()<double>();
-    default: return f.template operator()<int64_t>();
+    case float32:
+      return f.template operator()<float>();
+    case float64:
+      return f.template operator()<double>();
+    default:
+      return f.template operator()<int64_t>();
   }
 }
 
@@ -72,19 +75,43 @@ template <class Pred> Tensor compare_scalar(const char* op, const Tensor& a, dou
 // ---- comparisons ----------------------------------------------------------------------------------
 // a, b: broadcastable, same dtype -> mask: broadcast shape, that dtype, 1 where the relation holds.
 // NaN compares unequal to everything (itself included), so only ne is 1 for it, as in IEEE and PyTorch.
-Tensor eq(const Tensor& a, const Tensor& b) { return compare("eq", a, b, [](auto x, auto y) { return x == y; }); }
-Tensor ne(const Tensor& a, const Tensor& b) { return compare("ne", a, b, [](auto x, auto y) { return x != y; }); }
-Tensor lt(const Tensor& a, const Tensor& b) { return compare("lt", a, b, [](auto x, auto y) { return x < y; }); }
-Tensor le(const Tensor& a, const Tensor& b) { return compare("le", a, b, [](auto x, auto y) { return x <= y; }); }
-Tensor gt(const Tensor& a, const Tensor& b) { return compare("gt", a, b, [](auto x, auto y) { return x > y; }); }
-Tensor ge(const Tensor& a, const Tensor& b) { return compare("ge", a, b, [](auto x, auto y) { return x >= y; }); }
+Tensor eq(const Tensor& a, const Tensor& b) {
+  return compare("eq", a, b, [](auto x, auto y) { return x == y; });
+}
+Tensor ne(const Tensor& a, const Tensor& b) {
+  return compare("ne", a, b, [](auto x, auto y) { return x != y; });
+}
+Tensor lt(const Tensor& a, const Tensor& b) {
+  return compare("lt", a, b, [](auto x, auto y) { return x < y; });
+}
+Tensor le(const Tensor& a, const Tensor& b) {
+  return compare("le", a, b, [](auto x, auto y) { return x <= y; });
+}
+Tensor gt(const Tensor& a, const Tensor& b) {
+  return compare("gt", a, b, [](auto x, auto y) { return x > y; });
+}
+Tensor ge(const Tensor& a, const Tensor& b) {
+  return compare("ge", a, b, [](auto x, auto y) { return x >= y; });
+}
 
-Tensor eq(const Tensor& a, double b) { return compare_scalar("eq", a, b, [](auto x, auto y) { return x == y; }); }
-Tensor ne(const Tensor& a, double b) { return compare_scalar("ne", a, b, [](auto x, auto y) { return x != y; }); }
-Tensor lt(const Tensor& a, double b) { return compare_scalar("lt", a, b, [](auto x, auto y) { return x < y; }); }
-Tensor le(const Tensor& a, double b) { return compare_scalar("le", a, b, [](auto x, auto y) { return x <= y; }); }
-Tensor gt(const Tensor& a, double b) { return compare_scalar("gt", a, b, [](auto x, auto y) { return x > y; }); }
-Tensor ge(const Tensor& a, double b) { return compare_scalar("ge", a, b, [](auto x, auto y) { return x >= y; }); }
+Tensor eq(const Tensor& a, double b) {
+  return compare_scalar("eq", a, b, [](auto x, auto y) { return x == y; });
+}
+Tensor ne(const Tensor& a, double b) {
+  return compare_scalar("ne", a, b, [](auto x, auto y) { return x != y; });
+}
+Tensor lt(const Tensor& a, double b) {
+  return compare_scalar("lt", a, b, [](auto x, auto y) { return x < y; });
+}
+Tensor le(const Tensor& a, double b) {
+  return compare_scalar("le", a, b, [](auto x, auto y) { return x <= y; });
+}
+Tensor gt(const Tensor& a, double b) {
+  return compare_scalar("gt", a, b, [](auto x, auto y) { return x > y; });
+}
+Tensor ge(const Tensor& a, double b) {
+  return compare_scalar("ge", a, b, [](auto x, auto y) { return x >= y; });
+}
 
 Tensor operator==(const Tensor& a, const Tensor& b) { return eq(a, b); }
 Tensor operator!=(const Tensor& a, const Tensor& b) { return ne(a, b); }
@@ -124,26 +151,29 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   const auto sc = kernel::broadcast_strides(cond.shape(), shape), sa = kernel::broadcast_strides(a.shape(), shape),
              sb = kernel::broadcast_strides(b.shape(), shape);
   // Steps along the last dim (none for a 0-dim output, whose one row has one element).
-  const auto last_step = [&](const std::vector<int64_t>& strides) { return shape.empty() ? int64_t{0} : strides.back(); };
+  const auto last_step = [&](const std::vector<int64_t>& strides) {
+    return shape.empty() ? int64_t{0} : strides.back();
+  };
   const int64_t ic = last_step(sc), ia = last_step(sa), ib = last_step(sb);
   dispatch_all(cond.dtype(), [&]<class C>() {
     dispatch_all(a.dtype(), [&]<class T>() {
       const C* pc = cond.data<C>();
       const T *pa = a.data<T>(), *pb = b.data<T>();
       T* po = out.mutable_data<T>();
-      kernel::for_each_row<3>(shape, {sc.data(), sa.data(), sb.data()}, [&](const std::array<int64_t, 3>& off, int64_t len) {
-        for (int64_t j = 0; j < len; ++j)
-          *po++ = pc[off[0] + j * ic] != C(0) ? pa[off[1] + j * ia] : pb[off[2] + j * ib];
-      });
+      kernel::for_each_row<3>(shape, {sc.data(), sa.data(), sb.data()},
+                              [&](const std::array<int64_t, 3>& off, int64_t len) {
+                                for (int64_t j = 0; j < len; ++j)
+                                  *po++ = pc[off[0] + j * ic] != C(0) ? pa[off[1] + j * ia] : pb[off[2] + j * ib];
+                              });
     });
   });
   if (any_requires_grad({&a, &b}))
-    record(out, "where", {&a, &b}, [cond = SavedTensor(cond), shape_a = a.shape(), shape_b = b.shape()](
-                                  const Tensor& g, const Node& n) {
-      const Tensor c = cond.unpack(n), zero = scalar(0, g.dtype());
-      return Grads{n.needs_grad(0) ? sum_to(where(c, g, zero), shape_a) : Tensor(),
-                   n.needs_grad(1) ? sum_to(where(c, zero, g), shape_b) : Tensor()};
-    });
+    record(out, "where", {&a, &b},
+           [cond = SavedTensor(cond), shape_a = a.shape(), shape_b = b.shape()](const Tensor& g, const Node& n) {
+             const Tensor c = cond.unpack(n), zero = scalar(0, g.dtype());
+             return Grads{n.needs_grad(0) ? sum_to(where(c, g, zero), shape_a) : Tensor(),
+                          n.needs_grad(1) ? sum_to(where(c, zero, g), shape_b) : Tensor()};
+           });
   return out;
 }
 
@@ -261,8 +291,8 @@ TopKResult topk(const Tensor& x, int64_t k, int64_t dim, bool largest, [[maybe_u
   const int64_t outer = around.outer, size = around.size, inner = around.inner;
   if (k < 0 || k > size)
     throw Error("topk: k = " + std::to_string(k) + " for dim " + std::to_string(dim) + " of shape " +
-                shape_str(x.shape()) + " (size " + std::to_string(size) + "); expected 0 <= k <= " +
-                std::to_string(size));
+                shape_str(x.shape()) + " (size " + std::to_string(size) +
+                "); expected 0 <= k <= " + std::to_string(size));
   Shape out_shape = x.shape();
   out_shape[d] = k;
   Tensor values = empty(out_shape, x.dtype()), indices = empty(out_shape, int64);
@@ -291,9 +321,10 @@ TopKResult topk(const Tensor& x, int64_t k, int64_t dim, bool largest, [[maybe_u
       }
   });
   if (any_requires_grad({&x}))
-    record(values, "topk", {&x}, [shape = x.shape(), d, indices = SavedTensor(indices)](const Tensor& g, const Node& n) {
-      return Grads{scatter_add(zeros(shape, g.dtype()), d, indices.unpack(n), g)};
-    });
+    record(values, "topk", {&x},
+           [shape = x.shape(), d, indices = SavedTensor(indices)](const Tensor& g, const Node& n) {
+             return Grads{scatter_add(zeros(shape, g.dtype()), d, indices.unpack(n), g)};
+           });
   return {values, indices};
 }
 
@@ -310,8 +341,8 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
     const Tensor& t = tensors[i];
     if (t.shape() != first.shape() || t.dtype() != first.dtype())
       throw Error("stack: tensor " + std::to_string(i) + " has shape " + shape_str(t.shape()) + " " +
-                  dtype_name(t.dtype()) + " but tensor 0 has " + shape_str(first.shape()) + " " + dtype_name(first.dtype()) +
-                  "; expected every tensor to have the same shape and dtype");
+                  dtype_name(t.dtype()) + " but tensor 0 has " + shape_str(first.shape()) + " " +
+                  dtype_name(first.dtype()) + "; expected every tensor to have the same shape and dtype");
     unsqueezed.push_back(unsqueeze(t, d));
   }
   return cat(unsqueezed, d);

@@ -46,9 +46,8 @@ Tensor reshape(const Tensor& x, Shape shape) {
   Tensor out = x.detach();
   out.impl()->shape = shape;
   if (any_requires_grad({&x}))
-    record(out, "reshape", {&x}, [in_shape = x.shape()](const Tensor& g, const Node&) {
-      return Grads{reshape(g, in_shape)};
-    });
+    record(out, "reshape", {&x},
+           [in_shape = x.shape()](const Tensor& g, const Node&) { return Grads{reshape(g, in_shape)}; });
   return out;
 }
 Tensor view(const Tensor& x, Shape shape) { return reshape(x, std::move(shape)); }
@@ -57,7 +56,8 @@ Tensor view(const Tensor& x, Shape shape) { return reshape(x, std::move(shape));
 Tensor permute(const Tensor& x, std::vector<int64_t> dims) {
   const int64_t n = x.dim();
   if (static_cast<int64_t>(dims.size()) != n)
-    throw Error("permute: " + std::to_string(dims.size()) + " dims given for a tensor of shape " + shape_str(x.shape()));
+    throw Error("permute: " + std::to_string(dims.size()) + " dims given for a tensor of shape " +
+                shape_str(x.shape()));
   std::vector<bool> seen(static_cast<std::size_t>(n), false);
   Shape out_shape(static_cast<std::size_t>(n));
   const auto in_strides = kernel::strides_of(x.shape());
@@ -143,8 +143,8 @@ Tensor squeeze(const Tensor& x) {
 // Copies a block [outer, size, inner] of `src` into `dst` at position `at` along the middle dim of
 // `dst`, whose middle size is dst_size.  Used by cat (forward) and slice (backward), and in reverse
 // (dst -> src) by slice (forward) and cat (backward).
-static void copy_block(const Tensor& from, int64_t from_size, int64_t from_at, Tensor& to, int64_t to_size, int64_t to_at,
-                       int64_t outer, int64_t count, int64_t inner) {
+static void copy_block(const Tensor& from, int64_t from_size, int64_t from_at, Tensor& to, int64_t to_size,
+                       int64_t to_at, int64_t outer, int64_t count, int64_t inner) {
   const std::size_t elem = dtype_size(from.dtype());
   const auto* src = static_cast<const unsigned char*>(from.raw_data());
   auto* dst = static_cast<unsigned char*>(to.mutable_raw_data());
@@ -232,9 +232,8 @@ Tensor slice_backward(const Tensor& g, const Shape& shape, int64_t dim, int64_t 
   const int64_t outer = around.outer, size = around.size, inner = around.inner;
   copy_block(g, count, 0, out, size, start, outer, count, inner);
   if (any_requires_grad({&g}))
-    record(out, "slice_backward", {&g}, [d, start, count](const Tensor& gg, const Node&) {
-      return Grads{slice(gg, d, start, start + count)};
-    });
+    record(out, "slice_backward", {&g},
+           [d, start, count](const Tensor& gg, const Node&) { return Grads{slice(gg, d, start, start + count)}; });
   return out;
 }
 
@@ -245,8 +244,8 @@ void check_in_range(const char* op, const Tensor& x, int64_t d, const Tensor& in
   const int64_t* idx = index.data<int64_t>();
   for (int64_t i = 0; i < index.numel(); ++i)
     if (idx[i] < 0 || idx[i] >= size)
-      throw Error(std::string(op) + ": index " + std::to_string(idx[i]) + " is out of range for dim " + std::to_string(d) +
-                  " of shape " + shape_str(x.shape()) + " (size " + std::to_string(size) + ")");
+      throw Error(std::string(op) + ": index " + std::to_string(idx[i]) + " is out of range for dim " +
+                  std::to_string(d) + " of shape " + shape_str(x.shape()) + " (size " + std::to_string(size) + ")");
 }
 
 // Checks that `index` is a 1-D int64 tensor of positions in [0, size) along dim d of x.
@@ -272,9 +271,10 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   Tensor out = empty(out_shape, x.dtype());
   for (int64_t i = 0; i < count; ++i) copy_block(x, size, idx[i], out, count, i, outer, 1, inner);
   if (any_requires_grad({&x}))
-    record(out, "index_select", {&x}, [shape = x.shape(), d, index = SavedTensor(index)](const Tensor& g, const Node& n) {
-      return Grads{index_add(zeros(shape, g.dtype()), d, index.unpack(n), g)};
-    });
+    record(out, "index_select", {&x},
+           [shape = x.shape(), d, index = SavedTensor(index)](const Tensor& g, const Node& n) {
+             return Grads{index_add(zeros(shape, g.dtype()), d, index.unpack(n), g)};
+           });
   return out;
 }
 
@@ -288,7 +288,8 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
   if (source.shape() != expected || source.dtype() != x.dtype())
     throw Error("index_add: source " + shape_str(source.shape()) + " " + dtype_name(source.dtype()) + " for x " +
                 shape_str(x.shape()) + " " + dtype_name(x.dtype()) + " and " + std::to_string(index.numel()) +
-                " indices along dim " + std::to_string(d) + "; expected source " + shape_str(expected) + " of x's dtype");
+                " indices along dim " + std::to_string(d) + "; expected source " + shape_str(expected) +
+                " of x's dtype");
   Tensor out = x.detach().clone();
   const kernel::AroundDim around = kernel::around_dim(x.shape(), d);
   const int64_t outer = around.outer, size = around.size, inner = around.inner;
@@ -332,7 +333,8 @@ template <class F> void for_each_gathered(const Tensor& x, int64_t d, const Tens
   std::vector<int64_t> pos(shape.size(), 0);
   for (int64_t i = 0, n = index.numel(); i < n; ++i) {
     int64_t at = 0;
-    for (std::size_t k = 0; k < shape.size(); ++k) at += (static_cast<int64_t>(k) == d ? idx[i] : pos[k]) * x_strides[k];
+    for (std::size_t k = 0; k < shape.size(); ++k)
+      at += (static_cast<int64_t>(k) == d ? idx[i] : pos[k]) * x_strides[k];
     f(i, at);
     for (int64_t k = static_cast<int64_t>(shape.size()) - 1; k >= 0; --k) {  // odometer over index's shape
       if (++pos[k] < shape[k]) break;
@@ -399,7 +401,8 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
     });
   });
   if (any_requires_grad({&x}))
-    record(out, "broadcast_to", {&x}, [in_shape = x.shape()](const Tensor& g, const Node&) { return Grads{sum_to(g, in_shape)}; });
+    record(out, "broadcast_to", {&x},
+           [in_shape = x.shape()](const Tensor& g, const Node&) { return Grads{sum_to(g, in_shape)}; });
   return out;
 }
 

@@ -124,16 +124,15 @@ Tensor logsumexp(const Tensor& x, int64_t dim, bool keepdim) {
       }
   });
   if (any_requires_grad({&x}))
-    record(out, "logsumexp", {&x}, [x = SavedTensor(x), out = SavedTensor::output(out)](const Tensor& g,
-                                                                                         const Node& n) {
-      return Grads{g * exp(x.unpack(n) - out.unpack(n))};  // g, out: [.., 1, ..] broadcast along d
-    });
+    record(out, "logsumexp", {&x},
+           [x = SavedTensor(x), out = SavedTensor::output(out)](const Tensor& g, const Node& n) {
+             return Grads{g * exp(x.unpack(n) - out.unpack(n))};  // g, out: [.., 1, ..] broadcast along d
+           });
   // The node's output keeps the reduced dim (so that its backward broadcasts); squeeze is a view of it.
   return keepdim ? out : out.squeeze(d);
 }
 
 Tensor Tensor::logsumexp(int64_t dim, bool keepdim) const { return ng::logsumexp(*this, dim, keepdim); }
-
 
 namespace {
 

@@ -25,7 +25,8 @@ template <class F> Tensor trig_forward(const char* op, const Tensor& x, F f) {
 Tensor sin(const Tensor& x) {
   Tensor out = trig_forward("sin", x, [](auto v) { return std::sin(v); });
   if (any_requires_grad({&x}))
-    record(out, "sin", {&x}, [x = SavedTensor(x)](const Tensor& g, const Node& n) { return Grads{g * cos(x.unpack(n))}; });
+    record(out, "sin", {&x},
+           [x = SavedTensor(x)](const Tensor& g, const Node& n) { return Grads{g * cos(x.unpack(n))}; });
   return out;
 }
 
@@ -33,7 +34,8 @@ Tensor sin(const Tensor& x) {
 Tensor cos(const Tensor& x) {
   Tensor out = trig_forward("cos", x, [](auto v) { return std::cos(v); });
   if (any_requires_grad({&x}))
-    record(out, "cos", {&x}, [x = SavedTensor(x)](const Tensor& g, const Node& n) { return Grads{-(g * sin(x.unpack(n)))}; });
+    record(out, "cos", {&x},
+           [x = SavedTensor(x)](const Tensor& g, const Node& n) { return Grads{-(g * sin(x.unpack(n)))}; });
   return out;
 }
 

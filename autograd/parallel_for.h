@@ -65,12 +65,13 @@ template <class Body> void parallel_for(int64_t n, bool threads, Body&& body) {
     return;
   }
   using B = std::remove_reference_t<Body>;
-  pool_run(n, std::min<int64_t>(n, kChunksPerThread * count), count,
-           [](void* b, int64_t begin, int64_t end) {
-             B& f = *static_cast<B*>(b);
-             for (int64_t i = begin; i < end; ++i) f(i);
-           },
-           const_cast<void*>(static_cast<const void*>(&body)));
+  pool_run(
+      n, std::min<int64_t>(n, kChunksPerThread * count), count,
+      [](void* b, int64_t begin, int64_t end) {
+        B& f = *static_cast<B*>(b);
+        for (int64_t i = begin; i < end; ++i) f(i);
+      },
+      const_cast<void*>(static_cast<const void*>(&body)));
 }
 
 // Built with -Dreference_kernels=true: the plain loops instead of the fast paths (no threads, the

@@ -19,9 +19,12 @@ namespace ng {
 
 const char* dtype_name(Dtype dtype) {
   switch (dtype) {
-    case float32: return "float32";
-    case float64: return "float64";
-    case int64: return "int64";
+    case float32:
+      return "float32";
+    case float64:
+      return "float64";
+    case int64:
+      return "int64";
   }
   return "?";
 }
@@ -103,9 +106,12 @@ void check_dtype_access(const Tensor& t, Dtype wanted) {
 // Reads element i of any dtype as a double.
 static double load(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
-    case float32: return t.data<float>()[i];
-    case float64: return t.data<double>()[i];
-    case int64: return static_cast<double>(t.data<int64_t>()[i]);
+    case float32:
+      return t.data<float>()[i];
+    case float64:
+      return t.data<double>()[i];
+    case int64:
+      return static_cast<double>(t.data<int64_t>()[i]);
   }
   return 0;
 }
@@ -113,9 +119,15 @@ static double load(const Tensor& t, int64_t i) {
 // Writes element i of a buffer of `dtype` from a double.
 static void store_raw(void* data, Dtype dtype, int64_t i, double v) {
   switch (dtype) {
-    case float32: static_cast<float*>(data)[i] = static_cast<float>(v); break;
-    case float64: static_cast<double*>(data)[i] = v; break;
-    case int64: static_cast<int64_t*>(data)[i] = static_cast<int64_t>(v); break;
+    case float32:
+      static_cast<float*>(data)[i] = static_cast<float>(v);
+      break;
+    case float64:
+      static_cast<double*>(data)[i] = v;
+      break;
+    case int64:
+      static_cast<int64_t*>(data)[i] = static_cast<int64_t>(v);
+      break;
   }
 }
 static void store(Tensor& t, int64_t i, double v) { store_raw(t.mutable_raw_data(), t.dtype(), i, v); }
@@ -231,9 +243,15 @@ Tensor empty(const Shape& shape, Dtype dtype) {
 Tensor full(const Shape& shape, double value, Dtype dtype) {
   Tensor t = empty(shape, dtype);
   switch (dtype) {
-    case float32: std::fill_n(t.mutable_data<float>(), t.numel(), static_cast<float>(value)); break;
-    case float64: std::fill_n(t.mutable_data<double>(), t.numel(), value); break;
-    case int64: std::fill_n(t.mutable_data<int64_t>(), t.numel(), static_cast<int64_t>(value)); break;
+    case float32:
+      std::fill_n(t.mutable_data<float>(), t.numel(), static_cast<float>(value));
+      break;
+    case float64:
+      std::fill_n(t.mutable_data<double>(), t.numel(), value);
+      break;
+    case int64:
+      std::fill_n(t.mutable_data<int64_t>(), t.numel(), static_cast<int64_t>(value));
+      break;
   }
   return t;
 }
@@ -334,8 +352,9 @@ void set_rng_state(const Tensor& state) {
                 "; expected the int64 tensor of shape [4] that get_rng_state returns");
   const int64_t* words = state.data<int64_t>();
   if (std::all_of(words, words + 4, [](int64_t w) { return w == 0; }))
-    throw Error("set_rng_state: the state is all zeros, from which the generator would only draw 0; expected a "
-                "state from get_rng_state");
+    throw Error(
+        "set_rng_state: the state is all zeros, from which the generator would only draw 0; expected a "
+        "state from get_rng_state");
   std::lock_guard<std::mutex> lock(g_generator_mutex);
   for (int w = 0; w < 4; ++w) generator().s[w] = std::bit_cast<uint64_t>(words[w]);
 }
@@ -376,7 +395,8 @@ bool shown_in_summary(const Shape& shape, int64_t flat) {
   return true;
 }
 
-void print_values(std::ostream& os, const Tensor& t, int64_t dim, int64_t offset, bool summarize, int width, int indent) {
+void print_values(std::ostream& os, const Tensor& t, int64_t dim, int64_t offset, bool summarize, int width,
+                  int indent) {
   const Shape& shape = t.shape();
   if (t.dim() == 0) {
     os << std::setw(width) << load(t, 0);

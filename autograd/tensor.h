@@ -8,11 +8,11 @@
 // This file is the bottom of the stack: it knows shapes, dtypes and memory, nothing about ops.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <iosfwd>
-#include <atomic>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -205,9 +205,9 @@ struct TensorImpl {
   int64_t numel = 0;
   std::shared_ptr<Storage> storage;
   bool requires_grad = false;
-  std::shared_ptr<Node> grad_fn;          // set on results of ops that need gradients
-  std::weak_ptr<Node> grad_accumulator;   // leaves: the graph node that adds into `grad` (graph.cpp)
-  Tensor grad;                            // leaves: the accumulated gradient
+  std::shared_ptr<Node> grad_fn;         // set on results of ops that need gradients
+  std::weak_ptr<Node> grad_accumulator;  // leaves: the graph node that adds into `grad` (graph.cpp)
+  Tensor grad;                           // leaves: the accumulated gradient
   std::string name;
   // Guards grad_accumulator and grad: two threads may run forward and backward through the same
   // leaf (a shared parameter) at once.
@@ -293,9 +293,12 @@ template <class T> Tensor from_vector(const std::vector<T>& values, const Shape&
 //   dispatch_float("exp", x.dtype(), [&]<class T>() { const T* px = x.data<T>(); ... });
 template <class F> decltype(auto) dispatch_float(const char* op, Dtype dtype, F&& f) {
   switch (dtype) {
-    case float32: return f.template operator()<float>();
-    case float64: return f.template operator()<double>();
-    default: throw Error(std::string(op) + ": dtype " + dtype_name(dtype) + " is not supported; expected float32 or float64");
+    case float32:
+      return f.template operator()<float>();
+    case float64:
+      return f.template operator()<double>();
+    default:
+      throw Error(std::string(op) + ": dtype " + dtype_name(dtype) + " is not supported; expected float32 or float64");
   }
 }
 

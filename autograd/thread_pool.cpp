@@ -100,7 +100,10 @@ class Pool {
       }
     }
     for (int spins = 0; done_.load(std::memory_order_acquire) < chunks; ++spins)
-      if (spins < 4096) cpu_relax(); else std::this_thread::yield();
+      if (spins < 4096)
+        cpu_relax();
+      else
+        std::this_thread::yield();
     if (error) std::rethrow_exception(error);
   }
 
@@ -142,20 +145,21 @@ class Pool {
       // Only threads - 1 workers take part in a loop started with `threads`.
       int allowed = helpers_allowed_.load(std::memory_order_relaxed);
       bool joined = false;
-      while (allowed > 0 && !(joined = helpers_allowed_.compare_exchange_weak(allowed, allowed - 1))) {}
+      while (allowed > 0 && !(joined = helpers_allowed_.compare_exchange_weak(allowed, allowed - 1))) {
+      }
       if (!joined) continue;
       const InChunk in_chunk;
       for (int64_t c; (c = take_chunk(seen)) >= 0;) run_chunk(c);  // a worker's chunk must not throw (as in OpenMP)
     }
   }
 
-  std::mutex owner_;                   // held by the caller of the loop in progress
-  std::vector<std::thread> workers_;   // under owner_
+  std::mutex owner_;                  // held by the caller of the loop in progress
+  std::vector<std::thread> workers_;  // under owner_
   std::atomic<uint64_t> claim_{0};
   std::atomic<int64_t> done_{0};
   std::atomic<int> sleepers_{0};
   std::atomic<int> helpers_allowed_{0};
-  int64_t n_ = 0;                      // the loop's size, function and body, written before claim_ is published
+  int64_t n_ = 0;  // the loop's size, function and body, written before claim_ is published
   RangeCall call_ = nullptr;
   void* body_ = nullptr;
 };

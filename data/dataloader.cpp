@@ -49,8 +49,8 @@ DataLoader::Iterator& DataLoader::Iterator::operator++() {
 // as first + min(b, n - first) so that it cannot pass n (first + b overflowed for b near 2^63).
 Batch DataLoader::load_batch(int64_t index) const {
   const int64_t n = static_cast<int64_t>(order_.size()), b = options_.batch_size;
-  const int64_t first =
-      checked_size::mul(index, b, "DataLoader: batch_size " + std::to_string(b), "first example, batch index * batch_size");
+  const int64_t first = checked_size::mul(index, b, "DataLoader: batch_size " + std::to_string(b),
+                                          "first example, batch index * batch_size");
   const int64_t last = first + std::min(b, n - first);
   return dataset_.get_batch(std::vector<int64_t>(order_.begin() + first, order_.begin() + last));
 }

@@ -18,7 +18,7 @@
 namespace ng::data {
 
 struct DataLoaderOptions {
-  int64_t batch_size = 1;   // PyTorch's defaults: one example per batch, in order
+  int64_t batch_size = 1;  // PyTorch's defaults: one example per batch, in order
   bool shuffle = false;
   uint64_t seed = 0;
   bool drop_last = false;  // drop the last batch when it is smaller than batch_size

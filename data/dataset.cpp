@@ -35,7 +35,8 @@ Batch Dataset::get_batch(const std::vector<int64_t>& indices) const {
                   shape_str(example_shape));
     }
     int64_t n = example.input.numel();
-    std::memcpy(inputs.mutable_data<float>() + b * n, example.input.data<float>(), static_cast<std::size_t>(n) * sizeof(float));
+    std::memcpy(inputs.mutable_data<float>() + b * n, example.input.data<float>(),
+                static_cast<std::size_t>(n) * sizeof(float));
     labels.mutable_data<int64_t>()[b] = example.label;
   }
   if (!inputs.defined()) inputs = empty({0}, float32);

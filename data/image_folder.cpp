@@ -27,8 +27,7 @@ bool is_image_file(const fs::path& path) {
 }
 
 // The entries of `dir` that pass `keep`, sorted by name.
-template <class Keep>
-std::vector<fs::path> sorted_entries(const fs::path& dir, Keep keep) {
+template <class Keep> std::vector<fs::path> sorted_entries(const fs::path& dir, Keep keep) {
   std::vector<fs::path> entries;
   for (const fs::directory_entry& entry : fs::directory_iterator(dir))
     if (entry.path().filename().string()[0] != '.' && keep(entry)) entries.push_back(entry.path());
@@ -65,8 +64,8 @@ uint64_t png_chunk_past_end(const std::vector<stbi_uc>& file) {
   if (file.size() < 8 || !std::equal(kSignature, kSignature + 8, file.begin())) return 0;
   // A chunk: 4-byte big-endian length, 4-byte type, `length` bytes of data, 4-byte CRC.
   for (std::size_t at = 8; at + 8 <= file.size();) {
-    const uint64_t length = uint64_t{file[at]} << 24 | uint64_t{file[at + 1]} << 16 | uint64_t{file[at + 2]} << 8 |
-                            file[at + 3];
+    const uint64_t length =
+        uint64_t{file[at]} << 24 | uint64_t{file[at + 1]} << 16 | uint64_t{file[at + 2]} << 8 | file[at + 3];
     if (length + 12 > file.size() - at) return length;
     if (std::equal(file.data() + at + 4, file.data() + at + 8, "IEND")) break;
     at += 12 + length;
@@ -111,9 +110,9 @@ void check_decode_memory(const std::string& path, const std::vector<stbi_uc>& fi
                          int channels_in_file, const ImageFolderOptions& options) {
   const int file_size = static_cast<int>(file.size());
   // stb_image decodes a 16-bit file at 16 bits and an HDR file (whatever its name) as 32-bit floats.
-  const int64_t bytes_per_channel = stbi_is_hdr_from_memory(file.data(), file_size)        ? 4
+  const int64_t bytes_per_channel = stbi_is_hdr_from_memory(file.data(), file_size)      ? 4
                                     : stbi_is_16_bit_from_memory(file.data(), file_size) ? 2
-                                                                                          : 1;
+                                                                                         : 1;
   const int64_t channels = std::max<int64_t>(channels_in_file, options.channels);
   // peak ~ factor * width * height * channels * bytes per channel (see decode_factor)
   const double needed = decode_factor(file) * static_cast<double>(width) * height * channels * bytes_per_channel;
@@ -123,9 +122,8 @@ void check_decode_memory(const std::string& path, const std::vector<stbi_uc>& fi
                 std::to_string(width) + "x" + std::to_string(height) + " pixels, " + std::to_string(channels) +
                 " channels of " + std::to_string(8 * bytes_per_channel) + " bits) would take about " +
                 std::to_string(static_cast<int64_t>(needed)) + " bytes to decode, more than the limit of " +
-                std::to_string(static_cast<int64_t>(limit)) + " bytes (" +
-                std::to_string(kDecodeBytesPerAllowedPixel) + " per pixel of max_image_pixels = " +
-                std::to_string(options.max_image_pixels) + ")");
+                std::to_string(static_cast<int64_t>(limit)) + " bytes (" + std::to_string(kDecodeBytesPerAllowedPixel) +
+                " per pixel of max_image_pixels = " + std::to_string(options.max_image_pixels) + ")");
 }
 
 // One image file -> channels x height x width bytes, appended to `out`.

@@ -24,9 +24,12 @@ namespace {
 
 const char* safetensors_dtype(Dtype dtype) {
   switch (dtype) {
-    case float32: return "F32";
-    case float64: return "F64";
-    case int64: return "I64";
+    case float32:
+      return "F32";
+    case float64:
+      return "F64";
+    case int64:
+      return "I64";
   }
   return "?";
 }

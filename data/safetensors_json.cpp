@@ -104,8 +104,7 @@ class HeaderParser {
   }
 
   // { "key": <value read by on_member(key)>, ... }
-  template <class F>
-  void parse_object(F&& on_member) {
+  template <class F> void parse_object(F&& on_member) {
     expect('{');
     if (consume('}')) return;
     do {
@@ -132,14 +131,29 @@ class HeaderParser {
       switch (char e = text_[pos_++]) {
         case '"':
         case '\\':
-        case '/': out += e; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': append_utf8(out, parse_code_point()); break;
-        default: fail(std::string("unknown escape '\\") + e + "'");
+        case '/':
+          out += e;
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'u':
+          append_utf8(out, parse_code_point());
+          break;
+        default:
+          fail(std::string("unknown escape '\\") + e + "'");
       }
     }
   }

@@ -34,7 +34,8 @@ std::vector<Subset> random_split(const Dataset& dataset, const std::vector<int64
   int64_t total = 0;
   std::string sum_text;
   for (int64_t length : lengths) {
-    if (length < 0) throw Error("random_split: length " + std::to_string(length) + " is negative; expected lengths >= 0");
+    if (length < 0)
+      throw Error("random_split: length " + std::to_string(length) + " is negative; expected lengths >= 0");
     total += length;
     sum_text += (sum_text.empty() ? "" : " + ") + std::to_string(length);
   }

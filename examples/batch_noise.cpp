@@ -35,9 +35,9 @@
 #include "autograd/graph.h"
 #include "autograd/ops.h"
 #include "data/mnist.h"
-#include "examples/common/sweep.h"
 #include "examples/common/args.h"
 #include "examples/common/svg_plot.h"
+#include "examples/common/sweep.h"
 #include "nn/batchnorm.h"
 #include "nn/linear.h"
 
@@ -125,9 +125,10 @@ int run(const ArgParser& args) {
   const Tensor image = test_set.get_batch({0}).inputs;  // [1, 1, 28, 28], the example we follow
   const std::vector<UnitStats> stats = unit_stats(layer, train_set, image);
 
-  std::printf("batch_noise: test image 0 in %lld random batches of training images per size N;\n"
-              "Linear(784, %lld) -> BatchNorm1d (training mode); std over the batches of the image's output\n\n",
-              static_cast<long long>(trials), static_cast<long long>(kUnits));
+  std::printf(
+      "batch_noise: test image 0 in %lld random batches of training images per size N;\n"
+      "Linear(784, %lld) -> BatchNorm1d (training mode); std over the batches of the image's output\n\n",
+      static_cast<long long>(trials), static_cast<long long>(kUnits));
   std::printf("%8s | %-31s | %s\n", "", "std of x_hat, units 0..3", "std * sqrt(N)");
   std::vector<std::vector<double>> stds;
   for (int64_t n : sizes) {
@@ -148,7 +149,8 @@ int run(const ArgParser& args) {
   for (const UnitStats& u : stats) std::printf(" %7.3f", u.predicted_c());
   std::printf("\n%8s | %-31s |", "z", "where the image sits:");
   for (const UnitStats& u : stats) std::printf(" %7.2f", u.z);
-  std::printf("\n(c = sqrt(1 + z skewness + z^2 (kurtosis - 1) / 4), from each unit's moments over the training set)\n");
+  std::printf(
+      "\n(c = sqrt(1 + z skewness + z^2 (kurtosis - 1) / 4), from each unit's moments over the training set)\n");
 
   Plot plot;
   plot.title = "BN output of one image across random batches";

@@ -66,7 +66,6 @@ struct Measurement {
 
 using Run = SweepRun<Measurement>;
 
-
 // The CNN of the header; PyTorch's default initialization (nn::Conv2d, nn::Linear).
 std::shared_ptr<ng::nn::Sequential> make_cnn(bool batch_norm) {
   auto net = std::make_shared<ng::nn::Sequential>();
@@ -79,8 +78,8 @@ std::shared_ptr<ng::nn::Sequential> make_cnn(bool batch_norm) {
     net->push_back(std::make_shared<ng::nn::ReLU>());
     net->push_back(std::make_shared<ng::nn::MaxPool2d>(ng::Pair{2, 2}));
   }
-  net->push_back(std::make_shared<ng::nn::Flatten>());                 // [N, 32, 7, 7] -> [N, 1568]
-  net->push_back(std::make_shared<ng::nn::Linear>(32 * 7 * 7, 10));   // -> [N, 10] logits
+  net->push_back(std::make_shared<ng::nn::Flatten>());               // [N, 32, 7, 7] -> [N, 1568]
+  net->push_back(std::make_shared<ng::nn::Linear>(32 * 7 * 7, 10));  // -> [N, 10] logits
   return net;
 }
 
@@ -127,11 +126,15 @@ Plot accuracy_plot(const Context& ctx) {
   plot.y_label = "test accuracy (10,000 images)";
   plot.y_min = 0, plot.y_max = 1;
   for (const Run& run : ctx.runs) {
-    const auto lr_index =
-        std::find(ctx.config.learning_rates.begin(), ctx.config.learning_rates.end(), run.lr) - ctx.config.learning_rates.begin();
-    Line line{model_label(run.batch_norm) + ", lr " + lr_text(run.lr), palette_color(static_cast<int>(lr_index)), {}, {},
+    const auto lr_index = std::find(ctx.config.learning_rates.begin(), ctx.config.learning_rates.end(), run.lr) -
+                          ctx.config.learning_rates.begin();
+    Line line{model_label(run.batch_norm) + ", lr " + lr_text(run.lr),
+              palette_color(static_cast<int>(lr_index)),
+              {},
+              {},
               !run.batch_norm};
-    for (const Measurement& m : run.measurements) line.x.push_back(static_cast<double>(m.step)), line.y.push_back(m.test_acc);
+    for (const Measurement& m : run.measurements)
+      line.x.push_back(static_cast<double>(m.step)), line.y.push_back(m.test_acc);
     plot.lines.push_back(line);
   }
   return plot;
@@ -145,7 +148,8 @@ void write_outputs(const Context& ctx) {
 
 std::string status(const Context& ctx, const Run& run, int64_t step, double mean_loss) {
   const double elapsed = std::chrono::duration<double>(Clock::now() - ctx.start).count();
-  const double eta = elapsed / static_cast<double>(ctx.steps_done) * static_cast<double>(ctx.steps_planned - ctx.steps_done);
+  const double eta =
+      elapsed / static_cast<double>(ctx.steps_done) * static_cast<double>(ctx.steps_planned - ctx.steps_done);
   const double acc = run.measurements.empty() ? kNaN : run.measurements.back().test_acc;
   std::string net = model_label(run.batch_norm);
   net.resize(10, ' ');
@@ -160,7 +164,8 @@ void train_run(Run& run, Context& ctx) {
   ng::manual_seed(config.seed);
   auto net = make_cnn(run.batch_norm);
   ng::optim::SGD sgd(net->parameters(), {.lr = run.lr, .momentum = 0.9});
-  ng::data::DataLoader loader(ctx.train, {.batch_size = config.batch, .shuffle = true, .seed = config.seed, .drop_last = true});
+  ng::data::DataLoader loader(ctx.train,
+                              {.batch_size = config.batch, .shuffle = true, .seed = config.seed, .drop_last = true});
   run.measurements.push_back({0, kNaN, test_accuracy(*net, ctx.test)});
   write_outputs(ctx);
 
@@ -176,8 +181,9 @@ void train_run(Run& run, Context& ctx) {
         run.diverged = true;
         run.measurements.push_back({step, loss, kNaN});
         ctx.steps_planned -= config.steps - step;
-        ctx.progress.message(model_label(run.batch_norm) + " lr " + lr_text(run.lr) + ": loss is " + format("%g", loss) +
-                             " at step " + std::to_string(step) + ", the run diverged; stopping it");
+        ctx.progress.message(model_label(run.batch_norm) + " lr " + lr_text(run.lr) + ": loss is " +
+                             format("%g", loss) + " at step " + std::to_string(step) +
+                             ", the run diverged; stopping it");
         break;
       }
       loss_sum += loss, ++loss_count;
@@ -187,13 +193,15 @@ void train_run(Run& run, Context& ctx) {
         write_outputs(ctx);
         loss_sum = 0, loss_count = 0;
       }
-      ctx.progress.update(status(ctx, run, step, mean_loss), static_cast<double>(step) / static_cast<double>(config.steps));
+      ctx.progress.update(status(ctx, run, step, mean_loss),
+                          static_cast<double>(step) / static_cast<double>(config.steps));
       if (step == config.steps) break;
     }
   }
   write_outputs(ctx);
   if (run.diverged)
-    ctx.progress.done(model_label(run.batch_norm) + " lr " + lr_text(run.lr) + "  diverged at step " + std::to_string(step));
+    ctx.progress.done(model_label(run.batch_norm) + " lr " + lr_text(run.lr) + "  diverged at step " +
+                      std::to_string(step));
   else
     ctx.progress.done(status(ctx, run, step, run.measurements.back().train_loss));
 }
@@ -207,7 +215,8 @@ void print_summary(const Context& ctx, double wall_seconds) {
               static_cast<unsigned long long>(ctx.config.seed));
   std::printf("  %-11s %8s %15s %11s %9s\n", "net", "lr", "final test acc", "train time", "steps/s");
   for (const Run& run : ctx.runs) {
-    const std::string acc = run.diverged ? "diverged @ " + std::to_string(run.steps_done) : format("%.4f", final_accuracy(run));
+    const std::string acc =
+        run.diverged ? "diverged @ " + std::to_string(run.steps_done) : format("%.4f", final_accuracy(run));
     std::printf("  %-11s %8s %15s %9.1f s %9.1f\n", model_label(run.batch_norm).c_str(), lr_text(run.lr).c_str(),
                 acc.c_str(), run.train_seconds, static_cast<double>(run.steps_done) / run.train_seconds);
   }
@@ -216,7 +225,8 @@ void print_summary(const Context& ctx, double wall_seconds) {
     for (double lr : ctx.config.learning_rates) {
       double with_bn = kNaN, without = kNaN;
       for (const Run& run : ctx.runs)
-        if (run.lr == lr) (run.batch_norm ? with_bn : without) = std::isnan(final_accuracy(run)) ? 0.1 : final_accuracy(run);
+        if (run.lr == lr)
+          (run.batch_norm ? with_bn : without) = std::isnan(final_accuracy(run)) ? 0.1 : final_accuracy(run);
       const double gain = with_bn - without;
       // Within 0.01 the difference is about what another seed or the test set's sampling error would give.
       const char* verdict = gain > 0.01 ? "yes, BN helped" : gain < -0.01 ? "no, BN was worse" : "no clear difference";
@@ -235,9 +245,9 @@ int run_experiment(const SweepConfig& config) {
   for (double lr : config.learning_rates)
     for (bool batch_norm : config.batch_norm) ctx.runs.push_back({batch_norm, lr, {}});
   ctx.steps_planned = config.steps * static_cast<int64_t>(ctx.runs.size());
-  std::printf("bn_cnn: %zu run(s) of %lld steps, test accuracy every %lld steps; data %s, output %s/\n", ctx.runs.size(),
-              static_cast<long long>(config.steps), static_cast<long long>(config.eval_every), config.data.c_str(),
-              config.out.c_str());
+  std::printf("bn_cnn: %zu run(s) of %lld steps, test accuracy every %lld steps; data %s, output %s/\n",
+              ctx.runs.size(), static_cast<long long>(config.steps), static_cast<long long>(config.eval_every),
+              config.data.c_str(), config.out.c_str());
   for (Run& run : ctx.runs) train_run(run, ctx);
   print_summary(ctx, std::chrono::duration<double>(Clock::now() - ctx.start).count());
   return 0;

@@ -61,7 +61,6 @@ bool render_svg(const std::string& dot_path, const std::string& svg_path) {
 }  // namespace
 
 int draw(const std::filesystem::path& out_dir) {
-
   const Tensor composed = bn_loss(ng::nn::BatchNormImpl::composed);
   const Tensor fused = bn_loss(ng::nn::BatchNormImpl::fused);
   const Counts c = count(composed), f = count(fused);

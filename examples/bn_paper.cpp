@@ -54,7 +54,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr int64_t kWatchedUnit = 0;    // the sigmoid whose input Figure 1(b, c) follows
+constexpr int64_t kWatchedUnit = 0;     // the sigmoid whose input Figure 1(b, c) follows
 constexpr int64_t kProbeImages = 1000;  // the fixed test batch those percentiles are taken over
 
 // Everything measured at one step; NaN where nothing was measured (no training loss before step 1).
@@ -67,7 +67,8 @@ using Run = SweepRun<Measurement>;
 
 // The same color for a run in every figure: per learning rate a pair, blue with BN, red without.
 std::string run_color(const Run& run, const SweepConfig& config) {
-  const auto lr_index = std::find(config.learning_rates.begin(), config.learning_rates.end(), run.lr) - config.learning_rates.begin();
+  const auto lr_index =
+      std::find(config.learning_rates.begin(), config.learning_rates.end(), run.lr) - config.learning_rates.begin();
   return palette_color(static_cast<int>(2 * lr_index + (run.batch_norm ? 0 : 1)));
 }
 
@@ -105,7 +106,8 @@ void measure(Run& run, const PaperMlp& mlp, const Context& ctx, int64_t step, do
   const float* rows = pre_activation.data<float>();
   const int64_t width = pre_activation.size(1);
   std::vector<double> unit_input(static_cast<std::size_t>(pre_activation.size(0)));
-  for (std::size_t i = 0; i < unit_input.size(); ++i) unit_input[i] = rows[static_cast<int64_t>(i) * width + kWatchedUnit];
+  for (std::size_t i = 0; i < unit_input.size(); ++i)
+    unit_input[i] = rows[static_cast<int64_t>(i) * width + kWatchedUnit];
   const std::vector<double> p = percentiles(unit_input, {15, 50, 85});
   run.measurements.push_back({step, train_loss, acc, p[0], p[1], p[2]});
 }
@@ -130,8 +132,10 @@ Plot accuracy_plot(const Context& ctx) {
   plot.x_label = "training step (mini-batches of " + std::to_string(ctx.config.batch) + ")";
   plot.y_label = "test accuracy (10,000 images)";
   for (const Run& run : ctx.runs) {
-    Line line{model_label(run.batch_norm) + ", lr " + lr_text(run.lr), run_color(run, ctx.config), {}, {}, !run.batch_norm};
-    for (const Measurement& m : run.measurements) line.x.push_back(static_cast<double>(m.step)), line.y.push_back(m.test_acc);
+    Line line{
+        model_label(run.batch_norm) + ", lr " + lr_text(run.lr), run_color(run, ctx.config), {}, {}, !run.batch_norm};
+    for (const Measurement& m : run.measurements)
+      line.x.push_back(static_cast<double>(m.step)), line.y.push_back(m.test_acc);
     plot.lines.push_back(line);
   }
   return plot;
@@ -141,8 +145,8 @@ Plot accuracy_plot(const Context& ctx) {
 // with the same learning rate share the y range, so their figures compare at a glance.
 Plot percentile_plot(const Run& run, const Context& ctx) {
   Plot plot;
-  plot.title = std::string(run.batch_norm ? "Figure 1(c)" : "Figure 1(b)") + ": input of a last-hidden-layer sigmoid, " +
-               model_label(run.batch_norm) + ", lr " + lr_text(run.lr);
+  plot.title = std::string(run.batch_norm ? "Figure 1(c)" : "Figure 1(b)") +
+               ": input of a last-hidden-layer sigmoid, " + model_label(run.batch_norm) + ", lr " + lr_text(run.lr);
   plot.x_label = "training step";
   plot.y_label = "sigmoid input (unit " + std::to_string(kWatchedUnit) + ", 1,000 test images)";
   const std::string color = run_color(run, ctx.config);
@@ -182,13 +186,14 @@ void write_outputs(const Context& ctx) {
 std::string status(const Context& ctx, const Run& run, int64_t step, double mean_loss) {
   const double elapsed = std::chrono::duration<double>(Clock::now() - ctx.start).count();
   // The rate so far, evaluations included; in the first second it says little.
-  const double eta = elapsed / static_cast<double>(ctx.steps_done) * static_cast<double>(ctx.steps_planned - ctx.steps_done);
+  const double eta =
+      elapsed / static_cast<double>(ctx.steps_done) * static_cast<double>(ctx.steps_planned - ctx.steps_done);
   const double acc = run.measurements.empty() ? kNaN : run.measurements.back().test_acc;
   std::string net = model_label(run.batch_norm);
   net.resize(10, ' ');
-  return net + " lr " + lr_text(run.lr) + "  step " + std::to_string(step) +
-         "/" + std::to_string(ctx.config.steps) + "  loss " + format("%.4f", mean_loss) + "  test acc " + format("%.4f", acc) +
-         "  " + format("%.0f", static_cast<double>(run.steps_done) / run.train_seconds) + " steps/s  ETA " +
+  return net + " lr " + lr_text(run.lr) + "  step " + std::to_string(step) + "/" + std::to_string(ctx.config.steps) +
+         "  loss " + format("%.4f", mean_loss) + "  test acc " + format("%.4f", acc) + "  " +
+         format("%.0f", static_cast<double>(run.steps_done) / run.train_seconds) + " steps/s  ETA " +
          (elapsed < 1 ? "-" : format_duration(eta));
 }
 
@@ -196,7 +201,8 @@ void train_run(Run& run, Context& ctx) {
   const SweepConfig& config = ctx.config;
   PaperMlp mlp = make_paper_mlp(run.batch_norm, config.seed);
   ng::optim::SGD sgd(mlp.net->parameters(), {.lr = run.lr});
-  ng::data::DataLoader loader(ctx.train, {.batch_size = config.batch, .shuffle = true, .seed = config.seed, .drop_last = true});
+  ng::data::DataLoader loader(ctx.train,
+                              {.batch_size = config.batch, .shuffle = true, .seed = config.seed, .drop_last = true});
   measure(run, mlp, ctx, 0, kNaN);
   write_outputs(ctx);
 
@@ -212,8 +218,9 @@ void train_run(Run& run, Context& ctx) {
         run.diverged = true;
         run.measurements.push_back({step, loss, kNaN, kNaN, kNaN, kNaN});
         ctx.steps_planned -= config.steps - step;
-        ctx.progress.message(model_label(run.batch_norm) + " lr " + lr_text(run.lr) + ": loss is " + format("%g", loss) +
-                             " at step " + std::to_string(step) + ", the run diverged; stopping it");
+        ctx.progress.message(model_label(run.batch_norm) + " lr " + lr_text(run.lr) + ": loss is " +
+                             format("%g", loss) + " at step " + std::to_string(step) +
+                             ", the run diverged; stopping it");
         break;
       }
       loss_sum += loss, ++loss_count;
@@ -223,13 +230,15 @@ void train_run(Run& run, Context& ctx) {
         write_outputs(ctx);
         loss_sum = 0, loss_count = 0;
       }
-      ctx.progress.update(status(ctx, run, step, mean_loss), static_cast<double>(step) / static_cast<double>(config.steps));
+      ctx.progress.update(status(ctx, run, step, mean_loss),
+                          static_cast<double>(step) / static_cast<double>(config.steps));
       if (step == config.steps) break;
     }
   }
   write_outputs(ctx);
   if (run.diverged)
-    ctx.progress.done(model_label(run.batch_norm) + " lr " + lr_text(run.lr) + "  diverged at step " + std::to_string(step));
+    ctx.progress.done(model_label(run.batch_norm) + " lr " + lr_text(run.lr) + "  diverged at step " +
+                      std::to_string(step));
   else
     ctx.progress.done(status(ctx, run, step, run.measurements.back().train_loss));
 }

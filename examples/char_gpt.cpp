@@ -51,7 +51,7 @@ namespace {
 // ---- the data: characters of a text --------------------------------------------------------------------
 
 struct Text {
-  std::string chars;             // the vocabulary, sorted
+  std::string chars;                       // the vocabulary, sorted
   std::vector<int64_t> train, validation;  // the text as character ids, split 90 / 10
 };
 
@@ -61,7 +61,8 @@ Text read_text(const std::string& path) {
   std::ostringstream content;
   content << in.rdbuf();
   const std::string text = content.str();
-  if (text.size() < 2000) throw UsageError("--text: " + path + " has " + std::to_string(text.size()) + " bytes; expected at least 2000");
+  if (text.size() < 2000)
+    throw UsageError("--text: " + path + " has " + std::to_string(text.size()) + " bytes; expected at least 2000");
   Text t;
   bool seen[256] = {};
   for (unsigned char c : text) seen[c] = true;
@@ -140,7 +141,9 @@ double causal_leak(Gpt& model, const Text& text, int64_t batch) {
   const std::vector<double> a = before.to(ng::float64).to_vector(), c = after.to(ng::float64).to_vector();
   double worst = 0;
   for (int64_t b = 0; b < batch; ++b)
-    for (int64_t s = 0; s <= t; ++s) worst = std::max(worst, std::abs(a[static_cast<std::size_t>(b * T + s)] - c[static_cast<std::size_t>(b * T + s)]));
+    for (int64_t s = 0; s <= t; ++s)
+      worst =
+          std::max(worst, std::abs(a[static_cast<std::size_t>(b * T + s)] - c[static_cast<std::size_t>(b * T + s)]));
   return worst;
 }
 
@@ -193,7 +196,8 @@ std::optional<Fluctuation> cnn_fluctuation(int64_t batch, int64_t steps, int64_t
   auto bn1 = std::make_shared<ng::nn::BatchNorm2d>(16), bn2 = std::make_shared<ng::nn::BatchNorm2d>(32);
   auto head = std::make_shared<ng::nn::Linear>(32 * 7 * 7, 10);
   std::vector<Tensor> params;
-  for (ng::nn::Module* m : std::initializer_list<ng::nn::Module*>{conv1.get(), conv2.get(), bn1.get(), bn2.get(), head.get()})
+  for (ng::nn::Module* m :
+       std::initializer_list<ng::nn::Module*>{conv1.get(), conv2.get(), bn1.get(), bn2.get(), head.get()})
     for (const Tensor& p : m->parameters()) params.push_back(p);
   ng::optim::SGD sgd(params, {.lr = 0.05, .momentum = 0.9});
   Tensor pre1, pre2;  // the inputs of the two BN layers, kept for the measurement
@@ -254,7 +258,8 @@ double lr_factor(int64_t steps, int64_t step) {
 std::string sample_text(Gpt& model, const Text& text, int64_t length, double temperature, int64_t top_k) {
   ng::NoGradGuard no_grad;
   model.eval();
-  std::vector<int64_t> context{static_cast<int64_t>(text.chars.find('\n') == std::string::npos ? 0 : text.chars.find('\n'))};
+  std::vector<int64_t> context{
+      static_cast<int64_t>(text.chars.find('\n') == std::string::npos ? 0 : text.chars.find('\n'))};
   std::string out;
   for (int64_t i = 0; i < length; ++i) {
     const int64_t T = std::min<int64_t>(static_cast<int64_t>(context.size()), model.config.block);
@@ -353,9 +358,10 @@ void print_summary(const Config& c, const std::vector<Result>& results, bool any
                    const std::optional<Fluctuation>& cnn) {
   std::printf("\nSummary: %lld steps, batch %lld, block %lld, %lld layers, %lld heads, %lld features, AdamW lr %g\n",
               static_cast<long long>(c.steps), static_cast<long long>(c.batch), static_cast<long long>(c.block),
-              static_cast<long long>(c.n_layer), static_cast<long long>(c.n_head), static_cast<long long>(c.n_embd), c.lr);
-  std::printf("  %-6s %10s %10s %10s %12s %12s %14s\n", "norm", "train", "val(eval)", "gap", "val(train)", "causal leak",
-              "BN fluctuation");
+              static_cast<long long>(c.n_layer), static_cast<long long>(c.n_head), static_cast<long long>(c.n_embd),
+              c.lr);
+  std::printf("  %-6s %10s %10s %10s %12s %12s %14s\n", "norm", "train", "val(eval)", "gap", "val(train)",
+              "causal leak", "BN fluctuation");
   for (const Result& r : results) {
     char fluct[64] = "-";
     if (!std::isnan(r.fluct.mean)) std::snprintf(fluct, sizeof fluct, "%.3f / %.3f", r.fluct.mean, r.fluct.var);
@@ -363,14 +369,15 @@ void print_summary(const Config& c, const std::vector<Result>& results, bool any
                 r.val_eval - r.train_loss, r.val_train_mode, r.leak, fluct);
   }
   if (cnn)
-    std::printf("  BN in a small CNN on Fashion-MNIST (batch 64, after 200 steps): fluctuation %.3f / %.3f\n", cnn->mean,
-                cnn->var);
+    std::printf("  BN in a small CNN on Fashion-MNIST (batch 64, after 200 steps): fluctuation %.3f / %.3f\n",
+                cnn->mean, cnn->var);
   else if (any_batch)
     std::printf("  (Fashion-MNIST not found: no CNN fluctuation to compare with; apt install dataset-fashion-mnist)\n");
   std::printf(
       "\n  train: training loss over the last steps; val(eval): validation loss in eval mode (BN with running\n"
       "  averages, as at generation); gap = val(eval) - train; val(train): the same validation text in training\n"
-      "  mode (BN with the batch's statistics). causal leak: largest change of the loss at positions <= %lld when only\n"
+      "  mode (BN with the batch's statistics). causal leak: largest change of the loss at positions <= %lld when "
+      "only\n"
       "  the tokens after position %lld are changed, in training mode: 0 means no position sees the future.\n"
       "  BN fluctuation: batch-to-batch standard deviation of BN's per-feature mean / of its variance, relative to\n"
       "  the feature's standard deviation / variance, averaged over features and layers (PowerNorm's measure).\n",
@@ -402,14 +409,17 @@ int main(int argc, char** argv) {
     c.text_path = args.get("text");
     c.out = args.get("out");
     const std::string norm = args.get_choice("norm", {"layer", "rms", "batch", "none", "all"});
-    c.norms = norm == "all" ? std::vector<std::string>{"layer", "rms", "batch", "none"} : std::vector<std::string>{norm};
+    c.norms =
+        norm == "all" ? std::vector<std::string>{"layer", "rms", "batch", "none"} : std::vector<std::string>{norm};
     c.steps = args.get_int("steps", 1, 10'000'000);
     c.batch = args.get_int("batch", 2, 4096);
     c.block = args.get_int("block", 2, 4096);
     c.n_layer = args.get_int("layers", 1, 64);
     c.n_head = args.get_int("heads", 1, 64);
     c.n_embd = args.get_int("embd", 1, 4096);
-    if (c.n_embd % c.n_head != 0) throw UsageError("--embd " + std::to_string(c.n_embd) + " is not a multiple of --heads " + std::to_string(c.n_head));
+    if (c.n_embd % c.n_head != 0)
+      throw UsageError("--embd " + std::to_string(c.n_embd) + " is not a multiple of --heads " +
+                       std::to_string(c.n_head));
     c.lr = args.get_positive_list("lr").at(0);
     c.seed = args.get_int("seed", 0, INT64_MAX);
     c.samples = args.get_int("samples", 0, 100000);
@@ -422,7 +432,8 @@ int main(int argc, char** argv) {
     for (const std::string& n : c.norms) results.push_back(train_one(c, text, n, progress));
     const bool any_batch = std::find(c.norms.begin(), c.norms.end(), "batch") != c.norms.end();
     const std::optional<Fluctuation> cnn = any_batch ? cnn_fluctuation(64, 200, 50) : std::nullopt;
-    for (const Result& r : results) std::printf("\n--- %s, sampled in eval mode (temperature 0.8, top 10):\n%s\n", r.norm.c_str(), r.sample.c_str());
+    for (const Result& r : results)
+      std::printf("\n--- %s, sampled in eval mode (temperature 0.8, top 10):\n%s\n", r.norm.c_str(), r.sample.c_str());
     print_summary(c, results, any_batch, cnn);
     write_figure(c, results);
     return 0;

@@ -142,9 +142,9 @@ class CharMLP : public ng::nn::Module {
 
   // contexts: int64 [B, block] -> logits [B, vocab]
   Tensor forward(const Tensor& contexts) override {
-    Tensor e = (*embedding)(contexts);                  // [B, block, 10]
-    Tensor h = (*hidden)(e.reshape({e.size(0), -1}));   // [B, 200]
-    return (*output)(ng::tanh((*bn)(h)));               // [B, vocab]
+    Tensor e = (*embedding)(contexts);                 // [B, block, 10]
+    Tensor h = (*hidden)(e.reshape({e.size(0), -1}));  // [B, 200]
+    return (*output)(ng::tanh((*bn)(h)));              // [B, vocab]
   }
 
   std::shared_ptr<ng::nn::Embedding> embedding;
@@ -171,8 +171,8 @@ std::vector<std::string> sample_words(CharMLP& model, const Vocabulary& vocab, i
   std::vector<bool> finished(static_cast<std::size_t>(count), false);
   Tensor context = ng::zeros({count, block}, ng::int64);
   for (int step = 0; step < 30; ++step) {
-    Tensor probs = model(context).softmax(1);             // [count, vocab]
-    Tensor next = ng::multinomial(probs, 1, true);        // [count, 1]
+    Tensor probs = model(context).softmax(1);       // [count, vocab]
+    Tensor next = ng::multinomial(probs, 1, true);  // [count, 1]
     std::vector<int64_t> shifted(static_cast<std::size_t>(count * block));
     const int64_t* old = context.data<int64_t>();
     const int64_t* drawn = next.data<int64_t>();
@@ -221,8 +221,8 @@ Data load_data(const std::string& text_path, int64_t block, uint64_t seed) {
   std::printf("training: %zu words, %lld examples; validation: %zu words, %lld examples; block %lld\n",
               train_words.size(), static_cast<long long>(train.size()), val_words.size(),
               static_cast<long long>(val.size()), static_cast<long long>(block));
-  return {std::move(words), std::move(train_words), std::move(val_words), std::move(vocab), std::move(train),
-          std::move(val)};
+  return {std::move(words), std::move(train_words), std::move(val_words),
+          std::move(vocab), std::move(train),       std::move(val)};
 }
 
 // The loss curves training leaves behind: mean mini-batch loss, and both splits' losses in eval mode.
@@ -257,8 +257,8 @@ Curves train_model(CharMLP& model, const Data& data, int64_t steps) {
       for (int64_t& i : picked) i = static_cast<int64_t>(draws.uniform() * static_cast<double>(data.train.size()));
     }
     const Tensor index = ng::from_vector(picked, {kBatch});
-    const Tensor loss =
-        ng::nn::cross_entropy(model(ng::index_select(data.train.X, 0, index)), ng::index_select(data.train.Y, 0, index));
+    const Tensor loss = ng::nn::cross_entropy(model(ng::index_select(data.train.X, 0, index)),
+                                              ng::index_select(data.train.Y, 0, index));
     optimizer.zero_grad();
     loss.backward();
     optimizer.step();
@@ -335,8 +335,9 @@ void sample_in_training_mode(CharMLP& model, const Data& data, int64_t block, do
   } catch (const ng::Error& e) {
     std::printf("  a batch of one fails:\n    %s\n", e.what());
   }
-  std::printf("  12 words grown side by side as one batch. All start from \"...\", so at the first step BN sees 12\n"
-              "  identical rows, outputs beta for each, and the first letter is drawn without seeing the context:\n");
+  std::printf(
+      "  12 words grown side by side as one batch. All start from \"...\", so at the first step BN sees 12\n"
+      "  identical rows, outputs beta for each, and the first letter is drawn without seeing the context:\n");
   std::printf("  %s\n", joined(sample_words(model, data.vocab, block, 12)).c_str());
   std::printf("  first letter vs the training words' first letters: total variation distance %.3f (eval mode: %.3f)\n",
               first_letter_distance(model, data, block, 12), eval_distance);
@@ -348,7 +349,8 @@ int run(const ArgParser& args) {
   const int64_t block = args.get_int("block", 1, 32);
   const auto seed = static_cast<uint64_t>(args.get_int("seed", 0, 1'000'000'000));
   if (!std::filesystem::exists(text_path))
-    throw UsageError("--text: " + text_path + " does not exist (the default is the GPL-3 that Debian ships in "
+    throw UsageError("--text: " + text_path +
+                     " does not exist (the default is the GPL-3 that Debian ships in "
                      "/usr/share/common-licenses; pass any English text with --text FILE)");
   const Data data = load_data(text_path, block, seed);
 
@@ -357,9 +359,10 @@ int run(const ArgParser& args) {
   int64_t parameter_count = 0;
   for (const Tensor& p : model.parameters()) parameter_count += p.numel();
   const auto vocab = static_cast<long long>(data.vocab.size());
-  std::printf("model: Embedding(%lld, 10) -> Linear(%lld, 200, no bias) -> BatchNorm1d(200) -> tanh -> Linear(200, %lld); "
-              "%lld parameters\n", vocab, static_cast<long long>(kEmbeddingDim * block), vocab,
-              static_cast<long long>(parameter_count));
+  std::printf(
+      "model: Embedding(%lld, 10) -> Linear(%lld, 200, no bias) -> BatchNorm1d(200) -> tanh -> Linear(200, %lld); "
+      "%lld parameters\n",
+      vocab, static_cast<long long>(kEmbeddingDim * block), vocab, static_cast<long long>(parameter_count));
   std::printf("uniform guess: loss ln(%lld) = %.3f\n\n", vocab, std::log(static_cast<double>(vocab)));
 
   const Curves curves = train_model(model, data, steps);
@@ -373,9 +376,10 @@ int run(const ArgParser& args) {
 
 int main(int argc, char** argv) {
   return run_main("char_model", [&] {
-    ArgParser args("char_model",
-                   "Trains a makemore-style character MLP (Embedding -> Linear -> BatchNorm1d -> tanh -> Linear) on the\n"
-                   "distinct words of a text, then samples new words, in eval mode and (to show why not) training mode.");
+    ArgParser args(
+        "char_model",
+        "Trains a makemore-style character MLP (Embedding -> Linear -> BatchNorm1d -> tanh -> Linear) on the\n"
+        "distinct words of a text, then samples new words, in eval mode and (to show why not) training mode.");
     args.option("text", "FILE", "text to learn from (its distinct words)", "/usr/share/common-licenses/GPL-3");
     args.option("steps", "N", "SGD steps on mini-batches of 32", "20000");
     args.option("block", "K", "characters of context", "3");

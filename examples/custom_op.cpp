@@ -33,11 +33,11 @@ double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
 }  // namespace
 
 int show(const std::string& out_dir) {
-
   // 1. The first derivative against central finite differences.
   ng::manual_seed(0);
   ng::Tensor probe = (ng::rand({5}, ng::float64) * 8.0 - 4.0).requires_grad_();
-  const ng::GradcheckResult check = ng::gradcheck([](const std::vector<ng::Tensor>& in) { return softplus(in[0]); }, {probe});
+  const ng::GradcheckResult check =
+      ng::gradcheck([](const std::vector<ng::Tensor>& in) { return softplus(in[0]); }, {probe});
   std::printf("gradcheck of softplus (float64, 5 points in [-4, 4)): %s, largest error %.2e\n",
               check.ok ? "passed" : check.message.c_str(), check.max_abs_error);
 
@@ -57,7 +57,8 @@ int show(const std::string& out_dir) {
     const double s = sigmoid(xs[i]);
     worst1 = std::max(worst1, std::abs(d1[i] - s));
     worst2 = std::max(worst2, std::abs(d2[i] - s * (1 - s)));
-    if (i % 8 == 0) std::printf("%8.2f %12.6f %14.6f %14.6f %14.6f %14.6f\n", xs[i], ys[i], d1[i], s, d2[i], s * (1 - s));
+    if (i % 8 == 0)
+      std::printf("%8.2f %12.6f %14.6f %14.6f %14.6f %14.6f\n", xs[i], ys[i], d1[i], s, d2[i], s * (1 - s));
     for (auto* line : {&f, &f1, &f2}) line->x.push_back(xs[i]);
     f.y.push_back(ys[i]);
     f1.y.push_back(d1[i]);
@@ -77,9 +78,10 @@ int show(const std::string& out_dir) {
 
 int main(int argc, char** argv) {
   return examples::run_main("custom_op", [&] {
-    examples::ArgParser args("custom_op",
-                             "softplus as an op of one's own (ng::record): gradcheck, its first and second derivatives\n"
-                             "from the graph against their formulas, and a figure of the three.");
+    examples::ArgParser args(
+        "custom_op",
+        "softplus as an op of one's own (ng::record): gradcheck, its first and second derivatives\n"
+        "from the graph against their formulas, and a figure of the three.");
     args.option("out", "DIR", "output folder for softplus.svg", "custom_op_out");
     if (!args.parse(argc, argv)) return 0;
     return show(args.get("out"));

@@ -52,10 +52,10 @@
 #include "autograd/ops.h"
 #include "data/dataloader.h"
 #include "data/mnist.h"
-#include "examples/common/sweep.h"
 #include "examples/common/args.h"
 #include "examples/common/paper_mlp.h"
 #include "examples/common/svg_plot.h"
+#include "examples/common/sweep.h"
 #include "examples/common/training.h"
 #include "nn/batchnorm.h"
 #include "optim/sgd.h"
@@ -175,7 +175,8 @@ void print_table(const Series& s, const Config& config) {
               static_cast<long long>(config.window));
   std::printf("%6s | %-22s | %-22s | %-22s | %s\n", "step", "without BN: x", "with BN: z = Wu", "with BN: x = BN(z)",
               "acc plain / BN");
-  std::printf("%6s | %6s %6s %6s   | %6s %6s %6s   | %6s %6s %6s   |\n", "", "l1", "l2", "l3", "l1", "l2", "l3", "l1", "l2", "l3");
+  std::printf("%6s | %6s %6s %6s   | %6s %6s %6s   | %6s %6s %6s   |\n", "", "l1", "l2", "l3", "l1", "l2", "l3", "l1",
+              "l2", "l3");
   auto print_rows = [&](double Drift::*field) {
     for (std::size_t w = 0; w < s.steps.size(); ++w) {
       const int64_t step = s.steps[w];
@@ -190,10 +191,12 @@ void print_table(const Series& s, const Config& config) {
     }
   };
   print_rows(&Drift::mean_shift);
-  std::printf("\nvariance change |log(sigma^2 / sigma_before^2)| per %lld steps\n", static_cast<long long>(config.window));
+  std::printf("\nvariance change |log(sigma^2 / sigma_before^2)| per %lld steps\n",
+              static_cast<long long>(config.window));
   print_rows(&Drift::variance_change);
-  std::printf("(x: a sigmoid's input; z: the Linear's output that BN normalizes; statistics over 1,000 test\n"
-              " images, BN normalizing them as one batch; acc on those images)\n");
+  std::printf(
+      "(x: a sigmoid's input; z: the Linear's output that BN normalizes; statistics over 1,000 test\n"
+      " images, BN normalizing them as one batch; acc on those images)\n");
 }
 
 Plot figure(const Series& s, double Drift::*field, const std::string& what) {
@@ -206,11 +209,13 @@ Plot figure(const Series& s, double Drift::*field, const std::string& what) {
     const std::vector<std::array<Drift, kLayers>>* series;
     const char* name;
     bool dashed;
-  } inputs[] = {{&s.plain_x, "without BN, x", true}, {&s.bn_z, "with BN, z = Wu", false}, {&s.bn_x, "with BN, x = BN(z)", false}};
+  } inputs[] = {
+      {&s.plain_x, "without BN, x", true}, {&s.bn_z, "with BN, z = Wu", false}, {&s.bn_x, "with BN, x = BN(z)", false}};
   int color = 0;
   for (const auto& input : inputs)
     for (int l = 0; l < kLayers; ++l) {
-      Line line{std::string(input.name) + ", layer " + std::to_string(l + 1), palette_color(color++), {}, {}, input.dashed};
+      Line line{
+          std::string(input.name) + ", layer " + std::to_string(l + 1), palette_color(color++), {}, {}, input.dashed};
       for (std::size_t w = 0; w < s.steps.size(); ++w) {
         line.x.push_back(static_cast<double>(s.steps[w]));
         line.y.push_back((*input.series)[w][static_cast<std::size_t>(l)].*field);
@@ -221,9 +226,10 @@ Plot figure(const Series& s, double Drift::*field, const std::string& what) {
 }
 
 std::optional<Config> parse_config(int argc, char** argv) {
-  ArgParser args("drift",
-                 "Trains the BN paper's sigmoid MLP on Fashion-MNIST without and with BN and measures how far the mean\n"
-                 "and variance of every hidden layer's input move per window of steps.");
+  ArgParser args(
+      "drift",
+      "Trains the BN paper's sigmoid MLP on Fashion-MNIST without and with BN and measures how far the mean\n"
+      "and variance of every hidden layer's input move per window of steps.");
   args.option("steps", "N", "training steps per net", "3000");
   args.option("window", "K", "steps per window (the drift is measured over each)", "100");
   args.option("lr", "A", "SGD learning rate", "0.5");
@@ -233,8 +239,11 @@ std::optional<Config> parse_config(int argc, char** argv) {
   if (!args.parse(argc, argv)) return std::nullopt;
   const std::vector<double> lr = args.get_positive_list("lr");
   if (lr.size() != 1) throw UsageError("--lr: one learning rate expected, got " + args.get("lr"));
-  return Config{args.get_int("steps", 1, 1'000'000), args.get_int("window", 1, 1'000'000), lr[0],
-                static_cast<uint64_t>(args.get_int("seed", 0, std::numeric_limits<int64_t>::max())), args.get("out"),
+  return Config{args.get_int("steps", 1, 1'000'000),
+                args.get_int("window", 1, 1'000'000),
+                lr[0],
+                static_cast<uint64_t>(args.get_int("seed", 0, std::numeric_limits<int64_t>::max())),
+                args.get("out"),
                 args.get("data")};
 }
 
@@ -246,13 +255,14 @@ int run(const Config& config) {
   std::vector<int64_t> first(kProbeImages);
   std::iota(first.begin(), first.end(), 0);
   const Tensor probe = test_set.get_batch(first).inputs;
-  std::printf("drift: sigmoid MLP 784-100-100-100-10, SGD lr %g, batch 60, %lld steps, without and with BN\n", config.lr,
-              static_cast<long long>(config.steps));
+  std::printf("drift: sigmoid MLP 784-100-100-100-10, SGD lr %g, batch 60, %lld steps, without and with BN\n",
+              config.lr, static_cast<long long>(config.steps));
   Series series;
   for (bool batch_norm : {false, true}) train(batch_norm, config, train_set, test_set, probe, series);
   print_table(series, config);
   write_svg(config.out, "mean_shift.svg", figure(series, &Drift::mean_shift, "Mean shift |d mu| / sigma"));
-  write_svg(config.out, "variance_change.svg", figure(series, &Drift::variance_change, "Variance change |d log sigma^2|"));
+  write_svg(config.out, "variance_change.svg",
+            figure(series, &Drift::variance_change, "Variance change |d log sigma^2|"));
   std::printf("Figures in %s/ (mean_shift.svg, variance_change.svg); %.1f s\n", config.out.c_str(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return 0;

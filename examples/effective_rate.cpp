@@ -46,10 +46,10 @@
 #include "autograd/ops.h"
 #include "data/dataloader.h"
 #include "data/mnist.h"
-#include "examples/common/sweep.h"
 #include "examples/common/args.h"
 #include "examples/common/paper_mlp.h"
 #include "examples/common/svg_plot.h"
+#include "examples/common/sweep.h"
 #include "examples/common/training.h"
 #include "optim/sgd.h"
 
@@ -140,24 +140,26 @@ void print_table(const std::vector<Run>& runs) {
       continue;
     }
     std::printf("%-20s | %7.1f %7.1f %7.1f | %12.2e %13.2e | %7.3f %6.3f\n", label(run).c_str(), last.norm[0],
-                last.norm[1], last.norm[2], run.effective_rate(first), run.effective_rate(last), last.cosine, last.accuracy);
+                last.norm[1], last.norm[2], run.effective_rate(first), run.effective_rate(last), last.cosine,
+                last.accuracy);
   }
   const Measurement& start = runs.front().measurements.front();
-  std::printf("(||W||: Frobenius norm of a hidden layer's weight matrix, at step 0 %.1f, %.1f, %.1f; cos(W2, g):\n"
-              " between W2 and its gradient at the last step; acc: on 1,000 test images)\n",
-              start.norm[0], start.norm[1], start.norm[2]);
+  std::printf(
+      "(||W||: Frobenius norm of a hidden layer's weight matrix, at step 0 %.1f, %.1f, %.1f; cos(W2, g):\n"
+      " between W2 and its gradient at the last step; acc: on 1,000 test images)\n",
+      start.norm[0], start.norm[1], start.norm[2]);
 }
 
 Plot figure(const std::vector<Run>& runs, const Config& config, bool rate) {
   Plot plot;
-  plot.title = rate ? "Effective learning rate of the second layer, lr / ||W2||^2"
-                    : "Norm of the second layer's weights ||W2||";
+  plot.title =
+      rate ? "Effective learning rate of the second layer, lr / ||W2||^2" : "Norm of the second layer's weights ||W2||";
   plot.x_label = "training step (mini-batches of 60)";
   plot.y_label = rate ? "lr / ||W2||^2 (log scale)" : "||W2|| (log scale)";
   plot.y_log = true;
   for (const Run& run : runs) {
-    const auto lr_index = std::find(config.learning_rates.begin(), config.learning_rates.end(), run.lr) -
-                          config.learning_rates.begin();
+    const auto lr_index =
+        std::find(config.learning_rates.begin(), config.learning_rates.end(), run.lr) - config.learning_rates.begin();
     Line line{label(run), palette_color(static_cast<int>(lr_index)), {}, {}, !run.batch_norm};
     for (const Measurement& m : run.measurements) {
       line.x.push_back(static_cast<double>(m.step));
@@ -179,8 +181,11 @@ std::optional<Config> parse_config(int argc, char** argv) {
   args.option("out", "DIR", "output folder", "effective_rate_out");
   args.option("data", "DIR", "Fashion-MNIST folder (IDX files)", ng::data::default_fashion_mnist_dir());
   if (!args.parse(argc, argv)) return std::nullopt;
-  return Config{args.get_int("steps", 1, 1'000'000), args.get_int("every", 1, 1'000'000), args.get_positive_list("lr"),
-                static_cast<uint64_t>(args.get_int("seed", 0, std::numeric_limits<int64_t>::max())), args.get("out"),
+  return Config{args.get_int("steps", 1, 1'000'000),
+                args.get_int("every", 1, 1'000'000),
+                args.get_positive_list("lr"),
+                static_cast<uint64_t>(args.get_int("seed", 0, std::numeric_limits<int64_t>::max())),
+                args.get("out"),
                 args.get("data")};
 }
 

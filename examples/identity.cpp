@@ -36,9 +36,9 @@
 #include "autograd/ops.h"
 #include "data/dataloader.h"
 #include "data/mnist.h"
-#include "examples/common/sweep.h"
 #include "examples/common/args.h"
 #include "examples/common/svg_plot.h"
+#include "examples/common/sweep.h"
 #include "nn/batchnorm.h"
 #include "nn/linear.h"
 #include "nn/loss.h"
@@ -67,7 +67,8 @@ void show_exact_identity(const Tensor& x32) {
   for (const Tensor& x : {x32, x32.to(ng::float64)}) {
     const Tensor gamma = (batch_variance(x) + kEps).sqrt(), beta = x.mean({0});
     const char* dtype = x.dtype() == ng::float32 ? "float32" : "float64";
-    std::printf("%-10s %-9s %16.1e\n", "fused", dtype, max_abs(ng::nn::functional::batch_norm_fused(x, gamma, beta, kEps) - x));
+    std::printf("%-10s %-9s %16.1e\n", "fused", dtype,
+                max_abs(ng::nn::functional::batch_norm_fused(x, gamma, beta, kEps) - x));
     std::printf("%-10s %-9s %16.1e\n", "composed", dtype,
                 max_abs(ng::nn::functional::batch_norm_composed(x, gamma, beta, kEps) - x));
   }
@@ -113,8 +114,11 @@ Plot parameter_plot(const History& h, const Targets& targets, bool gamma) {
     const std::string color = palette_color(static_cast<int>(j)), name = "feature " + std::to_string(j);
     plot.lines.push_back({name + (gamma ? ": gamma" : ": beta"), color, h.step, gamma ? h.gamma[j] : h.beta[j]});
     const double target = gamma ? targets.sigma[j] : targets.mean[j];
-    plot.lines.push_back({name + (gamma ? ": sqrt(var + eps)" : ": mean"), color, {h.step.front(), h.step.back()},
-                          {target, target}, true});
+    plot.lines.push_back({name + (gamma ? ": sqrt(var + eps)" : ": mean"),
+                          color,
+                          {h.step.front(), h.step.back()},
+                          {target, target},
+                          true});
   }
   return plot;
 }
@@ -147,7 +151,10 @@ int run(const ArgParser& args) {
   ng::optim::SGD sgd(bn.parameters(), {.lr = lr});
   // The step shrinks to 0 along half a cosine: the jitter from batch to batch averages out.
   ng::optim::CosineAnnealingLR schedule(sgd, steps);
-  History h{{}, {}, std::vector<std::vector<double>>(kShown), std::vector<std::vector<double>>(kShown),
+  History h{{},
+            {},
+            std::vector<std::vector<double>>(kShown),
+            std::vector<std::vector<double>>(kShown),
             std::vector<double>(kFeatures, 0.0)};
   auto record = [&](int64_t step, double loss) {
     h.step.push_back(static_cast<double>(step)), h.loss.push_back(loss);
@@ -175,16 +182,18 @@ int run(const ArgParser& args) {
           gamma_error = std::max(gamma_error, std::abs(bn.weight.at({j}) / targets.sigma[j] - 1));
           beta_error = std::max(beta_error, std::abs(bn.bias.at({j}) - targets.mean[j]) / targets.sigma[j]);
         }
-        std::printf("%6lld %11.3e %22.4f %22.4f\n", static_cast<long long>(step), h.loss.back(), gamma_error, beta_error);
+        std::printf("%6lld %11.3e %22.4f %22.4f\n", static_cast<long long>(step), h.loss.back(), gamma_error,
+                    beta_error);
       }
       if (step == steps) break;
     }
   }
 
   std::printf("(gamma's error does not go to 0: gamma learns the average batch sigma_B, a little below sigma)\n");
-  std::printf("\nAfter %lld steps, per feature (sigma = sqrt(var + eps) and mu over all 60,000 training images;\n"
-              "mean sigma_B = the average over the training batches):\n%8s %9s %13s %9s | %9s %9s\n",
-              static_cast<long long>(steps), "feature", "gamma", "mean sigma_B", "sigma", "beta", "mu");
+  std::printf(
+      "\nAfter %lld steps, per feature (sigma = sqrt(var + eps) and mu over all 60,000 training images;\n"
+      "mean sigma_B = the average over the training batches):\n%8s %9s %13s %9s | %9s %9s\n",
+      static_cast<long long>(steps), "feature", "gamma", "mean sigma_B", "sigma", "beta", "mu");
   for (int64_t j = 0; j < kShown + 2; ++j)
     std::printf("%8lld %9.4f %13.4f %9.4f | %9.4f %9.4f\n", static_cast<long long>(j), bn.weight.at({j}),
                 h.batch_sigma_sum[j] / static_cast<double>(steps), targets.sigma[j], bn.bias.at({j}), targets.mean[j]);

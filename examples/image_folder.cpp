@@ -26,10 +26,10 @@
 #include "data/image_folder.h"
 #include "data/mnist.h"
 #include "data/subset.h"
-#include "examples/common/sweep.h"
 #include "examples/common/args.h"
 #include "examples/common/atomic_file.h"
 #include "examples/common/progress.h"
+#include "examples/common/sweep.h"
 #include "examples/common/training.h"
 #include "nn/activation.h"
 #include "nn/batchnorm.h"
@@ -59,7 +59,8 @@ std::optional<Config> parse_config(int argc, char** argv) {
   ArgParser args("image_folder",
                  "Writes Fashion-MNIST test images as PNG files into class folders, reads them back with\n"
                  "ng::data::ImageFolder and trains a small BN network on them. Without --write or --train it\n"
-                 "does both in " + default_dir + ".");
+                 "does both in " +
+                     default_dir + ".");
   args.option("write", "DIR", "write the PNG files into DIR", "");
   args.option("train", "DIR", "train on the class folders in DIR", "");
   args.option("per-class", "N", "pictures to write per class", "50");
@@ -142,8 +143,9 @@ int train_on_folder(const Config& config, const std::string& dir) {
                            std::make_shared<ng::nn::BatchNorm1d>(64), std::make_shared<ng::nn::ReLU>(),
                            std::make_shared<ng::nn::Linear>(64, num_classes)};
   ng::optim::SGD sgd(model.parameters(), {.lr = config.lr, .momentum = 0.9});
-  ng::data::DataLoader loader(train, {.batch_size = std::min(config.batch, train.size()), .shuffle = true,
-                                      .seed = config.seed, .drop_last = true});
+  ng::data::DataLoader loader(
+      train,
+      {.batch_size = std::min(config.batch, train.size()), .shuffle = true, .seed = config.seed, .drop_last = true});
 
   ProgressLine progress;
   double loss_sum = 0;  // over the steps since the last status line

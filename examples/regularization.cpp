@@ -62,10 +62,10 @@
 #include "data/dataloader.h"
 #include "data/mnist.h"
 #include "data/subset.h"
-#include "examples/common/sweep.h"
 #include "examples/common/args.h"
 #include "examples/common/paper_mlp.h"
 #include "examples/common/svg_plot.h"
+#include "examples/common/sweep.h"
 #include "examples/common/training.h"
 #include "nn/loss.h"
 #include "optim/sgd.h"
@@ -119,7 +119,8 @@ void train(Run& run, const Config& config, const ng::data::Dataset& train_set, c
   options.ghost_batch = run.ghost;
   PaperMlp mlp = make_mlp(options, config.seed);
   ng::optim::SGD sgd(mlp.net->parameters(), {.lr = run.lr});
-  ng::data::DataLoader loader(train_set, {.batch_size = run.batch, .shuffle = true, .seed = config.seed, .drop_last = true});
+  ng::data::DataLoader loader(train_set,
+                              {.batch_size = run.batch, .shuffle = true, .seed = config.seed, .drop_last = true});
   for (int64_t epoch = 0; epoch < config.epochs && !run.diverged; ++epoch)
     for (const ng::data::Batch& batch : loader)
       if (!std::isfinite(train_step(*mlp.net, sgd, batch))) {
@@ -134,24 +135,29 @@ void train(Run& run, const Config& config, const ng::data::Dataset& train_set, c
 
 const char* method_name(Method method) {
   switch (method) {
-    case Method::neither: return "neither";
-    case Method::dropout: return "dropout 0.2";
-    case Method::batch_norm: return "BN";
-    case Method::ghost_batch_norm: return "ghost BN";
+    case Method::neither:
+      return "neither";
+    case Method::dropout:
+      return "dropout 0.2";
+    case Method::batch_norm:
+      return "BN";
+    case Method::ghost_batch_norm:
+      return "ghost BN";
   }
   return "?";
 }
 
 void print_table(const std::vector<Run>& runs) {
-  std::printf("\n%-12s %6s %6s %6s | %9s %9s %7s | %10s %10s %7s\n", "method", "batch", "ghost", "lr", "train acc", "test acc",
-              "gap", "train loss", "test loss", "gap");
+  std::printf("\n%-12s %6s %6s %6s | %9s %9s %7s | %10s %10s %7s\n", "method", "batch", "ghost", "lr", "train acc",
+              "test acc", "gap", "train loss", "test loss", "gap");
   for (const Run& run : runs) {
     const std::string ghost = run.ghost > 0 ? std::to_string(run.ghost) : "-";
     std::printf("%-12s %6lld %6s %6.3g | %9.4f %9.4f %7.4f | %10.4f %10.4f %7.4f%s\n", method_name(run.method),
                 static_cast<long long>(run.batch), ghost.c_str(), run.lr, run.train_acc, run.test_acc, run.gap(),
                 run.train_loss, run.test_loss, run.test_loss - run.train_loss, run.diverged ? "  (diverged)" : "");
   }
-  std::printf("(acc and loss in eval mode after the last epoch; gap: train acc - test acc, and test loss - train loss)\n");
+  std::printf(
+      "(acc and loss in eval mode after the last epoch; gap: train acc - test acc, and test loss - train loss)\n");
 }
 
 // The gap against the size of the batch BN takes its statistics over (the batch itself, or the ghost
@@ -169,7 +175,8 @@ Plot figure(const std::vector<Run>& runs, bool against_train_accuracy) {
     if (method == Method::ghost_batch_norm) line.label = "ghost BN, steps over 512";
     for (const Run& run : runs)
       if (run.method == method) {
-        line.x.push_back(against_train_accuracy ? run.train_acc : static_cast<double>(run.ghost > 0 ? run.ghost : run.batch));
+        line.x.push_back(against_train_accuracy ? run.train_acc
+                                                : static_cast<double>(run.ghost > 0 ? run.ghost : run.batch));
         line.y.push_back(run.gap());
       }
     plot.lines.push_back(line);
@@ -188,9 +195,10 @@ std::vector<int64_t> sizes(const ArgParser& args, const std::string& name) {
 }
 
 std::optional<Config> parse_config(int argc, char** argv) {
-  ArgParser args("regularization",
-                 "Trains the BN paper's sigmoid MLP on part of Fashion-MNIST at several batch sizes with neither BN nor\n"
-                 "dropout, with dropout, with BN and with ghost BN, and compares the gaps between train and test.");
+  ArgParser args(
+      "regularization",
+      "Trains the BN paper's sigmoid MLP on part of Fashion-MNIST at several batch sizes with neither BN nor\n"
+      "dropout, with dropout, with BN and with ghost BN, and compares the gaps between train and test.");
   args.option("train", "N", "training images (the first N)", "5000");
   args.option("epochs", "E", "epochs of training for every net", "20");
   args.option("batches", "N[,M,...]", "batch sizes", "8,32,128,512");
@@ -199,9 +207,13 @@ std::optional<Config> parse_config(int argc, char** argv) {
   args.option("out", "DIR", "output folder", "regularization_out");
   args.option("data", "DIR", "Fashion-MNIST folder (IDX files)", ng::data::default_fashion_mnist_dir());
   if (!args.parse(argc, argv)) return std::nullopt;
-  Config config{args.get_int("train", 1, 60'000), args.get_int("epochs", 1, 10'000), sizes(args, "batches"),
-                sizes(args, "ghosts"), static_cast<uint64_t>(args.get_int("seed", 0, std::numeric_limits<int64_t>::max())),
-                args.get("out"), args.get("data")};
+  Config config{args.get_int("train", 1, 60'000),
+                args.get_int("epochs", 1, 10'000),
+                sizes(args, "batches"),
+                sizes(args, "ghosts"),
+                static_cast<uint64_t>(args.get_int("seed", 0, std::numeric_limits<int64_t>::max())),
+                args.get("out"),
+                args.get("data")};
   const int64_t largest = *std::max_element(config.batch_sizes.begin(), config.batch_sizes.end());
   if (largest > config.train_images)
     throw UsageError("--batches: a batch of " + std::to_string(largest) + " is larger than the " +
@@ -220,13 +232,15 @@ int run(const Config& config) {
   std::vector<int64_t> first(static_cast<std::size_t>(config.train_images));
   std::iota(first.begin(), first.end(), 0);
   const ng::data::Subset train_set(all_train, first);
-  std::printf("regularization: sigmoid MLP 784-100-100-100-10, SGD, %lld training images, %lld epochs, lr = 0.5 sqrt(N/32)\n",
-              static_cast<long long>(config.train_images), static_cast<long long>(config.epochs));
+  std::printf(
+      "regularization: sigmoid MLP 784-100-100-100-10, SGD, %lld training images, %lld epochs, lr = 0.5 sqrt(N/32)\n",
+      static_cast<long long>(config.train_images), static_cast<long long>(config.epochs));
   std::vector<Run> runs;
   const int64_t largest = *std::max_element(config.batch_sizes.begin(), config.batch_sizes.end());
   for (Method method : {Method::neither, Method::dropout, Method::batch_norm})
     for (int64_t batch : config.batch_sizes) runs.push_back({method, batch, 0, learning_rate(batch)});
-  for (int64_t ghost : config.ghost_sizes) runs.push_back({Method::ghost_batch_norm, largest, ghost, learning_rate(largest)});
+  for (int64_t ghost : config.ghost_sizes)
+    runs.push_back({Method::ghost_batch_norm, largest, ghost, learning_rate(largest)});
   for (Run& run : runs) {
     train(run, config, train_set, test_set);
     std::printf("  %-12s batch %4lld ghost %4lld: gap %.4f  (%.1f s)\n", method_name(run.method),

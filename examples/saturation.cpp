@@ -53,10 +53,10 @@
 #include "autograd/ops.h"
 #include "data/dataloader.h"
 #include "data/mnist.h"
-#include "examples/common/sweep.h"
 #include "examples/common/args.h"
 #include "examples/common/paper_mlp.h"
 #include "examples/common/svg_plot.h"
+#include "examples/common/sweep.h"
 #include "examples/common/training.h"
 #include "nn/linear.h"
 #include "optim/sgd.h"
@@ -94,13 +94,15 @@ const char* activation_name(Activation activation) { return activation == Activa
 
 std::string label(const Run& run) {
   char text[64];
-  std::snprintf(text, sizeof text, "%s %s, lr %g", activation_name(run.activation), run.batch_norm ? "with BN" : "without BN",
-                run.lr);
+  std::snprintf(text, sizeof text, "%s %s, lr %g", activation_name(run.activation),
+                run.batch_norm ? "with BN" : "without BN", run.lr);
   return text;
 }
 
 // Where the activation's derivative is (almost) 0: |x| > 4 for a sigmoid, x <= 0 for a ReLU.
-bool flat(Activation activation, float x) { return activation == Activation::sigmoid ? std::abs(x) > kSaturated : x <= 0; }
+bool flat(Activation activation, float x) {
+  return activation == Activation::sigmoid ? std::abs(x) > kSaturated : x <= 0;
+}
 
 // x: [N, 100], the activation's inputs -> the share of flat entries, and the units flat in every row.
 void measure_flat(Activation activation, const ng::Tensor& x, Measurement& m) {
@@ -119,9 +121,9 @@ void measure_flat(Activation activation, const ng::Tensor& x, Measurement& m) {
 
 void train(Run& run, const Config& config, const ng::data::MNIST& train_set, const ng::data::MNIST& test_set,
            const ng::Tensor& probe) {
-  PaperMlp mlp = make_mlp({.normalization = run.batch_norm ? Normalization::batch_norm : Normalization::none,
-                           .activation = run.activation},
-                          config.seed);
+  PaperMlp mlp = make_mlp(
+      {.normalization = run.batch_norm ? Normalization::batch_norm : Normalization::none, .activation = run.activation},
+      config.seed);
   const ng::nn::Linear& first_layer = *mlp.linears.front();
   ng::optim::SGD sgd(mlp.net->parameters(), {.lr = run.lr});
   ng::data::DataLoader loader(train_set, {.batch_size = 60, .shuffle = true, .seed = config.seed, .drop_last = true});
@@ -178,8 +180,8 @@ void print_table(const Run& plain, const Run& bn) {
   char title[32];
   std::snprintf(title, sizeof title, "%s, lr %g", activation_name(plain.activation), plain.lr);
   std::printf("\n%-14s | %-32s | %s\n", title, "without BN", "with BN");
-  std::printf("%14s | %6s %4s %10s %9s | %6s %4s %10s %9s\n", "step", "flat", "dead", "||dL/dW1||", "acc", "flat", "dead",
-              "||dL/dW1||", "acc");
+  std::printf("%14s | %6s %4s %10s %9s | %6s %4s %10s %9s\n", "step", "flat", "dead", "||dL/dW1||", "acc", "flat",
+              "dead", "||dL/dW1||", "acc");
   auto columns = [](const Run& run, std::size_t i) {
     if (i >= run.measurements.size()) {
       std::printf(" %32s", run.diverged ? "diverged (loss NaN or Inf)" : "");
@@ -215,8 +217,11 @@ std::optional<Config> parse_config(int argc, char** argv) {
   args.option("out", "DIR", "output folder", "saturation_out");
   args.option("data", "DIR", "Fashion-MNIST folder (IDX files)", ng::data::default_fashion_mnist_dir());
   if (!args.parse(argc, argv)) return std::nullopt;
-  return Config{args.get_int("steps", 1, 1'000'000), args.get_int("every", 1, 1'000'000), args.get_positive_list("lr"),
-                static_cast<uint64_t>(args.get_int("seed", 0, std::numeric_limits<int64_t>::max())), args.get("out"),
+  return Config{args.get_int("steps", 1, 1'000'000),
+                args.get_int("every", 1, 1'000'000),
+                args.get_positive_list("lr"),
+                static_cast<uint64_t>(args.get_int("seed", 0, std::numeric_limits<int64_t>::max())),
+                args.get("out"),
                 args.get("data")};
 }
 
@@ -227,8 +232,10 @@ int run(const Config& config) {
   std::vector<int64_t> first(kProbeImages);
   std::iota(first.begin(), first.end(), 0);
   const ng::Tensor probe = test_set.get_batch(first).inputs;
-  std::printf("saturation: MLP 784-100-100-100-10, sigmoid and ReLU units, SGD, batch 60, %lld steps, without and\n"
-              "with BN\n", static_cast<long long>(config.steps));
+  std::printf(
+      "saturation: MLP 784-100-100-100-10, sigmoid and ReLU units, SGD, batch 60, %lld steps, without and\n"
+      "with BN\n",
+      static_cast<long long>(config.steps));
   std::vector<Run> runs;
   for (Activation activation : {Activation::sigmoid, Activation::relu})
     for (double lr : config.learning_rates) {
@@ -238,9 +245,10 @@ int run(const Config& config) {
       }
       print_table(runs[runs.size() - 2], runs.back());
     }
-  std::printf("(flat: share of 100 units x 1,000 test images with |sigmoid input| > 4 or ReLU input <= 0; dead:\n"
-              " units flat on all 1,000; ||dL/dW1||: mean over the %lld steps before; acc: on those 1,000 images)\n",
-              static_cast<long long>(config.every));
+  std::printf(
+      "(flat: share of 100 units x 1,000 test images with |sigmoid input| > 4 or ReLU input <= 0; dead:\n"
+      " units flat on all 1,000; ||dL/dW1||: mean over the %lld steps before; acc: on those 1,000 images)\n",
+      static_cast<long long>(config.every));
 
   write_svg(config.out, "saturated_fraction.svg", figure(runs, false));
   write_svg(config.out, "first_layer_gradient.svg", figure(runs, true));

@@ -62,10 +62,11 @@ int measure() {
     v_min = std::min(v_min, v);
     v_max = std::max(v_max, v);
   }
-  std::printf("BN(a W u) against BN(W u): u [%ld, %ld], W [%ld, %ld] with entries ~0.01, float64;\n"
-              "batch variances of W u from %.1e to %.1e (eps = 1e-5 is %.1f%% of the smallest)\n\n",
-              static_cast<long>(N), static_cast<long>(C_in), static_cast<long>(C_out), static_cast<long>(C_in), v_min,
-              v_max, 100 * 1e-5 / v_min);
+  std::printf(
+      "BN(a W u) against BN(W u): u [%ld, %ld], W [%ld, %ld] with entries ~0.01, float64;\n"
+      "batch variances of W u from %.1e to %.1e (eps = 1e-5 is %.1f%% of the smallest)\n\n",
+      static_cast<long>(N), static_cast<long>(C_in), static_cast<long>(C_out), static_cast<long>(C_in), v_min, v_max,
+      100 * 1e-5 / v_min);
   std::printf("%-9s %-6s %6s   %-24s %-22s %s\n", "BN", "eps", "a", "max |BN(aWu) - BN(Wu)|", "|dL/d(aW)| / |dL/dW|",
               "times a (1 if exact)");
 
@@ -87,9 +88,10 @@ int measure() {
 
 int main(int argc, char** argv) {
   return examples::run_main("scale_invariance", [&] {
-    examples::ArgParser args("scale_invariance",
-                             "BN(aWu) = BN(Wu) and the 1/a weight gradient, for a in {0.01, 1, 100}, composed and fused BN,\n"
-                             "with eps = 0 and eps = 1e-5 (float64).");
+    examples::ArgParser args(
+        "scale_invariance",
+        "BN(aWu) = BN(Wu) and the 1/a weight gradient, for a in {0.01, 1, 100}, composed and fused BN,\n"
+        "with eps = 0 and eps = 1e-5 (float64).");
     if (!args.parse(argc, argv)) return 0;
     return measure();
   });

@@ -37,9 +37,9 @@
 #include "autograd/graph.h"
 #include "autograd/ops.h"
 #include "data/mnist.h"
-#include "examples/common/sweep.h"
 #include "examples/common/args.h"
 #include "examples/common/svg_plot.h"
+#include "examples/common/sweep.h"
 #include "nn/batchnorm.h"
 #include "nn/linear.h"
 
@@ -84,7 +84,8 @@ Eigen symmetric_eigen(std::vector<double> A, int64_t d) {
   const double total = std::inner_product(A.begin(), A.end(), A.begin(), 0.0);
   int sweeps = 0;
   for (; off_diagonal() > 1e-30 * total; ++sweeps) {
-    if (sweeps == 100) throw ng::Error("symmetric_eigen: Jacobi did not converge in 100 sweeps (NaN or Inf in the matrix?)");
+    if (sweeps == 100)
+      throw ng::Error("symmetric_eigen: Jacobi did not converge in 100 sweeps (NaN or Inf in the matrix?)");
     for (int64_t p = 0; p < d; ++p)
       for (int64_t q = p + 1; q < d; ++q) {
         double* a_p = row(A, p);
@@ -201,7 +202,8 @@ Row compare(const Tensor& x) {
     row.eigen_seconds = std::min(row.eigen_seconds, whitened.eigen_seconds);
   });
   row.sweeps = whitened.sweeps;
-  row.bn_seconds = best_seconds([&] { normalized = ng::nn::functional::batch_norm_fused(x, Tensor(), Tensor(), kEps); });
+  row.bn_seconds =
+      best_seconds([&] { normalized = ng::nn::functional::batch_norm_fused(x, Tensor(), Tensor(), kEps); });
 
   const Tensor cov_whitened = covariance(whitened.y);
   row.zca_off = max_deviation_from_identity(cov_whitened, false);
@@ -247,17 +249,19 @@ int run(const std::string& data_dir, const std::string& out_dir) {
   for (const Row& r : rows)
     std::printf("%5lld %9.3f ms %9.3f ms %7d %9.3f ms %9.0f\n", static_cast<long long>(r.d), 1e3 * r.zca_seconds,
                 1e3 * r.eigen_seconds, r.sweeps, 1e3 * r.bn_seconds, r.zca_seconds / r.bn_seconds);
-  const double zca_slope = log_log_slope(rows, 2, &Row::zca_seconds), bn_slope = log_log_slope(rows, 2, &Row::bn_seconds);
+  const double zca_slope = log_log_slope(rows, 2, &Row::zca_seconds),
+               bn_slope = log_log_slope(rows, 2, &Row::bn_seconds);
   std::printf("time ~ d^k, k fitted over d = 64..256: %.2f for ZCA, %.2f for BN\n", zca_slope, bn_slope);
 
   std::printf("\nWhat they give   %-27s | %s\n%5s %13s %13s | %10s %11s %10s %10s\n", "ZCA: cov(y) against I",
               "BN: y keeps the correlations of x", "d", "max|off-diag|", "max|diag-1|", "max|corr|", "max|dcorr|",
               "max|mean|", "max|var-1|");
   for (const Row& r : rows)
-    std::printf("%5lld %13.1e %13.1e | %10.2f %11.1e %10.1e %10.1e\n", static_cast<long long>(r.d), r.zca_off, r.zca_diag,
-                r.bn_max_corr, r.bn_corr_change, r.bn_max_mean, r.bn_var_error);
-  std::printf("(max|corr|: the largest correlation between two features after BN; max|dcorr|: the largest change\n"
-              " BN made to any correlation)\n\n");
+    std::printf("%5lld %13.1e %13.1e | %10.2f %11.1e %10.1e %10.1e\n", static_cast<long long>(r.d), r.zca_off,
+                r.zca_diag, r.bn_max_corr, r.bn_corr_change, r.bn_max_mean, r.bn_var_error);
+  std::printf(
+      "(max|corr|: the largest correlation between two features after BN; max|dcorr|: the largest change\n"
+      " BN made to any correlation)\n\n");
 
   Plot plot;
   plot.title = "ZCA whitening against BatchNorm, m = 512 examples, float64";

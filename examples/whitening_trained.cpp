@@ -54,11 +54,11 @@
 #include "autograd/ops.h"
 #include "data/dataloader.h"
 #include "data/mnist.h"
-#include "examples/common/sweep.h"
 #include "examples/common/args.h"
 #include "examples/common/paper_mlp.h"
 #include "examples/common/percentile.h"
 #include "examples/common/svg_plot.h"
+#include "examples/common/sweep.h"
 #include "examples/common/training.h"
 #include "optim/sgd.h"
 
@@ -81,10 +81,14 @@ const Normalization kKinds[] = {Normalization::none, Normalization::batch_norm, 
 
 const char* kind_name(Normalization kind) {
   switch (kind) {
-    case Normalization::none: return "none";
-    case Normalization::batch_norm: return "BatchNorm";
-    case Normalization::whitening: return "IterNorm";
-    case Normalization::ghost_batch_norm: break;
+    case Normalization::none:
+      return "none";
+    case Normalization::batch_norm:
+      return "BatchNorm";
+    case Normalization::whitening:
+      return "IterNorm";
+    case Normalization::ghost_batch_norm:
+      break;
   }
   return "?";
 }
@@ -144,16 +148,18 @@ double accuracy_at(const Run& run, int64_t step) {
 
 void print_table(const std::vector<Run>& runs, const Config& config) {
   const int64_t early = std::min<int64_t>(config.every * 2, config.steps);
-  std::printf("\n%6s %-10s %12s %12s %12s %12s %12s\n", "width", "normalized", ("acc @ " + std::to_string(early)).c_str(),
-              ("acc @ " + std::to_string(config.steps)).c_str(), "ms / step", "x none", "mean|corr|");
+  std::printf("\n%6s %-10s %12s %12s %12s %12s %12s\n", "width", "normalized",
+              ("acc @ " + std::to_string(early)).c_str(), ("acc @ " + std::to_string(config.steps)).c_str(),
+              "ms / step", "x none", "mean|corr|");
   for (const Run& run : runs) {
     const Run& plain = runs[static_cast<std::size_t>(&run - runs.data()) / 3 * 3];  // the same width, none
-    std::printf("%6lld %-10s %12.4f %12.4f %12.2f %12.1f %12.3f\n", static_cast<long long>(run.width), kind_name(run.kind),
-                accuracy_at(run, early), run.accuracy.back(), run.ms_per_step(), run.ms_per_step() / plain.ms_per_step(),
-                run.mean_abs_correlation);
+    std::printf("%6lld %-10s %12.4f %12.4f %12.2f %12.1f %12.3f\n", static_cast<long long>(run.width),
+                kind_name(run.kind), accuracy_at(run, early), run.accuracy.back(), run.ms_per_step(),
+                run.ms_per_step() / plain.ms_per_step(), run.mean_abs_correlation);
   }
-  std::printf("(acc: on the 10,000 test images; ms / step: median time of a forward, backward and update of one batch\n"
-              " of 60; mean|corr|: between the last hidden layer's sigmoid inputs, 1,000 test images, eval mode)\n");
+  std::printf(
+      "(acc: on the 10,000 test images; ms / step: median time of a forward, backward and update of one batch\n"
+      " of 60; mean|corr|: between the last hidden layer's sigmoid inputs, 1,000 test images, eval mode)\n");
 }
 
 std::vector<Plot> figures(const std::vector<Run>& runs, const Config& config) {
@@ -200,8 +206,12 @@ std::optional<Config> parse_config(int argc, char** argv) {
   args.option("out", "DIR", "output folder", "whitening_trained_out");
   args.option("data", "DIR", "Fashion-MNIST folder (IDX files)", ng::data::default_fashion_mnist_dir());
   if (!args.parse(argc, argv)) return std::nullopt;
-  Config config{args.get_int("steps", 1, 1'000'000), args.get_int("every", 1, 1'000'000), {}, 0,
-                static_cast<uint64_t>(args.get_int("seed", 0, std::numeric_limits<int64_t>::max())), args.get("out"),
+  Config config{args.get_int("steps", 1, 1'000'000),
+                args.get_int("every", 1, 1'000'000),
+                {},
+                0,
+                static_cast<uint64_t>(args.get_int("seed", 0, std::numeric_limits<int64_t>::max())),
+                args.get("out"),
                 args.get("data")};
   for (double width : args.get_positive_list("widths")) {
     if (width != std::floor(width) || width < 2 || width > 4096)
@@ -221,8 +231,9 @@ int run(const Config& config) {
   std::vector<int64_t> first(kProbeImages);
   std::iota(first.begin(), first.end(), 0);
   const ng::Tensor probe = test_set.get_batch(first).inputs;
-  std::printf("whitening_trained: sigmoid MLP, SGD lr %g, batch 60, %lld steps; none / BatchNorm / IterNorm (5 iterations)\n",
-              config.lr, static_cast<long long>(config.steps));
+  std::printf(
+      "whitening_trained: sigmoid MLP, SGD lr %g, batch 60, %lld steps; none / BatchNorm / IterNorm (5 iterations)\n",
+      config.lr, static_cast<long long>(config.steps));
   std::vector<Run> runs;
   for (int64_t width : config.widths)
     for (Normalization kind : kKinds) {

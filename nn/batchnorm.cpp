@@ -42,23 +42,22 @@ void BatchNormBase::check_input(const Tensor& x) const {
   if (!rank_ok || x.size(1) != num_features)
     throw Error(std::string(name_) + ": input of shape " + shape_str(x.shape()) + "; expected " + expected);
   if (x.dtype() != options.dtype)
-    throw Error(std::string(name_) + ": input has dtype " + dtype_name(x.dtype()) + " but the module's parameters are " +
-                dtype_name(options.dtype) + "; expected the same dtype (set BatchNormOptions::dtype)");
+    throw Error(std::string(name_) + ": input has dtype " + dtype_name(x.dtype()) +
+                " but the module's parameters are " + dtype_name(options.dtype) +
+                "; expected the same dtype (set BatchNormOptions::dtype)");
 }
 
 // x: [N, C] (BatchNorm1d) or [N, C, H, W] (BatchNorm2d) -> y: the shape of x
 Tensor BatchNormBase::forward(const Tensor& x) {
   check_input(x);
-  if (!is_training())
-    return functional::batch_norm_inference(x, running_mean, running_var, weight, bias, options.eps);
+  if (!is_training()) return functional::batch_norm_inference(x, running_mean, running_var, weight, bias, options.eps);
 
   const int64_t m = x.numel() / num_features;  // values per channel: N, or N*H*W
   detail::check_batch_size(name_, x, {.N = m, .C = num_features},
                            "; use eval() to normalize single samples with the running statistics");
-  functional::BatchNormResult batch =
-      options.impl == BatchNormImpl::fused
-          ? functional::batch_norm_fused_with_stats(x, weight, bias, options.eps)
-          : functional::batch_norm_composed_with_stats(x, weight, bias, options.eps);
+  functional::BatchNormResult batch = options.impl == BatchNormImpl::fused
+                                          ? functional::batch_norm_fused_with_stats(x, weight, bias, options.eps)
+                                          : functional::batch_norm_composed_with_stats(x, weight, bias, options.eps);
   update_running_stats(batch, m);
   return batch.y;
 }

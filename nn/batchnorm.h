@@ -35,8 +35,8 @@ BatchNormResult batch_norm_fused_with_stats(const Tensor& x, const Tensor& gamma
 
 // Algorithm 2 (inference): the same transform with fixed statistics, an affine map of x per channel.
 //   x: [N, C] or [N, C, H, W], running_mean, running_var, gamma, beta: [C] -> y: the shape of x
-Tensor batch_norm_inference(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
-                            const Tensor& gamma, const Tensor& beta, double eps);
+Tensor batch_norm_inference(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& gamma,
+                            const Tensor& beta, double eps);
 
 }  // namespace functional
 

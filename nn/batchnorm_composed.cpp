@@ -37,11 +37,11 @@ BatchNormResult batch_norm_composed_with_stats(const Tensor& x, const Tensor& ga
 
   // Algorithm 1 of Ioffe & Szegedy (2015), one line per step:
   // (x_i - mu_B) appears in two lines of the paper; it is computed once, as x_centered.
-  Tensor batch_mean = mean(x, B, true);                               // mu_B      = 1/m sum_i x_i
-  Tensor x_centered = x - batch_mean;                                 //             x_i - mu_B
-  Tensor batch_var = mean(pow(x_centered, 2.0), B, true);             // sigma_B^2 = 1/m sum_i (x_i - mu_B)^2
-  Tensor x_hat = x_centered / sqrt(batch_var + eps);                  // x_hat_i   = (x_i - mu_B) / sqrt(sigma_B^2 + eps)
-  Tensor y = affine.gamma * x_hat + affine.beta;                      // y_i       = gamma x_hat_i + beta
+  Tensor batch_mean = mean(x, B, true);                    // mu_B      = 1/m sum_i x_i
+  Tensor x_centered = x - batch_mean;                      //             x_i - mu_B
+  Tensor batch_var = mean(pow(x_centered, 2.0), B, true);  // sigma_B^2 = 1/m sum_i (x_i - mu_B)^2
+  Tensor x_hat = x_centered / sqrt(batch_var + eps);       // x_hat_i   = (x_i - mu_B) / sqrt(sigma_B^2 + eps)
+  Tensor y = affine.gamma * x_hat + affine.beta;           // y_i       = gamma x_hat_i + beta
 
   return {y, reshape(batch_mean.detach(), {layout.C}), reshape(batch_var.detach(), {layout.C})};
 }
@@ -53,8 +53,8 @@ Tensor batch_norm_composed(const Tensor& x, const Tensor& gamma, const Tensor& b
 // x: [N, C], [N, C, L] or [N, C, H, W], statistics and gamma, beta: [C] -> y: the shape of x
 // Algorithm 2, line 11: y = gamma / sqrt(Var[x] + eps) * x + (beta - gamma E[x] / sqrt(Var[x] + eps)),
 // written here in the equivalent form gamma * (x - E[x]) / sqrt(Var[x] + eps) + beta.
-Tensor batch_norm_inference(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
-                            const Tensor& gamma, const Tensor& beta, double eps) {
+Tensor batch_norm_inference(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& gamma,
+                            const Tensor& beta, double eps) {
   detail::check_batch_norm_args("batch_norm_inference", x, gamma, beta);
   detail::check_per_channel("batch_norm_inference", "running_mean", running_mean, x);
   detail::check_per_channel("batch_norm_inference", "running_var", running_var, x);

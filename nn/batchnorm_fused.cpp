@@ -1,9 +1,9 @@
 // batchnorm_fused.cpp: Batch Normalization as one op, with its closed-form backward.
 //
 // The fast path next to the reference in batchnorm_composed.cpp: one graph node instead of nine (for
-// [N, C]; eleven for [N, C, H, W], which adds two reshapes), plain loops over raw pointers, sums accumulated in double. The backward is the closed form
-// derived step by step from the composed graph in nn/batchnorm_backward.md; per channel, with sums
-// over the m = N*H*W values i of the mini-batch and g = dL/dy:
+// [N, C]; eleven for [N, C, H, W], which adds two reshapes), plain loops over raw pointers, sums accumulated in double.
+// The backward is the closed form derived step by step from the composed graph in nn/batchnorm_backward.md; per
+// channel, with sums over the m = N*H*W values i of the mini-batch and g = dL/dy:
 //   dL/dbeta  = sum_i g_i
 //   dL/dgamma = sum_i g_i x_hat_i
 //   dL/dx_i   = gamma * inv_std / m * (m g_i - sum_j g_j - x_hat_i sum_j g_j x_hat_j)
@@ -112,9 +112,9 @@ Statistics forward_kernel(const T* x, const T* gamma, const T* beta, T* y, const
 }
 
 // g = dL/dy: [N, C, S] -> dx: [N, C, S] (when non-null), dgamma, dbeta: [C] (double)
-template <class T>
-void backward_kernel(const T* g, const T* x, const T* gamma, const Statistics& stats, const ChannelLayout& L, T* dx,
-                     std::vector<double>& dgamma, std::vector<double>& dbeta) {
+template <class T> void backward_kernel(const T* g, const T* x, const T* gamma, const Statistics& stats,
+                                        const ChannelLayout& L, T* dx, std::vector<double>& dgamma,
+                                        std::vector<double>& dbeta) {
   const auto C = static_cast<std::size_t>(L.C);
   const double m = static_cast<double>(L.m());
   const double* mean = stats.mean.data();
@@ -156,7 +156,6 @@ Tensor channel_tensor(const std::vector<double>& values, int64_t C, Dtype dtype)
 
 template <class T> const T* data_or_null(const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; }
 
-
 // The same closed form, written with ops so that it can be differentiated again: the backward the
 // node runs under create_graph (second derivatives of BN, a gradient penalty through BN). It
 // recomputes x_hat from x, so that gradients reach x through x_hat too.
@@ -179,9 +178,11 @@ BatchNormResult batch_norm_fused_with_stats(const Tensor& x, const Tensor& gamma
   detail::check_eps("batch_norm_fused", eps);
   Tensor y = empty(x.shape(), x.dtype());
   Statistics stats = dispatch_float("batch_norm_fused", x.dtype(), [&]<class T>() {
-    return forward_kernel<T>(x.data<T>(), data_or_null<T>(gamma), data_or_null<T>(beta), y.mutable_data<T>(), layout, eps);
+    return forward_kernel<T>(x.data<T>(), data_or_null<T>(gamma), data_or_null<T>(beta), y.mutable_data<T>(), layout,
+                             eps);
   });
-  BatchNormResult result{y, channel_tensor(stats.mean, layout.C, x.dtype()), channel_tensor(stats.var, layout.C, x.dtype())};
+  BatchNormResult result{y, channel_tensor(stats.mean, layout.C, x.dtype()),
+                         channel_tensor(stats.var, layout.C, x.dtype())};
 
   // The inputs that exist, in the order x, gamma, beta; the backward returns one gradient for each.
   std::vector<const Tensor*> inputs{&x};
@@ -195,8 +196,8 @@ BatchNormResult batch_norm_fused_with_stats(const Tensor& x, const Tensor& gamma
   // formula in ops, so that the gradient has a graph of its own.
   const std::size_t beta_at = gamma.defined() ? 2 : 1;  // gamma, when there is one, is input 1
   record(result.y, "batch_norm", inputs,
-         [x = SavedTensor(x), gamma = SavedTensor(gamma), has_beta = beta.defined(), beta_at,
-          n_inputs = inputs.size(), stats = std::move(stats), layout, eps](const Tensor& g, const Node& node) {
+         [x = SavedTensor(x), gamma = SavedTensor(gamma), has_beta = beta.defined(), beta_at, n_inputs = inputs.size(),
+          stats = std::move(stats), layout, eps](const Tensor& g, const Node& node) {
            const Tensor xv = x.unpack(node), gv = gamma.unpack(node);
            std::vector<Tensor> grads(n_inputs);
            Tensor dgamma, dbeta;

@@ -3,14 +3,19 @@
 
 #include <cmath>
 
-#include "init.h"
 #include "checks.h"
+#include "init.h"
 
 namespace ng::nn {
 
 Conv2d::Conv2d(int64_t in, int64_t out, Pair kernel, Pair stride_, Pair padding_, Pair dilation_, int64_t groups_,
                bool with_bias, Dtype dtype)
-    : in_channels(in), out_channels(out), kernel_size(kernel), stride(stride_), padding(padding_), dilation(dilation_),
+    : in_channels(in),
+      out_channels(out),
+      kernel_size(kernel),
+      stride(stride_),
+      padding(padding_),
+      dilation(dilation_),
       groups(groups_) {
   const std::string args = "Conv2d(" + std::to_string(in) + ", " + std::to_string(out) + ", kernel " +
                            std::to_string(kernel[0]) + "x" + std::to_string(kernel[1]) + ", groups " +

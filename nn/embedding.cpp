@@ -2,15 +2,15 @@
 #include "embedding.h"
 
 #include "autograd/ops.h"
-#include "init.h"
 #include "checks.h"
+#include "init.h"
 
 namespace ng::nn {
 
 Embedding::Embedding(int64_t num, int64_t dim, Dtype dtype) : num_embeddings(num), embedding_dim(dim) {
   if (num <= 0 || dim <= 0)
-    throw Error("Embedding: sizes num_embeddings = " + std::to_string(num) + ", embedding_dim = " + std::to_string(dim) +
-                "; expected both positive");
+    throw Error("Embedding: sizes num_embeddings = " + std::to_string(num) +
+                ", embedding_dim = " + std::to_string(dim) + "; expected both positive");
   detail::check_parameter_dtype("Embedding", dtype);
   weight = register_parameter("weight", empty({num, dim}, dtype));
   init::normal_(weight, 0, 1);

@@ -15,7 +15,8 @@ namespace {
 // A tensor some op produced may be saved by the graph for a backward pass, which would then use the
 // new numbers silently.
 void check_target(const char* op, const Tensor& tensor) {
-  if (!tensor.defined()) throw Error(std::string("init::") + op + ": the tensor is undefined; expected a tensor to fill");
+  if (!tensor.defined())
+    throw Error(std::string("init::") + op + ": the tensor is undefined; expected a tensor to fill");
   if (tensor.dtype() == int64)
     throw Error(std::string("init::") + op + ": tensor of shape " + shape_str(tensor.shape()) +
                 " has dtype int64; expected float32 or float64");
@@ -78,8 +79,12 @@ Tensor uniform_(Tensor tensor, double a, double b) {
 Tensor constant_(Tensor tensor, double value) {
   return fill("constant_", std::move(tensor), [&](auto, RandomDraws&) { return value; });
 }
-Tensor zeros_(Tensor tensor) { return fill("zeros_", std::move(tensor), [](auto, RandomDraws&) { return 0.0; }); }
-Tensor ones_(Tensor tensor) { return fill("ones_", std::move(tensor), [](auto, RandomDraws&) { return 1.0; }); }
+Tensor zeros_(Tensor tensor) {
+  return fill("zeros_", std::move(tensor), [](auto, RandomDraws&) { return 0.0; });
+}
+Tensor ones_(Tensor tensor) {
+  return fill("ones_", std::move(tensor), [](auto, RandomDraws&) { return 1.0; });
+}
 
 Fans calculate_fans(const char* op, const Tensor& tensor) {
   check_target(op, tensor);

@@ -4,8 +4,8 @@
 #include <cmath>
 
 #include "autograd/ops.h"
-#include "init.h"
 #include "checks.h"
+#include "init.h"
 
 namespace ng::nn {
 

@@ -28,11 +28,13 @@ CountedRows counted_rows(const char* op, const char* what, const Tensor& scores,
     throw Error(std::string(op) + ": " + what + " of shape " + shape_str(scores.shape()) + "; expected [N, C]");
   const int64_t N = scores.size(0), C = scores.size(1);
   if (targets.dtype() != int64)
-    throw Error(std::string(op) + ": targets have dtype " + dtype_name(targets.dtype()) + "; expected int64 class indices");
+    throw Error(std::string(op) + ": targets have dtype " + dtype_name(targets.dtype()) +
+                "; expected int64 class indices");
   if (targets.dim() != 1 || targets.size(0) != N)
     throw Error(std::string(op) + ": targets of shape " + shape_str(targets.shape()) + " for " + what + " " +
                 shape_str(scores.shape()) + "; expected [" + std::to_string(N) + "]");
-  if (N == 0) throw Error(std::string(op) + ": empty batch (" + what + " " + shape_str(scores.shape()) + "); expected N > 0");
+  if (N == 0)
+    throw Error(std::string(op) + ": empty batch (" + what + " " + shape_str(scores.shape()) + "); expected N > 0");
   if (C == 0)
     throw Error(std::string(op) + ": " + what + " have 0 classes (shape " + shape_str(scores.shape()) +
                 "); expected C >= 1");
@@ -62,7 +64,8 @@ Tensor mean_negative_log_likelihood(const Tensor& log_probs, const CountedRows& 
 
 // log_probs: [N, C], targets: int64 [N] -> 0-dim
 Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, int64_t ignore_index) {
-  return mean_negative_log_likelihood(log_probs, counted_rows("nll_loss", "log_probs", log_probs, targets, ignore_index));
+  return mean_negative_log_likelihood(log_probs,
+                                      counted_rows("nll_loss", "log_probs", log_probs, targets, ignore_index));
 }
 
 // logits: [N, C], targets: int64 [N] -> 0-dim
@@ -71,15 +74,15 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEnt
   if (!(eps >= 0 && eps <= 1))
     throw Error("cross_entropy: label_smoothing = " + std::to_string(eps) + "; expected a value in [0, 1]");
   const CountedRows counted = counted_rows("cross_entropy", "logits", logits, targets, options.ignore_index);
-  Tensor log_probs = log_softmax(logits, 1);                        // [N, C]
-  Tensor nll = mean_negative_log_likelihood(log_probs, counted);    // 0-dim
+  Tensor log_probs = log_softmax(logits, 1);                      // [N, C]
+  Tensor nll = mean_negative_log_likelihood(log_probs, counted);  // 0-dim
   if (eps == 0) return nll;
   // Label smoothing (Szegedy et al. 2016), PyTorch's formula: the target distribution is
   // (1 - eps) one_hot + eps / C, so the cross entropy splits into (1 - eps) nll + eps * smooth, with
   // smooth the mean over counted rows of the average over classes of -log p.
   const int64_t C = logits.size(1), K = counted.rows.numel();
-  Tensor row_log_prob_sums = index_select(sum(log_probs, {1}), 0, counted.rows);          // [K]: sum_c log p[n, c]
-  Tensor smooth = -sum(row_log_prob_sums) / static_cast<double>(K * C);                  // 0-dim
+  Tensor row_log_prob_sums = index_select(sum(log_probs, {1}), 0, counted.rows);  // [K]: sum_c log p[n, c]
+  Tensor smooth = -sum(row_log_prob_sums) / static_cast<double>(K * C);           // 0-dim
   return nll * (1 - eps) + smooth * eps;
 }
 
@@ -92,12 +95,14 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
     throw Error("binary_cross_entropy_with_logits: logits of shape " + shape_str(logits.shape()) +
                 " and targets of shape " + shape_str(targets.shape()) + "; expected the same shape");
   if (logits.dtype() == int64 || targets.dtype() != logits.dtype())
-    throw Error("binary_cross_entropy_with_logits: logits " + std::string(dtype_name(logits.dtype())) + " and targets " +
-                dtype_name(targets.dtype()) + "; expected both float32 or both float64 (targets are probabilities)");
-  if (logits.numel() == 0) throw Error("binary_cross_entropy_with_logits: empty tensors; expected at least one element");
+    throw Error("binary_cross_entropy_with_logits: logits " + std::string(dtype_name(logits.dtype())) +
+                " and targets " + dtype_name(targets.dtype()) +
+                "; expected both float32 or both float64 (targets are probabilities)");
+  if (logits.numel() == 0)
+    throw Error("binary_cross_entropy_with_logits: empty tensors; expected at least one element");
   Tensor abs_x = abs(logits);
-  Tensor positive_part = (logits + abs_x) * 0.5;                 // max(x, 0)
-  Tensor log_term = log(1.0 + exp(-abs_x));                      // log(1 + e^-|x|), e^-|x| <= 1
+  Tensor positive_part = (logits + abs_x) * 0.5;  // max(x, 0)
+  Tensor log_term = log(1.0 + exp(-abs_x));       // log(1 + e^-|x|), e^-|x| <= 1
   return mean(positive_part - logits * targets + log_term);
 }
 

@@ -9,7 +9,8 @@ Module::~Module() = default;
 
 void Module::check_new_name(const std::string& name) const {
   if (name.empty() || name.find('.') != std::string::npos)
-    throw Error("Module: name '" + name + "' is not allowed; expected a non-empty name without '.' (dots separate levels)");
+    throw Error("Module: name '" + name +
+                "' is not allowed; expected a non-empty name without '.' (dots separate levels)");
   auto taken = [&](const auto& list) {
     for (const auto& entry : list)
       if (entry.first == name) return true;
@@ -57,8 +58,7 @@ using Children = std::vector<std::pair<std::string, std::shared_ptr<Module>>>;
 
 // own, then each child's list with "prefix." in front, skipping a tensor already listed: the first
 // name wins. Children's lists are deduplicated already, so one set over the whole walk suffices.
-template <class ChildList>
-NamedList first_names(const NamedList& own, const Children& children, ChildList child_list) {
+template <class ChildList> NamedList first_names(const NamedList& own, const Children& children, ChildList child_list) {
   NamedList all;
   std::unordered_set<const TensorImpl*> seen;
   for (const auto& [name, tensor] : own)

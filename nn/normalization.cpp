@@ -39,11 +39,11 @@ Tensor layer_norm_composed(const Tensor& x, const Shape& normalized_shape, const
       detail::check_layer_norm_args("layer_norm_composed", x, normalized_shape, weight, bias, eps);
 
   // Statistics per example over its features (BN: per feature over the batch).
-  Tensor feature_mean = mean(x, features, true);                      // mu      = 1/H sum_i x_i, over the H features
-  Tensor x_centered = x - feature_mean;                               //           x_i - mu
-  Tensor feature_var = mean(pow(x_centered, 2.0), features, true);    // sigma^2 = 1/H sum_i (x_i - mu)^2
-  Tensor x_hat = x_centered / sqrt(feature_var + eps);                // x_hat_i = (x_i - mu) / sqrt(sigma^2 + eps)
-  return scale_and_shift(x_hat, weight, bias);                        // y_i     = weight_i x_hat_i + bias_i (per feature)
+  Tensor feature_mean = mean(x, features, true);                    // mu      = 1/H sum_i x_i, over the H features
+  Tensor x_centered = x - feature_mean;                             //           x_i - mu
+  Tensor feature_var = mean(pow(x_centered, 2.0), features, true);  // sigma^2 = 1/H sum_i (x_i - mu)^2
+  Tensor x_hat = x_centered / sqrt(feature_var + eps);              // x_hat_i = (x_i - mu) / sqrt(sigma^2 + eps)
+  return scale_and_shift(x_hat, weight, bias);                      // y_i     = weight_i x_hat_i + bias_i (per feature)
 }
 
 // x: [N, C, *] -> y: the shape of x
@@ -54,19 +54,21 @@ Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, con
     throw Error("group_norm: input of shape " + shape_str(x.shape()) + "; expected [N, C, *] (channels in dim 1)");
   const int64_t N = x.size(0), C = x.size(1), G = num_groups;
   if (G <= 0 || C % G != 0)
-    throw Error("group_norm: " + std::to_string(C) + " channels (input " + shape_str(x.shape()) + ") cannot be split into " +
-                std::to_string(G) + " groups; expected num_groups > 0 dividing the number of channels");
+    throw Error("group_norm: " + std::to_string(C) + " channels (input " + shape_str(x.shape()) +
+                ") cannot be split into " + std::to_string(G) +
+                " groups; expected num_groups > 0 dividing the number of channels");
   if (x.numel() == 0) throw Error("group_norm: input of shape " + shape_str(x.shape()) + " is empty");
   check_affine("group_norm", "weight", weight, {C}, x);
   check_affine("group_norm", "bias", bias, {C}, x);
 
   // Each row of `grouped` is one group of one example: C/G consecutive channels and all their positions.
   // Statistics per (example, group) over that row (BN: per channel over the batch and positions).
-  Tensor grouped = reshape(x, {N, G, -1});                            // [N, G, C/G * positions]
-  Tensor group_mean = mean(grouped, {2}, true);                       // mu_ng      = mean of the group's values
-  Tensor x_centered = grouped - group_mean;                           //              x_i - mu_ng
-  Tensor group_var = mean(pow(x_centered, 2.0), {2}, true);           // sigma_ng^2 = mean of (x_i - mu_ng)^2
-  Tensor x_hat = reshape(x_centered / sqrt(group_var + eps), x.shape());  // x_hat_i = (x_i - mu_ng) / sqrt(sigma_ng^2 + eps)
+  Tensor grouped = reshape(x, {N, G, -1});                   // [N, G, C/G * positions]
+  Tensor group_mean = mean(grouped, {2}, true);              // mu_ng      = mean of the group's values
+  Tensor x_centered = grouped - group_mean;                  //              x_i - mu_ng
+  Tensor group_var = mean(pow(x_centered, 2.0), {2}, true);  // sigma_ng^2 = mean of (x_i - mu_ng)^2
+  Tensor x_hat =
+      reshape(x_centered / sqrt(group_var + eps), x.shape());  // x_hat_i = (x_i - mu_ng) / sqrt(sigma_ng^2 + eps)
   // y_i = weight_c x_hat_i + bias_c, per channel c as in BN ([C] lined up with dim 1 of x)
   return scale_and_shift(x_hat, weight.defined() ? detail::per_channel(weight, x) : weight,
                          bias.defined() ? detail::per_channel(bias, x) : bias);
@@ -76,17 +78,17 @@ Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, con
 Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, std::optional<double> eps) {
   check_floating("rms_norm", x);
   // eps=None in PyTorch: the machine epsilon of the input's dtype (torch.finfo(x.dtype).eps).
-  const double epsilon = eps ? *eps
-                             : x.dtype() == float32 ? double{std::numeric_limits<float>::epsilon()}
-                                                    : std::numeric_limits<double>::epsilon();
+  const double epsilon = eps                    ? *eps
+                         : x.dtype() == float32 ? double{std::numeric_limits<float>::epsilon()}
+                                                : std::numeric_limits<double>::epsilon();
   detail::check_eps("rms_norm", epsilon);
   const std::vector<int64_t> features = normalized_dims("rms_norm", x, normalized_shape);
   check_affine("rms_norm", "weight", weight, normalized_shape, x);
 
   // No centering: the root mean square of the features takes the standard deviation's place.
-  Tensor mean_square = mean(pow(x, 2.0), features, true);             // ms      = 1/H sum_i x_i^2, over the H features
-  Tensor x_hat = x / sqrt(mean_square + epsilon);                     // x_hat_i = x_i / sqrt(ms + eps)
-  return scale_and_shift(x_hat, weight, Tensor());                    // y_i     = weight_i x_hat_i (no shift)
+  Tensor mean_square = mean(pow(x, 2.0), features, true);  // ms      = 1/H sum_i x_i^2, over the H features
+  Tensor x_hat = x / sqrt(mean_square + epsilon);          // x_hat_i = x_i / sqrt(ms + eps)
+  return scale_and_shift(x_hat, weight, Tensor());         // y_i     = weight_i x_hat_i (no shift)
 }
 
 }  // namespace functional
@@ -95,8 +97,7 @@ LayerNorm::LayerNorm(Shape shape, double epsilon, bool elementwise_affine, Dtype
     : normalized_shape(std::move(shape)), eps(epsilon) {
   if (normalized_shape.empty()) throw Error("LayerNorm: normalized_shape is empty; expected at least one dim");
   for (int64_t s : normalized_shape)
-    if (s <= 0)
-      throw Error("LayerNorm: normalized_shape " + shape_str(normalized_shape) + "; expected positive sizes");
+    if (s <= 0) throw Error("LayerNorm: normalized_shape " + shape_str(normalized_shape) + "; expected positive sizes");
   detail::check_eps("LayerNorm", eps);
   detail::check_parameter_dtype("LayerNorm", dtype);
   if (elementwise_affine) {

@@ -52,9 +52,8 @@ namespace {
 // The update of elements [0, n) of one parameter, the factors passed by value: in a lambda's captures the
 // compiler would have to assume that a store into param may change them (both T), reload them per element
 // and leave the loop unvectorized.
-template <class T>
-void adam_update_block(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n, T shrink, T l2, T beta1, T beta2,
-                       T eps, T step_size, T bias_correction2_sqrt) {
+template <class T> void adam_update_block(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n, T shrink, T l2,
+                                          T beta1, T beta2, T eps, T step_size, T bias_correction2_sqrt) {
   for (int64_t i = 0; i < n; ++i) {
     param[i] *= shrink;                                                // AdamW: p = p * (1 - lr * weight_decay)
     T g = grad[i] + l2 * param[i];                                     // Adam:  g = grad + weight_decay * p
@@ -66,9 +65,8 @@ void adam_update_block(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64
 }
 
 // The update of one parameter of n elements at its step t (t >= 1), with its group's lr and weight decay.
-template <class T>
-void adam_update(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n, const AdamOptions& o, double lr,
-                 double weight_decay, int64_t t, bool decoupled_weight_decay) {
+template <class T> void adam_update(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n, const AdamOptions& o,
+                                    double lr, double weight_decay, int64_t t, bool decoupled_weight_decay) {
   const double bias_correction1 = 1 - std::pow(o.beta1, static_cast<double>(t));
   const double bias_correction2 = 1 - std::pow(o.beta2, static_cast<double>(t));
   const T step_size = static_cast<T>(lr / bias_correction1);
@@ -100,8 +98,9 @@ void Adam::step() {
     }
     int64_t t = ++steps_[i];
     dispatch_float(name(), p.dtype(), [&]<class T>() {
-      adam_update<T>(p.mutable_data<T>(), grad.data<T>(), exp_avgs_[i].mutable_data<T>(), exp_avg_sqs_[i].mutable_data<T>(), p.numel(),
-                     options_, group.lr, group.weight_decay, t, decoupled_weight_decay_);
+      adam_update<T>(p.mutable_data<T>(), grad.data<T>(), exp_avgs_[i].mutable_data<T>(),
+                     exp_avg_sqs_[i].mutable_data<T>(), p.numel(), options_, group.lr, group.weight_decay, t,
+                     decoupled_weight_decay_);
     });
   }
 }

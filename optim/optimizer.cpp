@@ -45,8 +45,9 @@ void Optimizer::zero_grad() {
 void Optimizer::check_setting(const char* setting, std::size_t group, std::size_t group_count, double value) const {
   if (!(value >= 0))
     throw Error(std::string(name_) + ": invalid " + (std::string(setting) == "lr" ? "learning rate" : setting) + " " +
-                std::to_string(value) + (group_count > 1 ? " for param group " + std::to_string(group) : std::string()) +
-                "; expected " + setting + " >= 0");
+                std::to_string(value) +
+                (group_count > 1 ? " for param group " + std::to_string(group) : std::string()) + "; expected " +
+                setting + " >= 0");
 }
 
 void Optimizer::set_lr(double lr) {
@@ -108,18 +109,22 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
     const char* last = entry.data() + (dot == std::string::npos ? entry.size() : dot);
     auto [end, error] = std::from_chars(first, last, g);
     if (dot == std::string::npos || error != std::errc() || end != last) throw refuse("does not hold a group index");
-    if (g >= groups_.size()) throw refuse("is for param group " + std::to_string(g) + ", which this optimizer does not have");
+    if (g >= groups_.size())
+      throw refuse("is for param group " + std::to_string(g) + ", which this optimizer does not have");
     const auto setting = std::find(settings.begin(), settings.end(), entry.substr(dot + 1));
     if (setting == settings.end()) throw refuse("is not a setting param groups keep");
     if (*setting == "params") {
       const auto n = static_cast<int64_t>(groups_[g].params.size());
       int64_t first_index = 0;
-      for (std::size_t earlier = 0; earlier < g; ++earlier) first_index += static_cast<int64_t>(groups_[earlier].params.size());
-      const Tensor expected_params = arange(static_cast<double>(first_index), static_cast<double>(first_index + n), 1, int64);
+      for (std::size_t earlier = 0; earlier < g; ++earlier)
+        first_index += static_cast<int64_t>(groups_[earlier].params.size());
+      const Tensor expected_params =
+          arange(static_cast<double>(first_index), static_cast<double>(first_index + n), 1, int64);
       if (!value.defined() || value.dtype() != int64 || value.shape() != expected_params.shape() ||
           value.to_vector() != expected_params.to_vector())
-        throw Error(std::string(name_) + ": state entry '" + entry + "' does not list the parameters of this optimizer's param group " +
-                    std::to_string(g) + "; expected the int64 tensor " + shape_str(expected_params.shape()) + " of indices " +
+        throw Error(std::string(name_) + ": state entry '" + entry +
+                    "' does not list the parameters of this optimizer's param group " + std::to_string(g) +
+                    "; expected the int64 tensor " + shape_str(expected_params.shape()) + " of indices " +
                     std::to_string(first_index) + " to " + std::to_string(first_index + n - 1) +
                     " (a checkpoint of an optimizer grouped the same way)");
     } else {
@@ -132,9 +137,10 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
     for (std::size_t g = 0; g < groups_.size(); ++g)
       for (std::size_t s = 0; s < settings.size(); ++s)
         if (!found[g][s].defined())
-          throw Error(std::string(name_) + ": the state has param_groups entries but no 'param_groups." + std::to_string(g) +
-                      "." + settings[s] + "'; expected lr, weight_decay and params for each of the " +
-                      std::to_string(groups_.size()) + " groups");
+          throw Error(std::string(name_) + ": the state has param_groups entries but no 'param_groups." +
+                      std::to_string(g) + "." + settings[s] +
+                      "'; expected lr, weight_decay and params for each of the " + std::to_string(groups_.size()) +
+                      " groups");
   load_parameter_state(parameter_entries);  // checks everything before it changes anything
   if (any_group_entry)
     for (std::size_t g = 0; g < groups_.size(); ++g) {

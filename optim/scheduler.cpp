@@ -37,7 +37,8 @@ double StepLR::lr_at(int64_t epoch, double base_lr) const {
 CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, int64_t t_max, double eta_min)
     : LRScheduler(optimizer), t_max_(t_max), eta_min_(eta_min) {
   if (t_max <= 0) throw Error("CosineAnnealingLR: t_max " + std::to_string(t_max) + " must be >= 1");
-  if (!(eta_min >= 0)) throw Error("CosineAnnealingLR: eta_min " + std::to_string(eta_min) + " must be >= 0 (a learning rate)");
+  if (!(eta_min >= 0))
+    throw Error("CosineAnnealingLR: eta_min " + std::to_string(eta_min) + " must be >= 0 (a learning rate)");
   step();  // epoch 0
 }
 

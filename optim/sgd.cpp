@@ -32,11 +32,10 @@ SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options)
 
 namespace {
 
-// The update of one parameter of n elements with its group's lr and weight decay. `buffer` is null without momentum; `first_step` says the
-// buffer was just created and takes the gradient as it is.
-template <class T>
-void sgd_update(T* param, const T* grad, T* buffer, int64_t n, const SGDOptions& o, double lr, double decay,
-                bool first_step) {
+// The update of one parameter of n elements with its group's lr and weight decay. `buffer` is null without momentum;
+// `first_step` says the buffer was just created and takes the gradient as it is.
+template <class T> void sgd_update(T* param, const T* grad, T* buffer, int64_t n, const SGDOptions& o, double lr,
+                                   double decay, bool first_step) {
   const T step_size = static_cast<T>(lr);
   const T weight_decay = static_cast<T>(decay);
   const T momentum = static_cast<T>(o.momentum);
@@ -67,7 +66,7 @@ void SGD::step() {
     dispatch_float("SGD.step", p.dtype(), [&]<class T>() {
       T* buffer_data = options_.momentum != 0 ? buffer.mutable_data<T>() : nullptr;
       sgd_update<T>(p.mutable_data<T>(), grad.data<T>(), buffer_data, p.numel(), options_, group.lr, group.weight_decay,
-                 first_step);
+                    first_step);
     });
   }
 }

@@ -47,8 +47,7 @@ std::vector<std::string> names_in(const fs::path& dir) {
 }
 
 // Runs `body` in a child process; returns its pid. The child leaves with _exit (no doctest teardown).
-template <class Body>
-pid_t spawn(Body body) {
+template <class Body> pid_t spawn(Body body) {
   const pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
@@ -200,8 +199,9 @@ TEST_CASE("a read-only file is refused, as opening it for writing would be (even
   const mode_t old_umask = ::umask(022);
   data::save_safetensors(path, checkpoint(3.0, 10));
   ::umask(old_umask);
-  CHECK((fs::status(path).permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write |
-        fs::perms::group_read | fs::perms::group_write | fs::perms::others_read | fs::perms::others_write));
+  CHECK((fs::status(path).permissions() & fs::perms::all) ==
+        (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::group_write |
+         fs::perms::others_read | fs::perms::others_write));
 }
 
 TEST_CASE("every saver goes through the same atomic write: write_dot refuses a device too") {

@@ -35,8 +35,8 @@ Real quad_sqrt(Real v) {
 
 // BN's definition, per channel c over the m = N*S values of x seen as [N, C, S]:
 //   y = gamma_c (x - mean_c) / sqrt(var_c + eps) + beta_c,  var_c biased.
-std::vector<Real> reference_bn(const std::vector<Real>& x, const std::vector<Real>& gamma, const std::vector<Real>& beta,
-                               int64_t N, int64_t C, int64_t S, Real eps) {
+std::vector<Real> reference_bn(const std::vector<Real>& x, const std::vector<Real>& gamma,
+                               const std::vector<Real>& beta, int64_t N, int64_t C, int64_t S, Real eps) {
   std::vector<Real> y(x.size());
   const auto m = static_cast<Real>(N * S);
   for (int64_t c = 0; c < C; ++c) {
@@ -121,8 +121,8 @@ struct Case {
 
 // Random shapes (N = 2 among them), [N, C, H, W] inputs, and inputs far from 0 with a tiny spread.
 const std::vector<Case> kCases = {
-    {{2, 3}, 0, 1},       {{2, 1}, 0, 1},          {{5, 4}, 0.5, 2},    {{16, 7}, 0, 1},
-    {{2, 3, 2, 2}, 0, 1}, {{3, 2, 3, 4}, -1, 0.5}, {{8, 3}, 1e3, 1e-2}, {{4, 2, 3, 3}, 1e3, 1e-2},
+    {{2, 3}, 0, 1},       {{2, 1}, 0, 1},          {{5, 4}, 0.5, 2},      {{16, 7}, 0, 1},
+    {{2, 3, 2, 2}, 0, 1}, {{3, 2, 3, 4}, -1, 0.5}, {{8, 3}, 1e3, 1e-2},   {{4, 2, 3, 3}, 1e3, 1e-2},
     {{2, 2}, 1e3, 1e-2},  {{6, 5}, 0, 1e-3},       {{3, 4, 1, 5}, 20, 3},
 };
 
@@ -164,18 +164,22 @@ Agreement measure_agreement(const std::vector<Case>& cases, ng::Dtype dtype, dou
     const char* part_names[4] = {"y", "dx", "dgamma", "dbeta"};
     for (int part = 0; part < 4; ++part) {
       const double largest = std::max({worst.composed_vs_fused, worst.composed_vs_numeric, worst.fused_vs_numeric});
-      worst.composed_vs_fused = std::max(worst.composed_vs_fused, relative_difference(results[0][part], results[1][part]));
-      worst.composed_vs_numeric = std::max(worst.composed_vs_numeric, relative_difference(results[0][part], *reference[part]));
-      worst.fused_vs_numeric = std::max(worst.fused_vs_numeric, relative_difference(results[1][part], *reference[part]));
+      worst.composed_vs_fused =
+          std::max(worst.composed_vs_fused, relative_difference(results[0][part], results[1][part]));
+      worst.composed_vs_numeric =
+          std::max(worst.composed_vs_numeric, relative_difference(results[0][part], *reference[part]));
+      worst.fused_vs_numeric =
+          std::max(worst.fused_vs_numeric, relative_difference(results[1][part], *reference[part]));
       if (std::max({worst.composed_vs_fused, worst.composed_vs_numeric, worst.fused_vs_numeric}) > largest)
         worst.worst_case = std::string(part_names[part]) + " of x " + ng::shape_str(c.shape) + " with mean " +
                            std::to_string(c.mean) + ", spread " + std::to_string(c.spread);
     }
   }
-  std::printf("BN in %s, eps %g, %zu cases, largest relative difference (y, dx, dgamma, dbeta): composed vs fused %.1e, "
-              "composed vs numeric %.1e, fused vs numeric %.1e (largest at %s)\n",
-              ng::dtype_name(dtype), eps, cases.size(), worst.composed_vs_fused, worst.composed_vs_numeric,
-              worst.fused_vs_numeric, worst.worst_case.c_str());
+  std::printf(
+      "BN in %s, eps %g, %zu cases, largest relative difference (y, dx, dgamma, dbeta): composed vs fused %.1e, "
+      "composed vs numeric %.1e, fused vs numeric %.1e (largest at %s)\n",
+      ng::dtype_name(dtype), eps, cases.size(), worst.composed_vs_fused, worst.composed_vs_numeric,
+      worst.fused_vs_numeric, worst.worst_case.c_str());
   return worst;
 }
 
@@ -217,16 +221,20 @@ TEST_CASE("with N = 2 and eps = 0 BN outputs -1 and +1 per channel, so its gradi
 // spread 1e-2), and with N = 2 its dx (a ~1e-5 residue of O(1) terms that cancel) has no correct digits
 // to 1e-4. The fused BN accumulates and normalizes in double, so only its final rounding to float32
 // remains. Hence: all three agree where float32 inputs are well conditioned...
-TEST_CASE("in float32, composed BN, fused BN and finite differences agree to 1e-4 relative for N > 2, |mean| / spread <= 100") {
-  const Agreement a = measure_agreement(
-      cases_where([](const Case& c) { return c.shape[0] > 2 && std::abs(c.mean) <= 100 * c.spread; }), ng::float32, 1e-5);
+TEST_CASE(
+    "in float32, composed BN, fused BN and finite differences agree to 1e-4 relative for N > 2, |mean| / spread <= "
+    "100") {
+  const Agreement a =
+      measure_agreement(cases_where([](const Case& c) { return c.shape[0] > 2 && std::abs(c.mean) <= 100 * c.spread; }),
+                        ng::float32, 1e-5);
   CHECK(a.composed_vs_fused < 1e-4);
   CHECK(a.composed_vs_numeric < 1e-4);
   CHECK(a.fused_vs_numeric < 1e-4);
 }
 
 // ...and the fused BN also where they are not.
-TEST_CASE("in float32, the fused BN matches finite differences to 1e-4 relative on every case, N = 2 and mean 1e3 included") {
+TEST_CASE(
+    "in float32, the fused BN matches finite differences to 1e-4 relative on every case, N = 2 and mean 1e3 included") {
   const Agreement a = measure_agreement(kCases, ng::float32, 1e-5);
   CHECK(a.fused_vs_numeric < 1e-4);
 }
@@ -239,8 +247,8 @@ TEST_CASE("gradcheck passes for the composed and the fused BN on [N, C] and [N, 
     Tensor gamma = ng::randn({shape[1]}, ng::float64).requires_grad_();
     Tensor beta = ng::randn({shape[1]}, ng::float64).requires_grad_();
     for (auto bn : {F::batch_norm_composed, F::batch_norm_fused}) {
-      auto result = ng::gradcheck([&](const std::vector<Tensor>& in) { return bn(in[0], in[1], in[2], 1e-5); },
-                                  {x, gamma, beta});
+      auto result =
+          ng::gradcheck([&](const std::vector<Tensor>& in) { return bn(in[0], in[1], in[2], 1e-5); }, {x, gamma, beta});
       CHECK_MESSAGE(result.ok, result.message);
     }
   }
@@ -297,8 +305,8 @@ TEST_CASE("batch_norm_* reject wrong ranks, shapes, dtypes and single-value chan
                          doctest::Contains("expected [N, C], [N, C, L] or [N, C, H, W]"), ng::Error);
     CHECK_THROWS_WITH_AS(bn(ng::ones({4}), gamma, beta, 1e-5), doctest::Contains("shape [4]"), ng::Error);
     CHECK_THROWS_WITH_AS(bn(ng::ones({4, 2}), gamma, beta, 1e-5), doctest::Contains("gamma of shape [3]"), ng::Error);
-    CHECK_THROWS_WITH_AS(bn(ng::ones({4, 3}), gamma, ng::zeros({3, 1}), 1e-5), doctest::Contains("beta of shape [3, 1]"),
-                         ng::Error);
+    CHECK_THROWS_WITH_AS(bn(ng::ones({4, 3}), gamma, ng::zeros({3, 1}), 1e-5),
+                         doctest::Contains("beta of shape [3, 1]"), ng::Error);
     CHECK_THROWS_WITH_AS(bn(ng::ones({4, 3}, ng::float64), gamma, beta, 1e-5), doctest::Contains("dtype"), ng::Error);
     CHECK_THROWS_WITH_AS(bn(ng::ones({1, 3}), gamma, beta, 1e-5),
                          doctest::Contains("expected more than 1 value per channel"), ng::Error);
@@ -392,8 +400,8 @@ TEST_CASE("BatchNorm modules refuse wrong shapes, dtypes and one value per chann
   CHECK(bn1(ng::ones({1, 3})).shape() == Shape{1, 3});  // evaluation normalizes a single sample fine
 
   ng::nn::BatchNorm2d bn2(2);
-  CHECK_THROWS_WITH_AS(bn2(ng::ones({4, 2})), doctest::Contains("BatchNorm2d: input of shape [4, 2]; expected [N, 2, H, W]"),
-                       ng::Error);
+  CHECK_THROWS_WITH_AS(bn2(ng::ones({4, 2})),
+                       doctest::Contains("BatchNorm2d: input of shape [4, 2]; expected [N, 2, H, W]"), ng::Error);
   CHECK_THROWS_WITH_AS(bn2(ng::ones({1, 2, 1, 1})), doctest::Contains("more than 1 value per channel"), ng::Error);
   CHECK(bn2(ng::ones({1, 2, 2, 1})).shape() == Shape{1, 2, 2, 1});  // m = N*H*W = 2 is enough
   CHECK_THROWS_AS(ng::nn::BatchNorm1d(0), ng::Error);

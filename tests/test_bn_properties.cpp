@@ -133,8 +133,8 @@ TEST_CASE("BN output is unchanged when W is scaled by a > 0: BN(a W u) = BN(W u)
     const Tensor x = layer(p.W, p.u), x_scaled = layer(p.W * a, p.u);
     const double tolerance = rounding_tolerance(p, x) * (1 + max_abs(p.gamma.to_vector()));
     for (BatchNorm bn : kBatchNorms) {
-      const double difference = max_abs_difference(bn(x_scaled, p.gamma, p.beta, 0.0).to_vector(),
-                                                    bn(x, p.gamma, p.beta, 0.0).to_vector());
+      const double difference =
+          max_abs_difference(bn(x_scaled, p.gamma, p.beta, 0.0).to_vector(), bn(x, p.gamma, p.beta, 0.0).to_vector());
       RC_ASSERT(difference <= tolerance);
     }
   }));

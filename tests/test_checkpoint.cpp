@@ -11,8 +11,8 @@
 #include <fstream>
 
 #include "normgrad.h"
-#include "test_requirements.h"
 #include "temp_dir.h"
+#include "test_requirements.h"
 
 using namespace ng;
 using test_files::contains;

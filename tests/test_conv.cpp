@@ -36,7 +36,8 @@ ng::Tensor distinct64(const ng::Shape& shape) {
   const int64_t n = t.numel();
   double* p = t.mutable_data<double>();
   for (int64_t i = 0; i < n; ++i) p[i] = 0.1 * static_cast<double>(i);
-  for (int64_t i = n - 1; i > 0; --i) std::swap(p[i], p[static_cast<int64_t>(ng::random_u64() % static_cast<uint64_t>(i + 1))]);
+  for (int64_t i = n - 1; i > 0; --i)
+    std::swap(p[i], p[static_cast<int64_t>(ng::random_u64() % static_cast<uint64_t>(i + 1))]);
   return leaf(t);
 }
 
@@ -63,7 +64,8 @@ Fn first_derivatives(const Fn& f) {
 }
 
 void check_close(const ng::Tensor& a, const ng::Tensor& b, double tolerance, const std::string& what) {
-  REQUIRE_MESSAGE(a.shape() == b.shape(), what << ": " << ng::shape_str(a.shape()) << " vs " << ng::shape_str(b.shape()));
+  REQUIRE_MESSAGE(a.shape() == b.shape(),
+                  what << ": " << ng::shape_str(a.shape()) << " vs " << ng::shape_str(b.shape()));
   const auto va = a.to_vector(), vb = b.to_vector();
   double worst = 0;
   for (std::size_t i = 0; i < va.size(); ++i) worst = std::max(worst, std::abs(va[i] - vb[i]));
@@ -173,8 +175,8 @@ TEST_CASE("conv2d_backward_input and conv2d_backward_weight have correct gradien
 TEST_CASE("conv1d equals conv2d on images of height 1, and its gradients match finite differences") {
   ng::manual_seed(5);
   const ng::Tensor x = randn64({2, 4, 9}), w = randn64({6, 2, 3}), b = randn64({6});
-  const ng::Tensor expected = ng::detail::conv2d_reference(ng::unsqueeze(x, 2), ng::unsqueeze(w, 2), b, {1, 2}, {0, 1},
-                                                           {1, 2}, 2);
+  const ng::Tensor expected =
+      ng::detail::conv2d_reference(ng::unsqueeze(x, 2), ng::unsqueeze(w, 2), b, {1, 2}, {0, 1}, {1, 2}, 2);
   check_close(ng::conv1d(x, w, b, 2, 1, 2, 2), ng::squeeze(expected, 2), 1e-12, "conv1d");
   check_gradients("conv1d", [](const Inputs& in) { return ng::conv1d(in[0], in[1], in[2], 2, 1, 2, 2); }, {x, w, b});
 }
@@ -266,8 +268,7 @@ const std::vector<PoolCase> kPoolCases = {
     {{2, 3, 6, 6}, {2, 2}, {2, 2}, {0, 0}},  // the usual halving
     {{1, 2, 7, 5}, {3, 3}, {2, 2}, {1, 1}},  // overlapping, padded, odd sizes
     {{2, 1, 5, 7}, {3, 2}, {1, 2}, {1, 1}},  // stride < kernel along h
-    {{1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0}},
-    {{3, 2, 4, 1}, {2, 1}, {1, 1}, {1, 0}},
+    {{1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0}}, {{3, 2, 4, 1}, {2, 1}, {1, 1}, {1, 0}},
 };
 
 }  // namespace
@@ -347,8 +348,9 @@ TEST_CASE("max_pool2d's index is the first maximum of a tie and the first NaN, w
     std::vector<double> values;
     int64_t first;
   };
-  const std::vector<Window> windows = {{{1, 1, 1, 1}, 0}, {{0, 2, 2, 2}, 1}, {{0, 1, 3, 3}, 2}, {{0, 1, 2, 3}, 3},
-                                       {{5, nan, nan, 9}, 1}, {{1, 2, 3, nan}, 3}, {{nan, 9, 9, nan}, 0}};
+  const std::vector<Window> windows = {{{1, 1, 1, 1}, 0},    {{0, 2, 2, 2}, 1},     {{0, 1, 3, 3}, 2},
+                                       {{0, 1, 2, 3}, 3},    {{5, nan, nan, 9}, 1}, {{1, 2, 3, nan}, 3},
+                                       {{nan, 9, 9, nan}, 0}};
   for (const Window& w : windows)
     for (const Pair stride : {Pair{2, 2}, Pair{1, 1}}) {
       // stride 2: the 2x2 fast path; stride 1 (the same single window): the general path
@@ -407,20 +409,33 @@ TEST_CASE("max_pool2d_backward refuses indices of the wrong dtype, shape or rang
   };
   const ng::Tensor g = ng::zeros({1, 2, 2, 2});
   const ng::Tensor ok = ng::zeros({1, 2, 2, 2}, ng::int64);
-  throws([&] { ng::max_pool2d_backward(g, ng::zeros({1, 2, 2, 2}), {1, 2, 4, 4}); },
-         "max_pool2d_backward: gradient [1, 2, 2, 2], indices [1, 2, 2, 2] float32, input shape [1, 2, 4, 4]: expected "
-         "int64 indices of the gradient's shape");
-  throws([&] { ng::max_pool2d_backward(g, ng::zeros({1, 2, 2, 1}, ng::int64), {1, 2, 4, 4}); },
-         "expected int64 indices of the gradient's shape");
+  throws(
+      [&] {
+        ng::max_pool2d_backward(g, ng::zeros({1, 2, 2, 2}), {1, 2, 4, 4});
+      },
+      "max_pool2d_backward: gradient [1, 2, 2, 2], indices [1, 2, 2, 2] float32, input shape [1, 2, 4, 4]: expected "
+      "int64 indices of the gradient's shape");
+  throws(
+      [&] {
+        ng::max_pool2d_backward(g, ng::zeros({1, 2, 2, 1}, ng::int64), {1, 2, 4, 4});
+      },
+      "expected int64 indices of the gradient's shape");
   throws([&] { ng::max_pool2d_backward(g, ok, {1, 3, 4, 4}); }, "expected a 4-D input shape [N, C, H, W]");
   throws([&] { ng::max_pool2d_backward(g, ok, {2, 4, 4}); }, "expected a 4-D input shape [N, C, H, W]");
-  throws([&] { ng::max_pool2d_backward(g, ng::full({1, 2, 2, 2}, 16.0, ng::int64), {1, 2, 4, 4}); },
-         "index 16 is out of range; expected 0 <= index < H*W = 16");
-  throws([&] { ng::max_pool2d_backward(g, ng::full({1, 2, 2, 2}, -1.0, ng::int64), {1, 2, 4, 4}); },
-         "index -1 is out of range");
+  throws(
+      [&] {
+        ng::max_pool2d_backward(g, ng::full({1, 2, 2, 2}, 16.0, ng::int64), {1, 2, 4, 4});
+      },
+      "index 16 is out of range; expected 0 <= index < H*W = 16");
+  throws(
+      [&] {
+        ng::max_pool2d_backward(g, ng::full({1, 2, 2, 2}, -1.0, ng::int64), {1, 2, 4, 4});
+      },
+      "index -1 is out of range");
 }
 
-TEST_CASE("avg_pool2d equals the loop definition (padding counted as zeros) and its gradients match finite differences") {
+TEST_CASE(
+    "avg_pool2d equals the loop definition (padding counted as zeros) and its gradients match finite differences") {
   ng::manual_seed(9);
   for (const PoolCase& c : kPoolCases) {
     const ng::Tensor x = randn64(c.x);
@@ -477,13 +492,27 @@ TEST_CASE("convolution and pooling refuse bad arguments with a message naming th
   auto throws = [](const std::function<void()>& f, const std::string& expected) {
     CHECK_THROWS_WITH_AS(f(), doctest::Contains(expected.c_str()), ng::Error);
   };
-  throws([&] { ng::conv2d(ng::zeros({4, 5, 5}), w); }, "conv2d: input [4, 5, 5], weight [6, 4, 3, 3]: expected a 4-D input");
+  throws(
+      [&] {
+        ng::conv2d(ng::zeros({4, 5, 5}), w);
+      },
+      "conv2d: input [4, 5, 5], weight [6, 4, 3, 3]: expected a 4-D input");
   throws([&] { ng::conv2d(x, ng::zeros({6, 4, 3})); }, "expected a 4-D weight [C_out, C/groups, kH, kW]");
-  throws([&] { ng::conv2d(x, ng::zeros({6, 3, 3, 3})); }, "the input has 4 channels; expected weight.size(1) * groups = 3");
-  throws([&] { ng::conv2d(ng::zeros({2, 5, 5, 5}), ng::zeros({6, 1, 3, 3}), {}, {1, 1}, {0, 0}, {1, 1}, 2); },
-         "5 input channels are not divisible by groups 2");
-  throws([&] { ng::conv2d(x, ng::zeros({5, 2, 3, 3}), {}, {1, 1}, {0, 0}, {1, 1}, 2); },
-         "5 output channels are not divisible by groups 2");
+  throws(
+      [&] {
+        ng::conv2d(x, ng::zeros({6, 3, 3, 3}));
+      },
+      "the input has 4 channels; expected weight.size(1) * groups = 3");
+  throws(
+      [&] {
+        ng::conv2d(ng::zeros({2, 5, 5, 5}), ng::zeros({6, 1, 3, 3}), {}, {1, 1}, {0, 0}, {1, 1}, 2);
+      },
+      "5 input channels are not divisible by groups 2");
+  throws(
+      [&] {
+        ng::conv2d(x, ng::zeros({5, 2, 3, 3}), {}, {1, 1}, {0, 0}, {1, 1}, 2);
+      },
+      "5 output channels are not divisible by groups 2");
   throws([&] { ng::conv2d(x, w, {}, {1, 1}, {0, 0}, {1, 1}, 0); }, "groups 0; expected >= 1");
   throws([&] { ng::conv2d(x, ng::zeros({6, 4, 7, 3})); }, "kernel 7x3 is larger than the padded input 5x5");
   throws([&] { ng::conv2d(x, w, {}, {1, 1}, {0, 0}, {3, 1}); }, "kernel 7x3 is larger than the padded input 5x5");
@@ -491,18 +520,37 @@ TEST_CASE("convolution and pooling refuse bad arguments with a message naming th
   throws([&] { ng::conv2d(x, w, {}, {0, 1}); }, "stride {0, 1}; expected every stride >= 1");
   throws([&] { ng::conv2d(x, w, {}, {1, 1}, {0, 0}, {1, -2}); }, "dilation {1, -2}; expected every dilation >= 1");
   throws([&] { ng::conv2d(x, w, ng::zeros({4})); }, "conv2d: bias [4] for weight [6, 4, 3, 3]; expected [6]");
-  throws([&] { ng::conv2d(x, ng::zeros({6, 4, 3, 3}, ng::float64)); }, "conv2d: weight is float64 but input is float32");
+  throws(
+      [&] {
+        ng::conv2d(x, ng::zeros({6, 4, 3, 3}, ng::float64));
+      },
+      "conv2d: weight is float64 but input is float32");
   throws([&] { ng::conv1d(x, w); }, "conv1d: input [2, 4, 5, 5], weight [6, 4, 3, 3]; expected a 3-D input");
-  throws([&] { ng::conv2d_backward_input(ng::zeros({2, 6, 4, 4}), w, {2, 4, 5, 5}); },
-         "conv2d_backward_input: gradient [2, 6, 4, 4]; expected the convolution's output shape [2, 6, 3, 3]");
+  throws(
+      [&] {
+        ng::conv2d_backward_input(ng::zeros({2, 6, 4, 4}), w, {2, 4, 5, 5});
+      },
+      "conv2d_backward_input: gradient [2, 6, 4, 4]; expected the convolution's output shape [2, 6, 3, 3]");
 
   throws([&] { ng::max_pool2d(ng::zeros({4, 5, 5}), {2, 2}); }, "max_pool2d: input [4, 5, 5], kernel {2, 2}");
-  throws([&] { ng::max_pool2d(x, {2, 2}, {2, 2}, {2, 0}); }, "padding {2, 0}: expected padding at most half the kernel size");
+  throws(
+      [&] {
+        ng::max_pool2d(x, {2, 2}, {2, 2}, {2, 0});
+      },
+      "padding {2, 0}: expected padding at most half the kernel size");
   throws([&] { ng::max_pool2d(x, {2, 2}, {0, 2}); }, "expected every stride >= 1");
   throws([&] { ng::max_pool2d(x, {0, 2}); }, "expected every kernel size >= 1");
   throws([&] { ng::max_pool2d(x, {6, 2}); }, "the kernel is larger than the padded input 5x5");
-  throws([&] { ng::avg_pool2d(x, {3, 3}, {1, 1}, {0, -1}); }, "avg_pool2d: input [2, 4, 5, 5], kernel {3, 3}, stride {1, 1}, padding {0, -1}: expected every padding >= 0");
-  throws([&] { ng::adaptive_avg_pool2d(x, {0, 1}); }, "adaptive_avg_pool2d: input [2, 4, 5, 5], output size {0, 1}; expected");
+  throws(
+      [&] {
+        ng::avg_pool2d(x, {3, 3}, {1, 1}, {0, -1});
+      },
+      "avg_pool2d: input [2, 4, 5, 5], kernel {3, 3}, stride {1, 1}, padding {0, -1}: expected every padding >= 0");
+  throws(
+      [&] {
+        ng::adaptive_avg_pool2d(x, {0, 1});
+      },
+      "adaptive_avg_pool2d: input [2, 4, 5, 5], output size {0, 1}; expected");
   throws([&] { ng::adaptive_avg_pool2d(ng::zeros({4, 5}), {1, 1}); }, "expected a 4-D input [N, C, H, W]");
   throws([&] { ng::pad(x, {1, 2, 3}); }, "pad: padding {1, 2, 3} for input [2, 4, 5, 5]; expected an even number");
   throws([&] { ng::pad(ng::zeros({3}), {1, 1, 1, 1}); }, "at most two per dimension");

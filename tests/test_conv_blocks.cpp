@@ -50,7 +50,8 @@ Backward backward_loops(const ng::Tensor& x, const ng::Tensor& w, const ng::Tens
 }
 
 void check_close(const ng::Tensor& a, const ng::Tensor& b, double tolerance, const std::string& what) {
-  REQUIRE_MESSAGE(a.shape() == b.shape(), what << ": " << ng::shape_str(a.shape()) << " vs " << ng::shape_str(b.shape()));
+  REQUIRE_MESSAGE(a.shape() == b.shape(),
+                  what << ": " << ng::shape_str(a.shape()) << " vs " << ng::shape_str(b.shape()));
   const auto va = a.to(ng::float64).to_vector(), vb = b.to(ng::float64).to_vector();
   double worst = 0;
   for (std::size_t i = 0; i < va.size(); ++i) worst = std::max(worst, std::abs(va[i] - vb[i]));

@@ -7,9 +7,8 @@
 using doctest::Contains;
 
 // Checks that `expr` throws ng::Error whose message contains each of the strings that follow.
-#define CHECK_ERROR_MENTIONS(expr, ...)             \
-  for (const char* expected_part : {__VA_ARGS__}) \
-  CHECK_THROWS_WITH_AS(expr, Contains(expected_part), ng::Error)
+#define CHECK_ERROR_MENTIONS(expr, ...) \
+  for (const char* expected_part : {__VA_ARGS__}) CHECK_THROWS_WITH_AS(expr, Contains(expected_part), ng::Error)
 
 TEST_CASE("binary ops on shapes that do not broadcast throw an error naming the op and both shapes") {
   ng::Tensor a = ng::zeros({2, 3});

@@ -12,8 +12,8 @@
 #include <numeric>
 
 #include "normgrad.h"
-#include "test_requirements.h"
 #include "temp_dir.h"
+#include "test_requirements.h"
 
 using namespace ng;
 using test_files::contains;

@@ -32,7 +32,6 @@ std::vector<int64_t> epoch_labels(data::DataLoader& loader) {
   return labels;
 }
 
-
 // A RangeDataset that remembers the indices of every get_batch call, to see who assembles batches.
 struct RecordingDataset : RangeDataset {
   using RangeDataset::RangeDataset;
@@ -113,7 +112,6 @@ TEST_CASE("the last partial batch is kept, or dropped with drop_last") {
   CHECK_THROWS_WITH_AS(data::DataLoader(dataset, {.batch_size = 0}), doctest::Contains("batch_size 0"), Error);
 }
 
-
 // ---- random_permutation ---------------------------------------------------------------------------
 
 TEST_CASE("random_permutation holds each of 0..n-1 once and depends on the seed alone") {
@@ -180,7 +178,7 @@ TEST_CASE("random_split: disjoint subsets of the given lengths covering the data
   CHECK(parts[2].size() == 8);
   std::vector<int64_t> all = parts[0].indices();
   all.insert(all.end(), parts[2].indices().begin(), parts[2].indices().end());
-  CHECK(sorted(all) == iota_vector(20));  // every example in exactly one part
+  CHECK(sorted(all) == iota_vector(20));                    // every example in exactly one part
   CHECK(parts[0].indices() != sorted(parts[0].indices()));  // and drawn at random, not cut in order
 
   CHECK(data::random_split(dataset, {12, 0, 8}, 3)[0].indices() == parts[0].indices());

@@ -106,8 +106,9 @@ TEST_CASE("the BN-MLP training step gives the same bits on 1 and 2 threads" *
   });
 }
 
-TEST_CASE("the small CNN's training step (conv, BatchNorm2d, relu, max pool, linear) gives the same bits on 1 and 2 threads" *
-          doctest::skip(two_threads_unavailable())) {
+TEST_CASE(
+    "the small CNN's training step (conv, BatchNorm2d, relu, max pool, linear) gives the same bits on 1 and 2 threads" *
+    doctest::skip(two_threads_unavailable())) {
   check_same_bits_on_1_and_2_threads([] {
     ng::manual_seed(12);
     ng::nn::Sequential net;

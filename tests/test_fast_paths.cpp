@@ -27,7 +27,8 @@ template <class T> double gemm_difference(int64_t M, int64_t N, int64_t K, bool 
   ng::kernel::gemm(M, N, K, A.data(), a_row, a_col, B.data(), b_row, b_col, fast.data());
   ng::kernel::gemm_reference(M, N, K, A.data(), a_row, a_col, B.data(), b_row, b_col, reference.data());
   double worst = 0;
-  for (std::size_t i = 0; i < fast.size(); ++i) worst = std::max(worst, std::abs(double(fast[i]) - double(reference[i])));
+  for (std::size_t i = 0; i < fast.size(); ++i)
+    worst = std::max(worst, std::abs(double(fast[i]) - double(reference[i])));
   return worst;
 }
 
@@ -37,7 +38,7 @@ TEST_CASE("the tiled gemm equals the reference loop on every edge case of its ti
   ng::manual_seed(11);
   // Shapes around the tile (6 x 16) and the k-slice (256): exact multiples, ragged rows, ragged
   // columns, fewer than one tile, and K spanning several slices.
-  const int64_t shapes[][3] = {{6, 16, 8},  {12, 32, 256}, {7, 17, 3},   {1, 1, 1},   {5, 15, 257},
+  const int64_t shapes[][3] = {{6, 16, 8},     {12, 32, 256}, {7, 17, 3},    {1, 1, 1},     {5, 15, 257},
                                {60, 100, 784}, {60, 10, 100}, {13, 40, 513}, {100, 784, 60}};
   for (const auto& s : shapes)
     for (bool at : {false, true})
@@ -58,8 +59,8 @@ TEST_CASE("the AVX-512 gemm tiles (12x16) give bit-identical results to the 6x16
           doctest::skip(!ng::kernel::gemm_wide_available())) {
   ng::manual_seed(12);
   // Around both tile heights (6, 12), the panel width (16) and the k-slice (256), transposed or not.
-  const int64_t shapes[][3] = {{12, 16, 8}, {13, 17, 3}, {11, 33, 257}, {1, 1, 1}, {60, 100, 784}, {32, 784, 144},
-                               {100, 784, 60}, {25, 9, 600}};
+  const int64_t shapes[][3] = {{12, 16, 8},    {13, 17, 3},    {11, 33, 257},  {1, 1, 1},
+                               {60, 100, 784}, {32, 784, 144}, {100, 784, 60}, {25, 9, 600}};
   for (const auto& s : shapes)
     for (bool at : {false, true})
       for (bool bt : {false, true}) {
@@ -108,7 +109,8 @@ TEST_CASE("linear passes gradcheck with and without bias") {
   ng::Tensor x = ng::randn({4, 3}, ng::float64).requires_grad_();
   ng::Tensor w = ng::randn({2, 3}, ng::float64).requires_grad_();
   ng::Tensor b = ng::randn({2}, ng::float64).requires_grad_();
-  auto with_bias = ng::gradcheck([](const std::vector<ng::Tensor>& in) { return ng::linear(in[0], in[1], in[2]); }, {x, w, b});
+  auto with_bias =
+      ng::gradcheck([](const std::vector<ng::Tensor>& in) { return ng::linear(in[0], in[1], in[2]); }, {x, w, b});
   CHECK_MESSAGE(with_bias.ok, with_bias.message);
   auto without = ng::gradcheck([](const std::vector<ng::Tensor>& in) { return ng::linear(in[0], in[1]); }, {x, w});
   CHECK_MESSAGE(without.ok, without.message);
@@ -194,16 +196,18 @@ TEST_CASE("float32 erf and exp (fast paths) agree with the float64 ops on the sa
   for (std::size_t i = 0; i < erf32.size(); ++i) worst_erf = std::max(worst_erf, std::abs(erf32[i] - erf64[i]));
   CHECK(worst_erf < 2e-7);
   ng::Tensor e64 = ng::arange(-80.0, 80.0, 0.0173, ng::float64);
-  auto exp32 = ng::exp(e64.to(ng::float32)).to_vector(), exp64 = ng::exp(e64.to(ng::float32).to(ng::float64)).to_vector();
+  auto exp32 = ng::exp(e64.to(ng::float32)).to_vector(),
+       exp64 = ng::exp(e64.to(ng::float32).to(ng::float64)).to_vector();
   double worst_exp = 0;
-  for (std::size_t i = 0; i < exp32.size(); ++i) worst_exp = std::max(worst_exp, std::abs(exp32[i] - exp64[i]) / exp64[i]);
+  for (std::size_t i = 0; i < exp32.size(); ++i)
+    worst_exp = std::max(worst_exp, std::abs(exp32[i] - exp64[i]) / exp64[i]);
   CHECK(worst_exp < 3e-7);
 }
 
 TEST_CASE("float32 softmax and log_softmax (fast_exp) agree with float64 on the same inputs") {
   ng::manual_seed(21);
   ng::Tensor logits = (ng::randn({16, 65}) * 4.0).to(ng::float32);  // 65: one block of 64 exps and one more
-  ng::Tensor wide = (ng::randn({3, 200}) * 4.0).to(ng::float32);   // 200: several blocks of 64
+  ng::Tensor wide = (ng::randn({3, 200}) * 4.0).to(ng::float32);    // 200: several blocks of 64
   for (const ng::Tensor& x : {logits, wide})
     for (int64_t dim : {0, 1}) {
       auto s32 = ng::softmax(x, dim).to_vector(), s64 = ng::softmax(x.to(ng::float64), dim).to_vector();
@@ -222,7 +226,7 @@ TEST_CASE("gemm_overwrite sets C = A @ B whatever C held: bit for bit gemm on a 
   ng::manual_seed(17);
   // Ragged against both tile heights (6, 12), the panel width (16) and the k-slice (256, so that later
   // slices add onto the stored first one); K = 0 must give zeros.
-  const int64_t shapes[][3] = {{12, 16, 8},   {13, 17, 3}, {7, 33, 257}, {1, 1, 1},
+  const int64_t shapes[][3] = {{12, 16, 8},    {13, 17, 3},  {7, 33, 257}, {1, 1, 1},
                                {32, 196, 144}, {25, 9, 600}, {5, 6, 0}};
   const float nan = std::numeric_limits<float>::quiet_NaN();
   for (const auto& s : shapes)

@@ -115,14 +115,14 @@ ng::Tensor reference_attention(const ng::Tensor& q, const ng::Tensor& k, const n
 TEST_CASE("matmul with broadcast batch dims equals a loop of 2-D products over the batch indices") {
   ng::manual_seed(18);
   const std::vector<std::pair<ng::Shape, ng::Shape>> cases = {
-      {{2, 3, 4, 5}, {2, 3, 5, 6}},     // [B,H,T,d] @ [B,H,d,T]
-      {{3, 4, 5}, {5, 2}},              // [B,T,C] @ [C,D]: the batch folds into one product
-      {{4, 5}, {2, 3, 5, 4}},           // [T,d] @ [B,H,d,T]
-      {{2, 1, 4, 5}, {1, 3, 5, 2}},     // size-1 batch dims on both sides
-      {{2, 1, 3, 4, 5}, {3, 5, 6}},     // 5-D with 3-D
-      {{1, 4, 5}, {3, 5, 2}},           // 3-D, one batch of 1
-      {{2, 3, 1, 5}, {2, 3, 5, 1}},     // 1 x 1 results
-      {{3, 4, 5}, {3, 5, 2}},           // the plain 3-D case
+      {{2, 3, 4, 5}, {2, 3, 5, 6}},  // [B,H,T,d] @ [B,H,d,T]
+      {{3, 4, 5}, {5, 2}},           // [B,T,C] @ [C,D]: the batch folds into one product
+      {{4, 5}, {2, 3, 5, 4}},        // [T,d] @ [B,H,d,T]
+      {{2, 1, 4, 5}, {1, 3, 5, 2}},  // size-1 batch dims on both sides
+      {{2, 1, 3, 4, 5}, {3, 5, 6}},  // 5-D with 3-D
+      {{1, 4, 5}, {3, 5, 2}},        // 3-D, one batch of 1
+      {{2, 3, 1, 5}, {2, 3, 5, 1}},  // 1 x 1 results
+      {{3, 4, 5}, {3, 5, 2}},        // the plain 3-D case
   };
   for (const auto& shapes : cases) {
     const ng::Shape& sa = shapes.first;  // not a structured binding: clang 14 cannot capture one (CAPTURE)
@@ -150,9 +150,8 @@ TEST_CASE("matmul of a vector with an N-d operand adds and removes a dim as PyTo
 TEST_CASE("N-d matmul passes gradcheck and gradgradcheck, the broadcast side's gradient summed over the batch") {
   ng::manual_seed(3);
   const std::vector<std::pair<ng::Shape, ng::Shape>> cases = {
-      {{2, 2, 3, 2}, {2, 2, 2, 3}}, {{2, 3, 2}, {2, 3}},       {{3, 2}, {2, 1, 2, 3}},
-      {{2, 1, 3, 2}, {1, 2, 2, 1}}, {{1, 2, 1, 3, 2}, {2, 4}}, {{2, 2, 3, 2}, {2}},
-      {{3}, {2, 2, 3, 2}},
+      {{2, 2, 3, 2}, {2, 2, 2, 3}}, {{2, 3, 2}, {2, 3}}, {{3, 2}, {2, 1, 2, 3}}, {{2, 1, 3, 2}, {1, 2, 2, 1}},
+      {{1, 2, 1, 3, 2}, {2, 4}},    {{2, 2, 3, 2}, {2}}, {{3}, {2, 2, 3, 2}},
   };
   for (const auto& [sa, sb] : cases) {
     const std::string what = "matmul " + ng::shape_str(sa) + " @ " + ng::shape_str(sb);
@@ -192,8 +191,7 @@ TEST_CASE("masked_fill puts the value where the mask is nonzero, the mask broadc
     REQUIRE(out.shape() == x.shape());
     for (int64_t b = 0; b < 2; ++b)
       for (int64_t i = 0; i < 2; ++i)
-        for (int64_t j = 0; j < 3; ++j)
-          CHECK(out.at({b, i, j}) == (mask.at({i, j}) != 0 ? -7 : x.at({b, i, j})));
+        for (int64_t j = 0; j < 3; ++j) CHECK(out.at({b, i, j}) == (mask.at({i, j}) != 0 ? -7 : x.at({b, i, j})));
     CHECK(max_abs_difference(x.masked_fill(mask, -7), out) == 0);  // the method form
   }
 }
@@ -205,9 +203,9 @@ TEST_CASE("masked_fill sends no gradient to the filled positions, and passes gra
   CHECK(x.grad().to_vector() == std::vector<double>{3, 0, 3, 3, 0, 3});
 
   ng::manual_seed(5);
-  check_first_and_second_derivatives(
-      "masked_fill",
-      [mask](const Inputs& in) { return ng::masked_fill(in[0], mask, 0.5) * in[0]; }, {uniform_leaf({2, 1, 3}, -1, 1)});
+  check_first_and_second_derivatives("masked_fill",
+                                     [mask](const Inputs& in) { return ng::masked_fill(in[0], mask, 0.5) * in[0]; },
+                                     {uniform_leaf({2, 1, 3}, -1, 1)});
 }
 
 TEST_CASE("masked_fill with -inf then softmax gives masked entries weight 0, and a fully masked row NaN as PyTorch") {
@@ -226,12 +224,12 @@ TEST_CASE("masked_fill with -inf then softmax gives masked entries weight 0, and
 TEST_CASE("masked_fill with -inf followed by softmax passes gradcheck and gradgradcheck on rows with a kept entry") {
   ng::manual_seed(6);
   const ng::Tensor mask = ng::triu(ng::ones({3, 4}, ng::int64), 1);
-  check_first_and_second_derivatives(
-      "softmax(masked_fill(-inf))",
-      [mask](const Inputs& in) {
-        return ng::softmax(ng::masked_fill(in[0], mask, -std::numeric_limits<double>::infinity()), -1);
-      },
-      {uniform_leaf({2, 3, 4}, -1, 1)});
+  check_first_and_second_derivatives("softmax(masked_fill(-inf))",
+                                     [mask](const Inputs& in) {
+                                       return ng::softmax(
+                                           ng::masked_fill(in[0], mask, -std::numeric_limits<double>::infinity()), -1);
+                                     },
+                                     {uniform_leaf({2, 3, 4}, -1, 1)});
 }
 
 TEST_CASE("tril and triu keep the triangle j - i <= diagonal (tril) or >= diagonal (triu) of the last two dims") {
@@ -257,21 +255,21 @@ TEST_CASE("tril and triu pass gradcheck and gradgradcheck (gradient 1 inside the
   ng::manual_seed(7);
   for (int64_t diagonal : {-1, 0, 2}) {
     const std::string suffix = " diagonal " + std::to_string(diagonal);
-    check_first_and_second_derivatives(
-        "tril" + suffix, [diagonal](const Inputs& in) { return ng::tril(in[0], diagonal) * in[0]; },
-        {uniform_leaf({2, 3, 4}, -1, 1)});
-    check_first_and_second_derivatives(
-        "triu" + suffix, [diagonal](const Inputs& in) { return ng::triu(in[0], diagonal) * in[0]; },
-        {uniform_leaf({1, 4, 3}, -1, 1)});
+    check_first_and_second_derivatives("tril" + suffix,
+                                       [diagonal](const Inputs& in) { return ng::tril(in[0], diagonal) * in[0]; },
+                                       {uniform_leaf({2, 3, 4}, -1, 1)});
+    check_first_and_second_derivatives("triu" + suffix,
+                                       [diagonal](const Inputs& in) { return ng::triu(in[0], diagonal) * in[0]; },
+                                       {uniform_leaf({1, 4, 3}, -1, 1)});
   }
 }
 
 TEST_CASE("masked_fill, tril and triu refuse bad arguments naming the op and the shapes") {
   CHECK_ERROR_MENTIONS(ng::masked_fill(ng::zeros({3}), ng::ones({2, 3}, ng::int64), 0), "masked_fill", "[2, 3]", "[3]");
   CHECK_ERROR_MENTIONS(ng::masked_fill(ng::zeros({3}), ng::ones({4}, ng::int64), 0), "masked_fill", "[4]", "[3]");
-  CHECK_ERROR_MENTIONS(ng::masked_fill(ng::zeros({3}, ng::int64), ng::ones({3}, ng::int64),
-                                       -std::numeric_limits<double>::infinity()),
-                       "masked_fill", "int64");
+  CHECK_ERROR_MENTIONS(
+      ng::masked_fill(ng::zeros({3}, ng::int64), ng::ones({3}, ng::int64), -std::numeric_limits<double>::infinity()),
+      "masked_fill", "int64");
   CHECK_ERROR_MENTIONS(ng::tril(ng::zeros({3})), "tril", "[3]", "2 dims");
   CHECK_ERROR_MENTIONS(ng::triu(ng::scalar(1)), "triu", "[]");
 }
@@ -299,9 +297,9 @@ TEST_CASE("select's backward puts the gradient into zeros at the index; it passe
   CHECK(x.grad().to_vector() == std::vector<double>{0, 0, 10, 10, 0, 0});
 
   ng::manual_seed(8);
-  check_first_and_second_derivatives(
-      "select(x, -1, -1)", [](const Inputs& in) { return ng::pow(ng::select(in[0], -1, -1), 2.0); },
-      {uniform_leaf({2, 1, 3}, -1, 1)});
+  check_first_and_second_derivatives("select(x, -1, -1)",
+                                     [](const Inputs& in) { return ng::pow(ng::select(in[0], -1, -1), 2.0); },
+                                     {uniform_leaf({2, 1, 3}, -1, 1)});
   check_first_and_second_derivatives("select(x, 1, 0) on a size-1 dim",
                                      [](const Inputs& in) { return ng::pow(ng::select(in[0], 1, 0), 3.0); },
                                      {uniform_leaf({2, 1, 3}, -1, 1)});
@@ -337,20 +335,20 @@ TEST_CASE("split and chunk cut along a dim like PyTorch: the last piece smaller,
 
 TEST_CASE("split and chunk pass gradcheck and gradgradcheck, pieces used differently") {
   ng::manual_seed(9);
-  check_first_and_second_derivatives(
-      "split",
-      [](const Inputs& in) {
-        std::vector<ng::Tensor> p = ng::split(in[0], 2, -1);  // [2, 3, 2], [2, 3, 2], [2, 3, 1]
-        return p[0] * p[1] + ng::pow(p[2], 2.0);
-      },
-      {uniform_leaf({2, 3, 5}, -1, 1)});
-  check_first_and_second_derivatives(
-      "chunk",
-      [](const Inputs& in) {
-        std::vector<ng::Tensor> p = ng::chunk(in[0], 3, 0);  // q, k, v style: three [1, 4]
-        return ng::matmul(p[0], ng::transpose(p[1], 0, 1)) * p[2];
-      },
-      {uniform_leaf({3, 4}, -1, 1)});
+  check_first_and_second_derivatives("split",
+                                     [](const Inputs& in) {
+                                       std::vector<ng::Tensor> p =
+                                           ng::split(in[0], 2, -1);  // [2, 3, 2], [2, 3, 2], [2, 3, 1]
+                                       return p[0] * p[1] + ng::pow(p[2], 2.0);
+                                     },
+                                     {uniform_leaf({2, 3, 5}, -1, 1)});
+  check_first_and_second_derivatives("chunk",
+                                     [](const Inputs& in) {
+                                       std::vector<ng::Tensor> p =
+                                           ng::chunk(in[0], 3, 0);  // q, k, v style: three [1, 4]
+                                       return ng::matmul(p[0], ng::transpose(p[1], 0, 1)) * p[2];
+                                     },
+                                     {uniform_leaf({3, 4}, -1, 1)});
 }
 
 TEST_CASE("select, split and chunk refuse bad arguments naming the op, the shape and what was expected") {
@@ -387,15 +385,15 @@ TEST_CASE("scaled_dot_product_attention equals attention written out element by 
   CHECK(max_abs_difference(ng::scaled_dot_product_attention(q, k, v, allowed), reference_attention(q, k, v, banded)) <
         1e-12);
   // a float mask is added to the scores: 0 where allowed, -inf elsewhere gives the same
-  const ng::Tensor additive = ng::masked_fill(ng::zeros({L, S}, ng::float64), ng::eq(allowed, 0.0),
-                                              -std::numeric_limits<double>::infinity());
+  const ng::Tensor additive =
+      ng::masked_fill(ng::zeros({L, S}, ng::float64), ng::eq(allowed, 0.0), -std::numeric_limits<double>::infinity());
   CHECK(max_abs_difference(ng::scaled_dot_product_attention(q, k, v, additive), reference_attention(q, k, v, banded)) <
         1e-12);
   // float32 agrees to float32 precision
-  CHECK(max_abs_difference(ng::scaled_dot_product_attention(q.to(ng::float32), k.to(ng::float32), v.to(ng::float32), {},
-                                                            0, true)
-                               .to(ng::float64),
-                           reference_attention(q, k, v, causal)) < 1e-5);
+  CHECK(max_abs_difference(
+            ng::scaled_dot_product_attention(q.to(ng::float32), k.to(ng::float32), v.to(ng::float32), {}, 0, true)
+                .to(ng::float64),
+            reference_attention(q, k, v, causal)) < 1e-5);
 }
 
 TEST_CASE("scaled_dot_product_attention scales by 1/sqrt(E) unless given a scale, and broadcasts batch dims") {
@@ -569,18 +567,19 @@ TEST_CASE("RMSNorm has PyTorch's parameter (weight, ones) and default eps (the d
 TEST_CASE("rms_norm passes gradcheck and gradgradcheck in x and weight") {
   ng::manual_seed(14);
   check_first_and_second_derivatives(
-      "rms_norm",
-      [](const Inputs& in) { return ng::nn::functional::rms_norm(in[0], {3}, in[1], 1e-5); },
+      "rms_norm", [](const Inputs& in) { return ng::nn::functional::rms_norm(in[0], {3}, in[1], 1e-5); },
       {uniform_leaf({2, 1, 3}, -1, 1), uniform_leaf({3}, -1, 1)});
-  check_first_and_second_derivatives(
-      "rms_norm over two dims, default eps",
-      [](const Inputs& in) { return ng::nn::functional::rms_norm(in[0], {2, 3}); }, {uniform_leaf({2, 2, 3}, -1, 1)});
+  check_first_and_second_derivatives("rms_norm over two dims, default eps",
+                                     [](const Inputs& in) {
+                                       return ng::nn::functional::rms_norm(in[0], {2, 3});
+                                     },
+                                     {uniform_leaf({2, 2, 3}, -1, 1)});
 }
 
 TEST_CASE("RMSNorm refuses bad shapes and arguments naming the layer and the shapes") {
   CHECK_ERROR_MENTIONS(ng::nn::functional::rms_norm(ng::zeros({2, 3}), {4}), "rms_norm", "[2, 3]", "[4]");
-  CHECK_ERROR_MENTIONS(ng::nn::functional::rms_norm(ng::zeros({2, 3}), {3}, ng::ones({2})), "rms_norm", "weight",
-                       "[2]", "[3]");
+  CHECK_ERROR_MENTIONS(ng::nn::functional::rms_norm(ng::zeros({2, 3}), {3}, ng::ones({2})), "rms_norm", "weight", "[2]",
+                       "[3]");
   CHECK_ERROR_MENTIONS(ng::nn::RMSNorm({}), "RMSNorm", "normalized_shape");
   CHECK_ERROR_MENTIONS(ng::nn::RMSNorm({3}, -1.0), "RMSNorm", "eps");
   ng::nn::RMSNorm norm({3});
@@ -730,8 +729,7 @@ TEST_CASE("CausalSelfAttention: changing later tokens never changes the outputs 
   // and the gradient of an early output reaches no later input
   ng::Tensor xg = x.detach().clone().requires_grad_();
   ng::sum(ng::select(attn(xg), 1, 2)).backward();
-  for (int64_t later = 3; later < T; ++later)
-    CHECK(ng::max(ng::abs(ng::select(xg.grad(), 1, later))).item() == 0);
+  for (int64_t later = 3; later < T; ++later) CHECK(ng::max(ng::abs(ng::select(xg.grad(), 1, later))).item() == 0);
   CHECK(ng::max(ng::abs(ng::select(xg.grad(), 1, 0))).item() > 0);
 }
 
@@ -824,7 +822,8 @@ bool earlier_outputs_unchanged(bool batch_norm) {
 
 }  // namespace
 
-TEST_CASE("property: with LayerNorm no output looks ahead; with BatchNorm over batch and time, earlier outputs change") {
+TEST_CASE(
+    "property: with LayerNorm no output looks ahead; with BatchNorm over batch and time, earlier outputs change") {
   CHECK(rc::check("LayerNorm then causal attention: tokens after t never change the outputs at 0..t",
                   [] { RC_ASSERT(earlier_outputs_unchanged(false)); }));
   CHECK(rc::check("BatchNorm over batch and time then causal attention: tokens after t change the outputs at 0..t",

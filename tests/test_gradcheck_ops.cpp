@@ -136,15 +136,24 @@ TEST_CASE("only the input that requires grad gets a gradient, and it passes grad
 TEST_CASE("the operators with a double on either side pass gradcheck") {
   ng::manual_seed(9);
   const Inputs x = {uniform_leaf({2, 3}, 0.5, 2)};
-  check_gradients("x + 3", [](const Inputs& in) { return in[0] + 3.0; }, x);
-  check_gradients("3 + x", [](const Inputs& in) { return 3.0 + in[0]; }, x);
-  check_gradients("x - 3", [](const Inputs& in) { return in[0] - 3.0; }, x);
-  check_gradients("3 - x", [](const Inputs& in) { return 3.0 - in[0]; }, x);
-  check_gradients("x * 3", [](const Inputs& in) { return in[0] * 3.0; }, x);
-  check_gradients("3 * x", [](const Inputs& in) { return 3.0 * in[0]; }, x);
-  check_gradients("x / 3", [](const Inputs& in) { return in[0] / 3.0; }, x);
-  check_gradients("3 / x", [](const Inputs& in) { return 3.0 / in[0]; }, x);
-  check_gradients("-x", [](const Inputs& in) { return -in[0]; }, x);
+  check_gradients(
+      "x + 3", [](const Inputs& in) { return in[0] + 3.0; }, x);
+  check_gradients(
+      "3 + x", [](const Inputs& in) { return 3.0 + in[0]; }, x);
+  check_gradients(
+      "x - 3", [](const Inputs& in) { return in[0] - 3.0; }, x);
+  check_gradients(
+      "3 - x", [](const Inputs& in) { return 3.0 - in[0]; }, x);
+  check_gradients(
+      "x * 3", [](const Inputs& in) { return in[0] * 3.0; }, x);
+  check_gradients(
+      "3 * x", [](const Inputs& in) { return 3.0 * in[0]; }, x);
+  check_gradients(
+      "x / 3", [](const Inputs& in) { return in[0] / 3.0; }, x);
+  check_gradients(
+      "3 / x", [](const Inputs& in) { return 3.0 / in[0]; }, x);
+  check_gradients(
+      "-x", [](const Inputs& in) { return -in[0]; }, x);
 }
 
 TEST_CASE("sigmoid passes gradcheck far from 0, where it saturates") {
@@ -165,8 +174,10 @@ TEST_CASE("matmul passes gradcheck when only one side requires grad") {
 TEST_CASE("to(dtype) and clone pass gradcheck, and to(float32) sends a float64 gradient back") {
   ng::manual_seed(25);
   const Inputs x = {uniform_leaf({2, 3}, -1, 1)};
-  check_gradients("to float64", [](const Inputs& in) { return in[0].to(ng::float64) * 2.0; }, x);
-  check_gradients("clone", [](const Inputs& in) { return in[0].clone() * in[0]; }, x);
+  check_gradients(
+      "to float64", [](const Inputs& in) { return in[0].to(ng::float64) * 2.0; }, x);
+  check_gradients(
+      "clone", [](const Inputs& in) { return in[0].clone() * in[0]; }, x);
   // Through float32 the finite differences are too coarse for gradcheck, so the gradient is checked
   // directly: d/dx sum(3 * float32(x)) = 3, in x's dtype.
   ng::Tensor x64 = uniform_leaf({2, 2}, -1, 1);

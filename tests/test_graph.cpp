@@ -201,7 +201,7 @@ TEST_CASE("ng::grad over several outputs sums their gradients, weighted by grad_
 
 TEST_CASE("ng::grad over outputs where one is computed from the other waits for both") {
   ng::Tensor x = leaf({3}, {1});
-  ng::Tensor y1 = x * x;        // x^2
+  ng::Tensor y1 = x * x;            // x^2
   ng::Tensor y2 = (y1 * y1).sum();  // x^4
   auto grads = ng::grad({y1.sum(), y2}, {x});
   CHECK(grads[0].item() == 2 * 3 + 4 * 27);  // 2x + 4x^3
@@ -238,9 +238,7 @@ TEST_CASE("NoGradGuard records nothing and restores gradient recording when it g
     CHECK_FALSE(y.requires_grad());
     CHECK(y.grad_fn() == nullptr);
     CHECK(ng::live_nodes() == nodes_before);
-    {
-      ng::NoGradGuard nested;
-    }
+    { ng::NoGradGuard nested; }
     CHECK_FALSE(ng::is_grad_enabled());  // the nested guard restored "disabled", not "enabled"
   }
   CHECK(ng::is_grad_enabled());
@@ -302,7 +300,7 @@ TEST_CASE("a chain of a million ops runs backward and is destroyed without overf
   ng::Tensor x = leaf({1.5}, {1});
   {
     ng::Tensor y = x;
-    for (int64_t i = 0; i < chain_length; ++i) y = -y;  // an even number of negations: y = x
+    for (int64_t i = 0; i < chain_length; ++i) y = -y;           // an even number of negations: y = x
     CHECK(ng::live_nodes() - nodes_before == chain_length + 1);  // the negations and x's AccumulateGrad
     y.sum().backward();
     CHECK(x.grad().item() == 1);
@@ -360,8 +358,8 @@ TEST_CASE("gradcheck reports a backward that is wrong by a factor, naming input,
 TEST_CASE("gradcheck names the right input when only the second of two inputs has a wrong gradient") {
   ng::Tensor a = leaf({1, 2}, {2});
   ng::Tensor b = leaf({3, 4}, {2});
-  auto result = ng::gradcheck(
-      [](const std::vector<ng::Tensor>& in) { return in[0] * 2.0 + scaled_square(in[1], 0.5); }, {a, b});
+  auto result =
+      ng::gradcheck([](const std::vector<ng::Tensor>& in) { return in[0] * 2.0 + scaled_square(in[1], 0.5); }, {a, b});
   CHECK_FALSE(result.ok);
   CHECK_MESSAGE(result.message.find("input 1") != std::string::npos, result.message);
 }
@@ -432,7 +430,8 @@ TEST_CASE("the backward of a cat of 100,000 tensors gives each its gradient (lin
   // d/dp_i of sum_i (i+1) p_i is i + 1.
   (joined * ng::arange(1.0, static_cast<double>(n) + 0.5, 1.0, ng::float64)).sum().backward();
   int64_t wrong = 0;
-  for (int64_t i = 0; i < n; ++i) wrong += parts[static_cast<std::size_t>(i)].grad().item() != static_cast<double>(i + 1);
+  for (int64_t i = 0; i < n; ++i)
+    wrong += parts[static_cast<std::size_t>(i)].grad().item() != static_cast<double>(i + 1);
   CHECK(wrong == 0);
 }
 
@@ -440,9 +439,8 @@ TEST_CASE("a backward that returns more or fewer gradients than its op has input
   ng::Tensor a = leaf({1, 2}), b = leaf({3, 4});
   const auto returning = [&](std::size_t count) {
     ng::Tensor out = a.detach() + b.detach();
-    ng::record(out, "miscounted", {&a, &b}, [count](const ng::Tensor& g, const ng::Node&) {
-      return std::vector<ng::Tensor>(count, g);
-    });
+    ng::record(out, "miscounted", {&a, &b},
+               [count](const ng::Tensor& g, const ng::Node&) { return std::vector<ng::Tensor>(count, g); });
     return out.sum();
   };
   CHECK_ERROR_MENTIONS(returning(1).backward(), "miscounted", "returned 1 gradient", "for 2 input");

@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "normgrad.h"
-#include "test_helpers.h"
 #include "temp_dir.h"
+#include "test_helpers.h"
 
 using namespace ng;
 using test_files::contains;
@@ -32,7 +32,6 @@ using test_files::TempDir;
 extern "C" const char* __asan_default_options() { return "allocator_may_return_null=1"; }
 
 namespace {
-
 
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary);
@@ -107,8 +106,10 @@ std::vector<uint8_t> gzip_bomb(const std::vector<uint8_t>& prefix, uint64_t k) {
   deflate_bits.bits(1, 1);  // BFINAL
   deflate_bits.bits(1, 2);  // BTYPE 01: fixed Huffman codes
   auto literal = [&](uint8_t v) {
-    if (v < 144) deflate_bits.code(0x30 + v, 8);
-    else deflate_bits.code(0x190 + (v - 144), 9);
+    if (v < 144)
+      deflate_bits.code(0x30 + v, 8);
+    else
+      deflate_bits.code(0x190 + (v - 144), 9);
   };
   for (uint8_t v : prefix) literal(v);
   literal(0);
@@ -374,12 +375,12 @@ TEST_SUITE("images") {
     // 1,152,270,944 bytes; stb_image allocated them all before finding the file too short.
     TempDir dir;
     std::filesystem::create_directories(dir.path / "a");
-    const std::vector<uint8_t> png{
-        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00,
-        0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x00, 0x00, 0x91, 0x9f, 0xf1, 0x1a, 0x44,
-        0xae, 0x42, 0x60, 0x49, 0x44, 0x41, 0x54, 0x78, 0x5e, 0x63, 0x64, 0x10, 0x11, 0x11, 0x61, 0x0c, 0x00,
-        0x12, 0x2c, 0x20, 0x02, 0x00, 0x09, 0x38, 0x01, 0x5b, 0xc8, 0x2f, 0x0d, 0xc0, 0x00, 0x00, 0x00, 0x00,
-        0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82};
+    const std::vector<uint8_t> png{0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49,
+                                   0x48, 0x44, 0x52, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x03, 0x08, 0x00,
+                                   0x00, 0x00, 0x00, 0x91, 0x9f, 0xf1, 0x1a, 0x44, 0xae, 0x42, 0x60, 0x49, 0x44,
+                                   0x41, 0x54, 0x78, 0x5e, 0x63, 0x64, 0x10, 0x11, 0x11, 0x61, 0x0c, 0x00, 0x12,
+                                   0x2c, 0x20, 0x02, 0x00, 0x09, 0x38, 0x01, 0x5b, 0xc8, 0x2f, 0x0d, 0xc0, 0x00,
+                                   0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82};
     write_file(dir / "a/bomb.png", png);
     reset_peak_memory();
     const int64_t before = peak_memory();
@@ -502,8 +503,9 @@ TEST_SUITE("not what it claims") {
       const int64_t before = peak_memory();
       const auto start = std::chrono::steady_clock::now();
       CHECK_THROWS_WITH_AS(data::read_idx(path),
-                           contains("read_idx: '" + path + "' is truncated: its header says 1 x 65536 x 65536 = "
-                                                           "4294967296 bytes of data, but 0 follow"),
+                           contains("read_idx: '" + path +
+                                    "' is truncated: its header says 1 x 65536 x 65536 = "
+                                    "4294967296 bytes of data, but 0 follow"),
                            Error);
       CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
       CHECK(peak_memory() - before < (int64_t{64} << 20));

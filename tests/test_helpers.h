@@ -15,7 +15,7 @@
 #include "normgrad.h"
 
 // Checks that `expr` throws ng::Error whose message contains each of the strings that follow.
-#define CHECK_ERROR_MENTIONS(expr, ...)             \
+#define CHECK_ERROR_MENTIONS(expr, ...)           \
   for (const char* expected_part : {__VA_ARGS__}) \
   CHECK_THROWS_WITH_AS(expr, doctest::Contains(expected_part), ng::Error)
 

@@ -52,7 +52,8 @@ Tensor square_unrecorded_backward(const Tensor& x) {
     ng::record(out, "square_unrecorded", {&x}, [x = ng::SavedTensor(x)](const Tensor& g, const ng::Node& n) {
       const Tensor xv = x.unpack(n);
       Tensor dx = ng::empty(xv.shape(), ng::float64);
-      for (int64_t i = 0; i < xv.numel(); ++i) dx.mutable_data<double>()[i] = 2 * xv.data<double>()[i] * g.data<double>()[i];
+      for (int64_t i = 0; i < xv.numel(); ++i)
+        dx.mutable_data<double>()[i] = 2 * xv.data<double>()[i] * g.data<double>()[i];
       return std::vector<Tensor>{dx};
     });
   return out;
@@ -174,7 +175,8 @@ TEST_CASE("batch_norm_composed and batch_norm_fused have correct second derivati
       const int64_t C = shape[1];
       const std::string what = std::string(impl.first) + " " + ng::shape_str(shape);
       Tensor x = uniform_leaf(shape, -1, 1), gamma = uniform_leaf({C}, 0.5, 1.5), beta = uniform_leaf({C}, -0.5, 0.5);
-      check_second_derivatives(what, [bn](const Inputs& in) { return bn(in[0], in[1], in[2], 1e-5); }, {x, gamma, beta});
+      check_second_derivatives(what, [bn](const Inputs& in) { return bn(in[0], in[1], in[2], 1e-5); },
+                               {x, gamma, beta});
       check_second_derivatives(what + " without gamma and beta",
                                [bn](const Inputs& in) { return bn(in[0], Tensor(), Tensor(), 1e-5); }, {x});
     }
@@ -241,7 +243,8 @@ TEST_CASE("a Hessian-vector product on a small MLP matches central differences o
   const double eps = 1e-5;
   auto gradient_at = [&](double step) {
     std::vector<Tensor> moved;
-    for (std::size_t i = 0; i < params.size(); ++i) moved.push_back((params[i].detach() + v[i] * step).requires_grad_());
+    for (std::size_t i = 0; i < params.size(); ++i)
+      moved.push_back((params[i].detach() + v[i] * step).requires_grad_());
     return ng::grad({mlp_loss(moved, x, target)}, moved);
   };
   const auto plus = gradient_at(eps), minus = gradient_at(-eps);
@@ -285,8 +288,9 @@ Tensor penalized_loss(PenaltyModel& model, const Tensor& input, const Tensor& ta
 }
 }  // namespace
 
-TEST_CASE("a gradient-penalty step through Linear and BatchNorm1d gives parameter gradients that match finite "
-          "differences, and SGD lowers the penalized loss") {
+TEST_CASE(
+    "a gradient-penalty step through Linear and BatchNorm1d gives parameter gradients that match finite "
+    "differences, and SGD lowers the penalized loss") {
   for (auto impl : {ng::nn::BatchNormImpl::fused, ng::nn::BatchNormImpl::composed}) {
     const char* name = impl == ng::nn::BatchNormImpl::fused ? "fused BN" : "composed BN";
     ng::manual_seed(27);
@@ -326,7 +330,8 @@ TEST_CASE("a gradient-penalty step through Linear and BatchNorm1d gives paramete
     double largest_difference = 0;
     for (std::size_t k = 0; k < task_grads.size(); ++k) {
       const auto with = model.parameters()[k].grad().to_vector(), without = task_grads[k].to_vector();
-      for (std::size_t i = 0; i < with.size(); ++i) largest_difference = std::max(largest_difference, std::abs(with[i] - without[i]));
+      for (std::size_t i = 0; i < with.size(); ++i)
+        largest_difference = std::max(largest_difference, std::abs(with[i] - without[i]));
     }
     CHECK(largest_difference > 1e-4);
 

@@ -117,9 +117,10 @@ TEST_CASE("the same seed gives the same initial values") {
 }
 
 TEST_CASE("initializers refuse int64, undefined and non-leaf tensors and bad arguments, naming the function") {
-  CHECK_THROWS_WITH_AS(init::normal_(ng::zeros({2, 3}, ng::int64)),
-                       doctest::Contains("init::normal_: tensor of shape [2, 3] has dtype int64; expected float32 or float64"),
-                       ng::Error);
+  CHECK_THROWS_WITH_AS(
+      init::normal_(ng::zeros({2, 3}, ng::int64)),
+      doctest::Contains("init::normal_: tensor of shape [2, 3] has dtype int64; expected float32 or float64"),
+      ng::Error);
   CHECK_THROWS_WITH_AS(init::zeros_(Tensor()), doctest::Contains("init::zeros_: the tensor is undefined"), ng::Error);
   Tensor leaf = ng::ones({2}).requires_grad_();
   Tensor made = leaf * 2.0;
@@ -130,8 +131,8 @@ TEST_CASE("initializers refuse int64, undefined and non-leaf tensors and bad arg
   CHECK_THROWS_WITH_AS(init::kaiming_uniform_(ng::empty({5})),
                        doctest::Contains("init::kaiming_uniform_: tensor of shape [5] has no fan in and fan out"),
                        ng::Error);
-  CHECK_THROWS_WITH_AS(init::xavier_normal_(ng::empty({})), doctest::Contains("init::xavier_normal_: tensor of shape []"),
-                       ng::Error);
+  CHECK_THROWS_WITH_AS(init::xavier_normal_(ng::empty({})),
+                       doctest::Contains("init::xavier_normal_: tensor of shape []"), ng::Error);
 }
 
 TEST_CASE("calculate_fans: a weight [out, in, k1, k2] has fan_in = in k1 k2 and fan_out = out k1 k2") {
@@ -186,7 +187,8 @@ TEST_CASE("Linear starts as PyTorch's default: W then b uniform in [-1/sqrt(in),
   ng::manual_seed(9);
   const double k = 1 / std::sqrt(16.0);
   for (const Tensor& p : {linear.weight, linear.bias})
-    for (double value : p.to_vector()) CHECK(value == doctest::Approx(-k + 2 * k * ng::random_uniform()).epsilon(1e-15));
+    for (double value : p.to_vector())
+      CHECK(value == doctest::Approx(-k + 2 * k * ng::random_uniform()).epsilon(1e-15));
   linear.reset_parameters();  // draws again, from where the generator is now
   CHECK(largest_magnitude(linear.weight) <= k);
 }

@@ -90,15 +90,15 @@ TEST_CASE("clamp_ gives min(max(x, lo), hi), returns the same tensor and counts 
 
 // ---- leaves that require grad --------------------------------------------------------------------------
 
-TEST_CASE("every in-place op on a leaf that requires grad throws while grad mode is on, naming the op and NoGradGuard") {
+TEST_CASE(
+    "every in-place op on a leaf that requires grad throws while grad mode is on, naming the op and NoGradGuard") {
   ng::Tensor p = leaf({1, 2, 3}, {3});
   p.set_name("fc.weight");
   const ng::Tensor other = ng::tensor({1, 1, 1}, ng::float64);
   const std::pair<const char*, std::function<void()>> writes[] = {
-      {"add_", [&] { p.add_(other); }},       {"add_", [&] { p.add_(1.0); }},
-      {"mul_", [&] { p.mul_(other); }},       {"mul_", [&] { p.mul_(2.0); }},
-      {"zero_", [&] { p.zero_(); }},          {"fill_", [&] { p.fill_(1.0); }},
-      {"copy_", [&] { p.copy_(other); }},     {"clamp_", [&] { p.clamp_(0, 1); }},
+      {"add_", [&] { p.add_(other); }},   {"add_", [&] { p.add_(1.0); }},      {"mul_", [&] { p.mul_(other); }},
+      {"mul_", [&] { p.mul_(2.0); }},     {"zero_", [&] { p.zero_(); }},       {"fill_", [&] { p.fill_(1.0); }},
+      {"copy_", [&] { p.copy_(other); }}, {"clamp_", [&] { p.clamp_(0, 1); }},
   };
   for (const auto& entry : writes) {  // not a structured binding: CAPTURE captures it in a lambda (clang 14)
     const char* op = entry.first;

@@ -69,9 +69,7 @@ TEST_CASE("softmax along each dim of a 3-D tensor matches a reference loop and s
     for (int64_t i = 0; i < 2; ++i)
       for (int64_t j = 0; j < 3; ++j)
         for (int64_t k = 0; k < 4; ++k) {
-          auto at = [&](int64_t m) {
-            return d == 0 ? x.at({m, j, k}) : d == 1 ? x.at({i, m, k}) : x.at({i, j, m});
-          };
+          auto at = [&](int64_t m) { return d == 0 ? x.at({m, j, k}) : d == 1 ? x.at({i, m, k}) : x.at({i, j, m}); };
           double total = 0;
           for (int64_t m = 0; m < size; ++m) total += std::exp(at(m));
           const int64_t own = d == 0 ? i : d == 1 ? j : k;
@@ -103,9 +101,10 @@ TEST_CASE("softmax equals exp(log_softmax) and passes gradcheck along every dim"
 TEST_CASE("softmax's backward is differentiable: its second derivative passes gradcheck") {
   ng::manual_seed(3);
   ng::Tensor x = uniform({3, 4}, -2, 2), w = ng::randn({3, 4}, ng::float64);
-  check_gradients("softmax second derivative",
-                  [w](const Inputs& in) { return first_derivative([](const ng::Tensor& t) { return t.softmax(1); }, in[0], w); },
-                  {x});
+  check_gradients(
+      "softmax second derivative",
+      [w](const Inputs& in) { return first_derivative([](const ng::Tensor& t) { return t.softmax(1); }, in[0], w); },
+      {x});
 }
 
 // ---- erf and leaky_relu ---------------------------------------------------------------------------
@@ -137,7 +136,8 @@ TEST_CASE("leaky_relu keeps positive values and scales negative ones by the slop
   }
 }
 
-TEST_CASE("leaky_relu passes gradcheck away from 0, its gradient at 0 is the slope, and its backward is differentiable") {
+TEST_CASE(
+    "leaky_relu passes gradcheck away from 0, its gradient at 0 is the slope, and its backward is differentiable") {
   ng::manual_seed(5);
   ng::Tensor x = away_from_zero({4, 3}), w = ng::randn({4, 3}, ng::float64);
   for (double slope : {0.01, 0.3, -0.5})
@@ -238,13 +238,15 @@ TEST_CASE("multinomial without replacement draws its first sample with the row's
 
 TEST_CASE("multinomial rejects bad distributions and sample counts with messages that say what was expected") {
   const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
-  CHECK_ERROR_MENTIONS(ng::multinomial(ng::tensor({0.5, -0.1, 0.6}), 1, true), "multinomial", "non-negative", "category 1");
+  CHECK_ERROR_MENTIONS(ng::multinomial(ng::tensor({0.5, -0.1, 0.6}), 1, true), "multinomial", "non-negative",
+                       "category 1");
   CHECK_ERROR_MENTIONS(ng::multinomial(ng::tensor({0.5, nan}), 1, true), "multinomial", "NaN", "category 1");
   CHECK_ERROR_MENTIONS(ng::multinomial(ng::tensor({0.5, inf}), 1, true), "multinomial", "finite");
   CHECK_ERROR_MENTIONS(ng::multinomial(ng::tensor({1, 2, 0, 0}, {2, 2}), 1, true), "multinomial", "row 1", "all zeros");
   CHECK_ERROR_MENTIONS(ng::multinomial(ng::tensor({0.2, 0.3, 0.5}), 4, false), "multinomial", "4 samples",
                        "3 categories", "replacement");
-  CHECK_ERROR_MENTIONS(ng::multinomial(ng::tensor({0.2, 0, 0.5}), 3, false), "multinomial", "only 2", "positive weight");
+  CHECK_ERROR_MENTIONS(ng::multinomial(ng::tensor({0.2, 0, 0.5}), 3, false), "multinomial", "only 2",
+                       "positive weight");
   CHECK_ERROR_MENTIONS(ng::multinomial(ng::tensor({0.2, 0.3}), 0, true), "multinomial", "num_samples = 0", "positive");
   CHECK_ERROR_MENTIONS(ng::multinomial(ng::zeros({2, 2, 2}), 1, true), "multinomial", "[2, 2, 2]", "[R, C]");
   CHECK_ERROR_MENTIONS(ng::multinomial(ng::arange(3, ng::int64), 1, true), "multinomial", "int64");
@@ -311,10 +313,12 @@ TEST_CASE("Embedding's gradient adds up over repeated indices, and passes gradch
       CHECK(emb.weight.grad().at({r, k}) == expected);
     }
   ng::Tensor weight = emb.weight.detach().requires_grad_();
-  check_gradients("Embedding", [&emb, idx](const Inputs& in) {
-    emb.weight = in[0];  // the forward reads the public member
-    return emb(idx);
-  }, {weight});
+  check_gradients("Embedding",
+                  [&emb, idx](const Inputs& in) {
+                    emb.weight = in[0];  // the forward reads the public member
+                    return emb(idx);
+                  },
+                  {weight});
 }
 
 TEST_CASE("Embedding rejects out-of-range and non-int64 indices with a message naming the index and the range") {
@@ -372,8 +376,8 @@ TEST_CASE("GroupNorm of one example [1, 4, 2] in 2 groups normalizes channels {0
   ng::Tensor weight = ng::tensor({1, 2, 3, 4}, ng::float64), bias = ng::tensor({0, 1, 0, -1}, ng::float64);
   ng::Tensor y = ng::nn::functional::group_norm(x, 2, weight, bias, 0.0);
   const double s5 = std::sqrt(5.0);
-  const double expected[] = {-3 / s5 * 1, -1 / s5 * 1, 1 / s5 * 2 + 1, 3 / s5 * 2 + 1, -1 * 3.0, -1 * 3.0, 1 * 4.0 - 1,
-                             1 * 4.0 - 1};
+  const double expected[] = {-3 / s5 * 1, -1 / s5 * 1, 1 / s5 * 2 + 1, 3 / s5 * 2 + 1,
+                             -1 * 3.0,    -1 * 3.0,    1 * 4.0 - 1,    1 * 4.0 - 1};
   const std::vector<double> got = y.to_vector();
   for (std::size_t i = 0; i < 8; ++i) CHECK(got[i] == Approx(expected[i]).epsilon(1e-13));
 }
@@ -417,21 +421,23 @@ TEST_CASE("layer_norm and group_norm pass gradcheck with respect to the input, w
   ng::manual_seed(13);
   {
     ng::Tensor x = uniform({3, 4}, -2, 2), w = uniform({4}, 0.5, 1.5), b = uniform({4}, -1, 1);
-    check_gradients("layer_norm [3, 4] over [4]", [](const Inputs& in) {
-      return ng::nn::functional::layer_norm(in[0], {4}, in[1], in[2]);
-    }, {x, w, b});
+    check_gradients("layer_norm [3, 4] over [4]",
+                    [](const Inputs& in) { return ng::nn::functional::layer_norm(in[0], {4}, in[1], in[2]); },
+                    {x, w, b});
   }
   {
     ng::Tensor x = uniform({2, 3, 4}, -2, 2), w = uniform({3, 4}, 0.5, 1.5), b = uniform({3, 4}, -1, 1);
-    check_gradients("layer_norm [2, 3, 4] over [3, 4]", [](const Inputs& in) {
-      return ng::nn::functional::layer_norm(in[0], {3, 4}, in[1], in[2]);
-    }, {x, w, b});
+    check_gradients("layer_norm [2, 3, 4] over [3, 4]",
+                    [](const Inputs& in) {
+                      return ng::nn::functional::layer_norm(in[0], {3, 4}, in[1], in[2]);
+                    },
+                    {x, w, b});
   }
   for (int64_t groups : {1, 2, 4}) {
     ng::Tensor x = uniform({2, 4, 3}, -2, 2), w = uniform({4}, 0.5, 1.5), b = uniform({4}, -1, 1);
-    check_gradients("group_norm [2, 4, 3], groups " + std::to_string(groups), [groups](const Inputs& in) {
-      return ng::nn::functional::group_norm(in[0], groups, in[1], in[2]);
-    }, {x, w, b});
+    check_gradients("group_norm [2, 4, 3], groups " + std::to_string(groups),
+                    [groups](const Inputs& in) { return ng::nn::functional::group_norm(in[0], groups, in[1], in[2]); },
+                    {x, w, b});
   }
   ng::Tensor x2 = uniform({3, 4}, -2, 2);  // [N, C]: each group is C/G features of one example
   check_gradients("group_norm [3, 4], 2 groups, no affine",
@@ -549,13 +555,16 @@ TEST_CASE("cross_entropy with label_smoothing and ignore_index passes gradcheck"
   ng::manual_seed(18);
   ng::Tensor logits = uniform({4, 3}, -2, 2);
   ng::Tensor targets = ng::from_vector<int64_t>({2, -100, 0, 1}, {4});
-  check_gradients("cross_entropy label_smoothing 0.1", [targets](const Inputs& in) {
-    return ng::nn::cross_entropy(in[0], targets, {.label_smoothing = 0.1});
-  }, {logits});
+  check_gradients(
+      "cross_entropy label_smoothing 0.1",
+      [targets](const Inputs& in) { return ng::nn::cross_entropy(in[0], targets, {.label_smoothing = 0.1}); },
+      {logits});
   ng::Tensor zeros_ignored = ng::from_vector<int64_t>({2, 0, 0, 1}, {4});
-  check_gradients("cross_entropy ignore_index 0, label_smoothing 0.3", [zeros_ignored](const Inputs& in) {
-    return ng::nn::cross_entropy(in[0], zeros_ignored, {.ignore_index = 0, .label_smoothing = 0.3});
-  }, {logits});
+  check_gradients("cross_entropy ignore_index 0, label_smoothing 0.3",
+                  [zeros_ignored](const Inputs& in) {
+                    return ng::nn::cross_entropy(in[0], zeros_ignored, {.ignore_index = 0, .label_smoothing = 0.3});
+                  },
+                  {logits});
 }
 
 TEST_CASE("binary_cross_entropy_with_logits matches -t log s - (1 - t) log(1 - s) and stays finite for huge logits") {
@@ -575,8 +584,8 @@ TEST_CASE("binary_cross_entropy_with_logits matches -t log s - (1 - t) log(1 - s
 TEST_CASE("binary_cross_entropy_with_logits passes gradcheck, and its gradient at x = 0 is (1/2 - t) / n") {
   ng::manual_seed(19);
   ng::Tensor x = uniform({3, 4}, -4, 4), t = ng::rand({3, 4}, ng::float64);
-  check_gradients("bce_with_logits", [t](const Inputs& in) { return ng::nn::binary_cross_entropy_with_logits(in[0], t); },
-                  {x});
+  check_gradients("bce_with_logits",
+                  [t](const Inputs& in) { return ng::nn::binary_cross_entropy_with_logits(in[0], t); }, {x});
   ng::Tensor zero = ng::zeros({2}, ng::float64).requires_grad_();
   ng::nn::binary_cross_entropy_with_logits(zero, ng::tensor({0, 1}, ng::float64)).backward();
   CHECK(zero.grad().at({0}) == Approx(0.25));
@@ -591,8 +600,8 @@ TEST_CASE("the losses reject bad arguments with messages saying what was expecte
                        "[N, C]");
   CHECK_ERROR_MENTIONS(ng::nn::cross_entropy(scores, ng::from_vector<int64_t>({0, 1}, {2}), {.label_smoothing = 1.5}),
                        "cross_entropy", "label_smoothing", "[0, 1]");
-  CHECK_ERROR_MENTIONS(ng::nn::binary_cross_entropy_with_logits(scores, ng::zeros({3, 2})), "binary_cross_entropy_with_logits",
-                       "[2, 3]", "[3, 2]");
+  CHECK_ERROR_MENTIONS(ng::nn::binary_cross_entropy_with_logits(scores, ng::zeros({3, 2})),
+                       "binary_cross_entropy_with_logits", "[2, 3]", "[3, 2]");
   CHECK_ERROR_MENTIONS(ng::nn::binary_cross_entropy_with_logits(scores, ng::zeros({2, 3}, ng::float64)),
                        "binary_cross_entropy_with_logits", "float64");
 }

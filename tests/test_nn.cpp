@@ -40,10 +40,11 @@ std::vector<std::string> names_of(const std::vector<std::pair<std::string, Tenso
 
 TEST_CASE("Module names parameters and buffers hierarchically, in registration order") {
   Net net;
-  CHECK(names_of(net.named_parameters()) ==
-        std::vector<std::string>{"layers.0.weight", "layers.1.weight", "layers.1.bias", "layers.4.weight", "layers.4.bias"});
-  CHECK(names_of(net.named_buffers()) == std::vector<std::string>{"layers.1.running_mean", "layers.1.running_var",
-                                                                  "layers.1.num_batches_tracked"});
+  CHECK(names_of(net.named_parameters()) == std::vector<std::string>{"layers.0.weight", "layers.1.weight",
+                                                                     "layers.1.bias", "layers.4.weight",
+                                                                     "layers.4.bias"});
+  CHECK(names_of(net.named_buffers()) ==
+        std::vector<std::string>{"layers.1.running_mean", "layers.1.running_var", "layers.1.num_batches_tracked"});
   CHECK(net.parameters().size() == 5);
   CHECK(net.buffers().size() == 3);
   int64_t count = 0;
@@ -160,8 +161,8 @@ TEST_CASE("Linear computes x W^T + b, starts uniform in +-1/sqrt(in), and checks
   double expected = linear.bias.at({2});
   for (int64_t k = 0; k < 16; ++k) expected += x.at({1, k}) * linear.weight.at({2, k});
   CHECK(y.at({1, 2}) == doctest::Approx(expected).epsilon(1e-14));
-  CHECK_THROWS_WITH_AS(linear(ng::ones({3, 5}, ng::float64)), doctest::Contains("Linear: input of shape [3, 5]; expected [N, 16]"),
-                       ng::Error);
+  CHECK_THROWS_WITH_AS(linear(ng::ones({3, 5}, ng::float64)),
+                       doctest::Contains("Linear: input of shape [3, 5]; expected [N, 16]"), ng::Error);
 
   nn::Linear no_bias(4, 2, false);
   CHECK(!no_bias.bias.defined());
@@ -199,7 +200,8 @@ TEST_CASE("Flatten merges dims start_dim..end_dim (default 1..-1) and keeps the 
 TEST_CASE("Flatten passes the gradient back in the input's shape") {
   Tensor x = ng::randn({3, 2, 2}, ng::float64).requires_grad_();
   const Tensor weights = ng::randn({3, 4}, ng::float64);  // a different weight for every flattened element
-  auto result = ng::gradcheck([&](const std::vector<Tensor>& in) { return (nn::Flatten()(in[0]) * weights).sum(); }, {x});
+  auto result =
+      ng::gradcheck([&](const std::vector<Tensor>& in) { return (nn::Flatten()(in[0]) * weights).sum(); }, {x});
   CHECK_MESSAGE(result.ok, result.message);
   (nn::Flatten()(x) * weights).sum().backward();
   CHECK(x.grad().shape() == x.shape());
@@ -207,10 +209,11 @@ TEST_CASE("Flatten passes the gradient back in the input's shape") {
 }
 
 TEST_CASE("Flatten refuses dims outside the input and start_dim after end_dim, naming the shape") {
-  CHECK_THROWS_WITH_AS(nn::Flatten()(ng::ones({5})),
-                       doctest::Contains("Flatten: start_dim = 1 is out of range for input of shape [5]; expected -1 to 0"),
+  CHECK_THROWS_WITH_AS(
+      nn::Flatten()(ng::ones({5})),
+      doctest::Contains("Flatten: start_dim = 1 is out of range for input of shape [5]; expected -1 to 0"), ng::Error);
+  CHECK_THROWS_WITH_AS(nn::Flatten(0, 3)(ng::ones({2, 3})), doctest::Contains("end_dim = 3 is out of range"),
                        ng::Error);
-  CHECK_THROWS_WITH_AS(nn::Flatten(0, 3)(ng::ones({2, 3})), doctest::Contains("end_dim = 3 is out of range"), ng::Error);
   CHECK_THROWS_WITH_AS(nn::Flatten(2, 1)(ng::ones({2, 3, 4})),
                        doctest::Contains("Flatten: start_dim = 2 comes after end_dim = 1 for input of shape [2, 3, 4]"),
                        ng::Error);

@@ -86,8 +86,8 @@ TEST_CASE("pow, sqrt, exp, log, abs, relu, sigmoid and tanh give their textbook 
   check_values(t64({4, 9, 0.25}, {3}).pow(0.5), {2, 3, 0.5}, {3});
   check_values(t64({4, 9, 0.25}, {3}).sqrt(), {2, 3, 0.5}, {3});
   check_values(t64({2, 4}, {2}).pow(-1), {0.5, 0.25}, {2});
-  check_values(ng::pow(t64({2, 3, 4}, {3}), t64({3, 2, 0.5}, {3})), {8, 9, 2}, {3});  // 2^3, 3^2, 4^0.5
-  check_values(t64({0, 1}, {2}).exp(), {1, 2.718281828459045}, {2});  // e^0, e^1
+  check_values(ng::pow(t64({2, 3, 4}, {3}), t64({3, 2, 0.5}, {3})), {8, 9, 2}, {3});            // 2^3, 3^2, 4^0.5
+  check_values(t64({0, 1}, {2}).exp(), {1, 2.718281828459045}, {2});                            // e^0, e^1
   check_values(t64({1, 2.718281828459045, 0.5}, {3}).log(), {0, 1, -0.6931471805599453}, {3});  // ln 0.5 = -ln 2
   check_values(x.abs(), {2, 0, 0.5, 3}, {4});
   check_values(x.relu(), {0, 0, 0.5, 3}, {4});
@@ -108,8 +108,8 @@ TEST_CASE("the float32 kernels give the same values as the float64 ones") {
   ng::Tensor b = ng::tensor({2, 4, 8}, {3});
   CHECK(a.dtype() == ng::float32);
   check_values(a * b + 1.0, {2, 7, 21, 8, 19, 45}, {2, 3});  // 0.5*2+1, 1.5*4+1, 2.5*8+1, ...
-  check_values((a / b).sqrt(), {0.5, std::sqrt(0.375), std::sqrt(0.3125), std::sqrt(1.75), std::sqrt(1.125),
-                                std::sqrt(0.6875)},
+  check_values((a / b).sqrt(),
+               {0.5, std::sqrt(0.375), std::sqrt(0.3125), std::sqrt(1.75), std::sqrt(1.125), std::sqrt(0.6875)},
                {2, 3});
 }
 
@@ -330,9 +330,9 @@ TEST_CASE("batched matmul multiplies matrix by matrix, sharing a 2-D or batch-1 
 TEST_CASE("matmul with vectors: dot product, matrix @ vector, vector @ matrix") {
   ng::Tensor v = t64({1, 2}, {2});
   ng::Tensor m = t64({1, 2, 3, 4}, {2, 2});
-  check_values(ng::matmul(v, v), {5}, {});            // 1 + 4
-  check_values(ng::matmul(m, v), {5, 11}, {2});       // [1 + 4, 3 + 8]
-  check_values(ng::matmul(v, m), {7, 10}, {2});       // [1 + 6, 2 + 8]
+  check_values(ng::matmul(v, v), {5}, {});       // 1 + 4
+  check_values(ng::matmul(m, v), {5, 11}, {2});  // [1 + 4, 3 + 8]
+  check_values(ng::matmul(v, m), {7, 10}, {2});  // [1 + 6, 2 + 8]
   // A batch of two matrices, m and 2m: the vector's dimension is removed, the batch stays.
   ng::Tensor batch = ng::cat({m.unsqueeze(0), (2.0 * m).unsqueeze(0)}, 0);
   check_values(ng::matmul(batch, v), {5, 11, 10, 22}, {2, 2});

@@ -277,6 +277,5 @@ TEST_CASE("SGD accepts a tied model (one Linear used twice) and moves W by -lr *
   sum(tied(x)).backward();
   sgd.step();
   const std::vector<double> after = lin->weight.to_vector();
-  for (std::size_t i = 0; i < before.size(); ++i)
-    CHECK(after[i] == exactly(before[i] - 0.1 * (use_1[i] + use_2[i])));
+  for (std::size_t i = 0; i < before.size(); ++i) CHECK(after[i] == exactly(before[i] - 0.1 * (use_1[i] + use_2[i])));
 }

@@ -146,9 +146,10 @@ TEST_SUITE("svg_plot") {
     Plot plot = example_plot();
     plot.lines.push_back({"gap", "black", {0, 100, 200}, {0.2, std::nan(""), 0.3}, true});
     write_file_atomically(path.string(), render_svg(plot));
-    const std::string command = "python3 -c 'import sys, xml.dom.minidom; d = xml.dom.minidom.parse(sys.argv[1]); "
-                                "sys.exit(0 if d.documentElement.tagName == \"svg\" else 1)' " +
-                                path.string();
+    const std::string command =
+        "python3 -c 'import sys, xml.dom.minidom; d = xml.dom.minidom.parse(sys.argv[1]); "
+        "sys.exit(0 if d.documentElement.tagName == \"svg\" else 1)' " +
+        path.string();
     CHECK(std::system(command.c_str()) == 0);
     std::filesystem::remove_all(dir);
   }
@@ -242,8 +243,8 @@ TEST_SUITE("atomic_file") {
     std::filesystem::remove_all(dir);
   }
   TEST_CASE("an atomic write into a missing folder fails naming the file") {
-    CHECK_THROWS_WITH_AS(write_file_atomically("/nonexistent_ng_dir/x.csv", "x"), doctest::Contains("/nonexistent_ng_dir/x.csv"),
-                         std::runtime_error);
+    CHECK_THROWS_WITH_AS(write_file_atomically("/nonexistent_ng_dir/x.csv", "x"),
+                         doctest::Contains("/nonexistent_ng_dir/x.csv"), std::runtime_error);
   }
 }
 

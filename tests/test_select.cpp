@@ -27,9 +27,15 @@ ng::Tensor small_ints(const ng::Shape& shape, ng::Dtype dtype) {
   for (int64_t i = 0; i < t.numel(); ++i) {
     const double v = std::floor(ng::random_uniform() * 3);
     switch (dtype) {
-      case ng::float32: t.mutable_data<float>()[i] = static_cast<float>(v); break;
-      case ng::float64: t.mutable_data<double>()[i] = v; break;
-      case ng::int64: t.mutable_data<int64_t>()[i] = static_cast<int64_t>(v); break;
+      case ng::float32:
+        t.mutable_data<float>()[i] = static_cast<float>(v);
+        break;
+      case ng::float64:
+        t.mutable_data<double>()[i] = v;
+        break;
+      case ng::int64:
+        t.mutable_data<int64_t>()[i] = static_cast<int64_t>(v);
+        break;
     }
   }
   return t;
@@ -62,8 +68,7 @@ TEST_CASE("each comparison of two broadcast tensors is 1 exactly where the relat
       REQUIRE(c.mask.shape() == ng::Shape{3, 4});
       CHECK(c.mask.dtype() == dtype);
       for (int64_t i = 0; i < 3; ++i)
-        for (int64_t j = 0; j < 4; ++j)
-          CHECK(c.mask.at({i, j}) == (c.holds(a.at({i, 0}), b.at({0, j})) ? 1.0 : 0.0));
+        for (int64_t j = 0; j < 4; ++j) CHECK(c.mask.at({i, j}) == (c.holds(a.at({i, 0}), b.at({0, j})) ? 1.0 : 0.0));
     }
   }
 }
@@ -159,8 +164,7 @@ TEST_CASE("where picks a where cond is nonzero and b elsewhere, broadcasting all
   REQUIRE(out.shape() == ng::Shape{3, 4});
   CHECK(out.dtype() == ng::float64);
   for (int64_t i = 0; i < 3; ++i)
-    for (int64_t j = 0; j < 4; ++j)
-      CHECK(out.at({i, j}) == (cond.at({i, 0}) != 0 ? a.at({0, j}) : b.at({i, j})));
+    for (int64_t j = 0; j < 4; ++j) CHECK(out.at({i, j}) == (cond.at({i, 0}) != 0 ? a.at({0, j}) : b.at({i, j})));
 }
 
 TEST_CASE("where works with an int64 cond and int64 values, and on 0-dim tensors") {
@@ -174,11 +178,12 @@ TEST_CASE("where works with an int64 cond and int64 values, and on 0-dim tensors
 TEST_CASE("where's gradient matches finite differences on broadcast and 0-dim shapes") {
   ng::manual_seed(3);
   const ng::Tensor cond = ng::tensor({1, 0, 1}, {3, 1}, ng::int64);
-  const std::vector<std::pair<ng::Shape, ng::Shape>> shapes = {{{3, 4}, {3, 4}}, {{1, 4}, {3, 1}}, {{}, {4}},
-                                                               {{3, 1}, {}},     {{2, 3, 4}, {1, 1}}};
+  const std::vector<std::pair<ng::Shape, ng::Shape>> shapes = {
+      {{3, 4}, {3, 4}}, {{1, 4}, {3, 1}}, {{}, {4}}, {{3, 1}, {}}, {{2, 3, 4}, {1, 1}}};
   for (const auto& [sa, sb] : shapes)
     check_gradients("where " + ng::shape_str(sa) + " " + ng::shape_str(sb),
-                    [&](const Inputs& in) { return ng::where(cond, in[0], in[1]); }, {uniform_leaf(sa, -2, 2), uniform_leaf(sb, -2, 2)});
+                    [&](const Inputs& in) { return ng::where(cond, in[0], in[1]); },
+                    {uniform_leaf(sa, -2, 2), uniform_leaf(sb, -2, 2)});
   check_gradients("where all 0-dim", [](const Inputs& in) { return ng::where(ng::scalar(0), in[0], in[1]); },
                   {uniform_leaf({}, -2, 2), uniform_leaf({}, -2, 2)});
 }
@@ -188,7 +193,7 @@ TEST_CASE("where's gradient sends g to a where cond holds and to b elsewhere, su
   const ng::Tensor cond = ng::tensor({1, 0, 0, 1, 1, 1}, {2, 3});
   ng::where(cond, a, b).sum().backward();
   CHECK(a.grad().to_vector() == std::vector<double>{1, 3});  // row 0 picks a once, row 1 three times
-  CHECK(b.grad().item() == 2);                                 // the two zeros of cond
+  CHECK(b.grad().item() == 2);                               // the two zeros of cond
 }
 
 // ---- maximum, minimum --------------------------------------------------------------------------------
@@ -212,7 +217,8 @@ TEST_CASE("maximum and minimum match a loop over broadcast pairs and propagate N
   CHECK(std::isnan(lv[0]));
   CHECK(std::isnan(lv[1]));
   CHECK(lv[2] == 1);
-  CHECK(ng::maximum(ng::tensor({1, 5}, ng::int64), ng::tensor({3}, ng::int64)).to_vector() == std::vector<double>{3, 5});
+  CHECK(ng::maximum(ng::tensor({1, 5}, ng::int64), ng::tensor({3}, ng::int64)).to_vector() ==
+        std::vector<double>{3, 5});
 }
 
 TEST_CASE("maximum's and minimum's gradients match finite differences, ties included") {
@@ -228,11 +234,13 @@ TEST_CASE("maximum's and minimum's gradients match finite differences, ties incl
   }
   // Ties in two of three places, and a broadcast side whose one value ties with one element.
   const Inputs tied = {leaf({1, 2, 3}, {3}), leaf({1, 0, 3}, {3})};
-  check_gradients("maximum with ties", [](const Inputs& in) { return ng::maximum(in[0], in[1]); }, tied);
-  check_gradients("minimum with ties", [](const Inputs& in) { return ng::minimum(in[0], in[1]); }, tied);
+  check_gradients(
+      "maximum with ties", [](const Inputs& in) { return ng::maximum(in[0], in[1]); }, tied);
+  check_gradients(
+      "minimum with ties", [](const Inputs& in) { return ng::minimum(in[0], in[1]); }, tied);
   const Inputs broadcast_tie = {leaf({0.5, 2, -1}, {3}), leaf({2}, {})};
-  check_gradients("maximum with a broadcast tie", [](const Inputs& in) { return ng::maximum(in[0], in[1]); },
-                  broadcast_tie);
+  check_gradients(
+      "maximum with a broadcast tie", [](const Inputs& in) { return ng::maximum(in[0], in[1]); }, broadcast_tie);
 }
 
 TEST_CASE("on a tie, maximum and minimum give each side half of the gradient") {
@@ -267,8 +275,10 @@ TEST_CASE("sin and cos match std::sin and std::cos in float32 and float64") {
 TEST_CASE("sin's and cos's gradients match finite differences, including a 0-dim input") {
   ng::manual_seed(6);
   for (const ng::Shape& shape : {ng::Shape{2, 3}, ng::Shape{}, ng::Shape{1, 4, 1}}) {
-    check_gradients("sin " + ng::shape_str(shape), [](const Inputs& in) { return ng::sin(in[0]); }, {uniform_leaf(shape, -2, 2)});
-    check_gradients("cos " + ng::shape_str(shape), [](const Inputs& in) { return ng::cos(in[0]); }, {uniform_leaf(shape, -2, 2)});
+    check_gradients("sin " + ng::shape_str(shape), [](const Inputs& in) { return ng::sin(in[0]); },
+                    {uniform_leaf(shape, -2, 2)});
+    check_gradients("cos " + ng::shape_str(shape), [](const Inputs& in) { return ng::cos(in[0]); },
+                    {uniform_leaf(shape, -2, 2)});
   }
 }
 
@@ -366,8 +376,10 @@ TEST_CASE("max and min of all elements match a loop, and NaN wins") {
 TEST_CASE("max's and min's gradients over all elements match finite differences, two-way ties included") {
   ng::manual_seed(10);
   for (const ng::Shape& shape : {ng::Shape{2, 3}, ng::Shape{}, ng::Shape{1, 5, 1}}) {
-    check_gradients("max " + ng::shape_str(shape), [](const Inputs& in) { return ng::max(in[0]); }, {uniform_leaf(shape, -2, 2)});
-    check_gradients("min " + ng::shape_str(shape), [](const Inputs& in) { return ng::min(in[0]); }, {uniform_leaf(shape, -2, 2)});
+    check_gradients("max " + ng::shape_str(shape), [](const Inputs& in) { return ng::max(in[0]); },
+                    {uniform_leaf(shape, -2, 2)});
+    check_gradients("min " + ng::shape_str(shape), [](const Inputs& in) { return ng::min(in[0]); },
+                    {uniform_leaf(shape, -2, 2)});
   }
   check_gradients("max with a tie", [](const Inputs& in) { return ng::max(in[0]); }, {leaf({1, 3, 0, 3}, {2, 2})});
   check_gradients("min with a tie", [](const Inputs& in) { return ng::min(in[0]); }, {leaf({-1, 3, -1, 2}, {2, 2})});

@@ -96,8 +96,8 @@ TEST_SUITE("sizes from arguments") {
     CHECK_THROWS_WITH_AS(conv2d(zeros({1, 0, 1, 1}), zeros({2, 0, 1, 1}), {}, {1, 1}, {0, 0}, {1, 1}, two_to(40)),
                          doctest::Contains("groups 1099511627776"), Error);
     // With channels to spare, 0 input channels is a convolution whose output is the bias.
-    CHECK(conv2d(zeros({1, 0, 1, 1}), zeros({2, 0, 1, 1}), tensor({3.0, 4.0}), {1, 1}, {0, 0}, {1, 1}, 2)
-              .to_vector() == std::vector<double>{3.0, 4.0});
+    CHECK(conv2d(zeros({1, 0, 1, 1}), zeros({2, 0, 1, 1}), tensor({3.0, 4.0}), {1, 1}, {0, 0}, {1, 1}, 2).to_vector() ==
+          std::vector<double>{3.0, 4.0});
   }
 
   TEST_CASE("avg_pool2d: a divisor kH*kW that overflows is an Error, not a mean of 1 with gradient 4") {

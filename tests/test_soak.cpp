@@ -41,10 +41,10 @@ int64_t resident_bytes() {
 
 TEST_CASE("2,000 steps of a BatchNorm MLP: resident memory and live nodes stay flat after warm-up") {
   manual_seed(3);
-  nn::Sequential net{std::make_shared<nn::Linear>(32, 64, false), std::make_shared<nn::BatchNorm1d>(64),
-                     std::make_shared<nn::ReLU>(),
-                     std::make_shared<nn::Linear>(64, 32, false), std::make_shared<nn::BatchNorm1d>(32),
-                     std::make_shared<nn::ReLU>(), std::make_shared<nn::Linear>(32, 10)};
+  nn::Sequential net{
+      std::make_shared<nn::Linear>(32, 64, false), std::make_shared<nn::BatchNorm1d>(64), std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::Linear>(64, 32, false), std::make_shared<nn::BatchNorm1d>(32), std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::Linear>(32, 10)};
   optim::SGD sgd(net.parameters(), {.lr = 0.05, .momentum = 0.9});
   // A fixed pool of batches (fresh data every step would only add the generator's cost).
   std::vector<Tensor> inputs, targets;
@@ -83,9 +83,8 @@ TEST_CASE("2,000 steps of a BatchNorm MLP: resident memory and live nodes stay f
   MESSAGE("resident memory at step " << kWarmUp << ": " << rss_at_warm_up / 1024 << " KiB, largest up to step "
                                      << kSteps << ": " << rss_max / 1024 << " KiB; live nodes " << nodes_at_warm_up
                                      << " -> at most " << nodes_max << ", live buffers " << storages_at_warm_up
-                                     << " -> at most " << storages_max << "; nodes in each step's graph "
-                                     << graph_min << " to " << graph_max << "; loss " << first_loss << " -> "
-                                     << last_loss);
+                                     << " -> at most " << storages_max << "; nodes in each step's graph " << graph_min
+                                     << " to " << graph_max << "; loss " << first_loss << " -> " << last_loss);
   CHECK(last_loss < first_loss);  // it trained
   CHECK(graph_at_warm_up > 0);
   CHECK(graph_min == graph_at_warm_up);  // every step builds the same graph and frees all of it

@@ -12,9 +12,8 @@ using doctest::Contains;
 using Values = std::vector<double>;
 
 // Checks that `expr` throws ng::Error whose message contains each of the strings that follow.
-#define CHECK_ERROR_MENTIONS(expr, ...)             \
-  for (const char* expected_part : {__VA_ARGS__}) \
-  CHECK_THROWS_WITH_AS(expr, Contains(expected_part), ng::Error)
+#define CHECK_ERROR_MENTIONS(expr, ...) \
+  for (const char* expected_part : {__VA_ARGS__}) CHECK_THROWS_WITH_AS(expr, Contains(expected_part), ng::Error)
 
 namespace {
 

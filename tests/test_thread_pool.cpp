@@ -23,12 +23,13 @@ std::vector<int> visits(int64_t n, int64_t chunks, int threads) {
   struct Body {
     std::vector<std::atomic<int>>* count;
   } body{&count};
-  pool_run(n, chunks, threads,
-           [](void* b, int64_t begin, int64_t end) {
-             auto& c = *static_cast<Body*>(b)->count;
-             for (int64_t i = begin; i < end; ++i) c[static_cast<std::size_t>(i)].fetch_add(1);
-           },
-           &body);
+  pool_run(
+      n, chunks, threads,
+      [](void* b, int64_t begin, int64_t end) {
+        auto& c = *static_cast<Body*>(b)->count;
+        for (int64_t i = begin; i < end; ++i) c[static_cast<std::size_t>(i)].fetch_add(1);
+      },
+      &body);
   std::vector<int> out;
   for (auto& c : count) out.push_back(c.load());
   return out;
@@ -86,12 +87,13 @@ TEST_CASE("pool_run: an exception from a chunk reaches the caller, and the pool 
   struct Body {
     int64_t bad;
   } body{3};
-  CHECK_THROWS_AS(pool_run(8, 8, 1,
-                           [](void* b, int64_t begin, int64_t end) {
-                             for (int64_t i = begin; i < end; ++i)
-                               if (i == static_cast<Body*>(b)->bad) throw std::runtime_error("chunk failed");
-                           },
-                           &body),
+  CHECK_THROWS_AS(pool_run(
+                      8, 8, 1,
+                      [](void* b, int64_t begin, int64_t end) {
+                        for (int64_t i = begin; i < end; ++i)
+                          if (i == static_cast<Body*>(b)->bad) throw std::runtime_error("chunk failed");
+                      },
+                      &body),
                   std::runtime_error);
   CHECK_FALSE(ng::kernel::in_pool_chunk());
   // With 2 threads, only chunks on the caller's thread throw; the others run to the end. A chunk takes about
@@ -105,16 +107,18 @@ TEST_CASE("pool_run: an exception from a chunk reaches the caller, and the pool 
   for (int attempt = 0; attempt < 20; ++attempt) {
     caller_body.ran = 0;
     try {
-      pool_run(64, 8, 2,
-               [](void* b, int64_t begin, int64_t end) {
-                 auto* cb = static_cast<CallerBody*>(b);
-                 cb->ran.fetch_add(static_cast<int>(end - begin));
-                 // ~100 us per chunk, so that a worker cannot take every chunk before the caller takes one
-                 const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(100);
-                 while (std::chrono::steady_clock::now() < until) {}
-                 if (std::this_thread::get_id() == cb->caller) throw std::runtime_error("caller's chunk failed");
-               },
-               &caller_body);
+      pool_run(
+          64, 8, 2,
+          [](void* b, int64_t begin, int64_t end) {
+            auto* cb = static_cast<CallerBody*>(b);
+            cb->ran.fetch_add(static_cast<int>(end - begin));
+            // ~100 us per chunk, so that a worker cannot take every chunk before the caller takes one
+            const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(100);
+            while (std::chrono::steady_clock::now() < until) {
+            }
+            if (std::this_thread::get_id() == cb->caller) throw std::runtime_error("caller's chunk failed");
+          },
+          &caller_body);
     } catch (const std::runtime_error&) {
       ++thrown;
     }

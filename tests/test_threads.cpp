@@ -9,8 +9,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <cmath>
 #include <atomic>
+#include <cmath>
 #include <functional>
 #include <latch>
 #include <map>
@@ -40,7 +40,7 @@ struct Mlp {
 
   ng::Tensor loss(const ng::Tensor& x) const {
     ng::Tensor h = ng::linear(x, w1, b1).relu();  // x: [3, 3] -> h: [3, 4]
-    ng::Tensor out = ng::linear(h, w2, b2);        // -> out: [3, 2]
+    ng::Tensor out = ng::linear(h, w2, b2);       // -> out: [3, 2]
     return (out * out).sum();
   }
 };
@@ -48,7 +48,8 @@ struct Mlp {
 // The input of thread k's i-th pass: integers in [-2, 2], different for every (k, i).
 ng::Tensor input(int k, int i) {
   std::vector<double> values(9);
-  for (int j = 0; j < 9; ++j) values[static_cast<std::size_t>(j)] = static_cast<double>((k * 7 + i * 3 + j * (k + 2)) % 5 - 2);
+  for (int j = 0; j < 9; ++j)
+    values[static_cast<std::size_t>(j)] = static_cast<double>((k * 7 + i * 3 + j * (k + 2)) % 5 - 2);
   return ng::tensor(values, {3, 3}, ng::float64);
 }
 
@@ -130,7 +131,8 @@ TEST_CASE("ops recorded on one leaf from four threads at once share one Accumula
     const ng::Node* accumulator = products[0].grad_fn()->next[0].get();
     REQUIRE(accumulator != nullptr);
     CHECK(std::string(accumulator->op) == "AccumulateGrad");
-    for (int k = 1; k < kThreads; ++k) CHECK(products[static_cast<std::size_t>(k)].grad_fn()->next[0].get() == accumulator);
+    for (int k = 1; k < kThreads; ++k)
+      CHECK(products[static_cast<std::size_t>(k)].grad_fn()->next[0].get() == accumulator);
     // d/dx of sum_k (k + 1) sum(x) = 1 + 2 + 3 + 4 = 10 per element.
     CHECK(x.grad().to_vector() == std::vector<double>(8, 10.0));
   }
@@ -172,12 +174,16 @@ TEST_CASE("two threads drawing from one seed get, together, exactly the numbers 
   }
 }
 
-TEST_CASE("rand and randn of a whole tensor are one uninterrupted stretch of the sequence, even with two threads drawing") {
+TEST_CASE(
+    "rand and randn of a whole tensor are one uninterrupted stretch of the sequence, even with two threads drawing") {
   constexpr int kTensors = 40;     // per thread
   constexpr int64_t kSize = 1001;  // draws per tensor
   const std::pair<const char*, std::function<ng::Tensor()>> samplers[] = {
       {"rand", [] { return ng::rand({kSize}, ng::float64); }},
-      {"randn", [] { return ng::randn({7, 143}, ng::float32); }},
+      {"randn",
+       [] {
+         return ng::randn({7, 143}, ng::float32);
+       }},
   };
   for (const auto& entry : samplers) {  // not a structured binding: lambdas below capture it (clang 14)
     const char* name = entry.first;
@@ -272,7 +278,8 @@ ng::Tensor cube_by_inner_grad(const ng::Tensor& x) {
 
 }  // namespace
 
-TEST_CASE("a backward closure that runs ng::grad on a graph of its own (re-entrant backward) gives the right gradient") {
+TEST_CASE(
+    "a backward closure that runs ng::grad on a graph of its own (re-entrant backward) gives the right gradient") {
   ng::Tensor x = leaf({1, 2, -3}, {3});
   ng::Tensor loss = (cube_by_inner_grad(x) * ng::tensor({1, 0.5, 2}, ng::float64)).sum();
   loss.backward();
@@ -330,8 +337,9 @@ int shared_subgraph_backwards(const ng::Tensor& x, const ng::Tensor& w, bool ret
 
 }  // namespace
 
-TEST_CASE("two threads backward through one shared subgraph: with retain_graph both gradients arrive, without it a "
-          "thread that finds the graph freed gets an Error") {
+TEST_CASE(
+    "two threads backward through one shared subgraph: with retain_graph both gradients arrive, without it a "
+    "thread that finds the graph freed gets an Error") {
   // Large enough that one thread is still inside tanh's backward (reading the output tanh saved) when the
   // other, done with it, frees what tanh saved: a use-after-free before the engine counted its references.
   ng::manual_seed(7);

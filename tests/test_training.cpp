@@ -58,7 +58,8 @@ TrainingResult train_paper_mlp(const FashionMnist& data, bool batch_norm, double
 }
 
 double mean_of(const std::vector<double>& v, std::size_t begin, std::size_t end) {
-  return std::accumulate(v.begin() + static_cast<std::ptrdiff_t>(begin), v.begin() + static_cast<std::ptrdiff_t>(end), 0.0) /
+  return std::accumulate(v.begin() + static_cast<std::ptrdiff_t>(begin), v.begin() + static_cast<std::ptrdiff_t>(end),
+                         0.0) /
          static_cast<double>(end - begin);
 }
 
@@ -95,7 +96,8 @@ TEST_CASE("the BN sigmoid MLP's loss falls and it beats chance by far after 300 
   const TrainingResult bn = train_paper_mlp(*data, true, 0.5, 300);
   REQUIRE(bn.losses.size() == 300);
   const double last = mean_of(bn.losses, 280, 300);
-  MESSAGE("loss: step 1 " << bn.losses[0] << ", mean of the last 20 steps " << last << "; test accuracy " << bn.test_accuracy);
+  MESSAGE("loss: step 1 " << bn.losses[0] << ", mean of the last 20 steps " << last << "; test accuracy "
+                          << bn.test_accuracy);
   CHECK(bn.losses[0] > 2.0);  // about ln(10) = 2.3 at the start: ten classes, nothing learned yet
   CHECK(last < 0.3 * bn.losses[0]);
   CHECK(bn.test_accuracy > 0.7);
@@ -107,7 +109,8 @@ TEST_CASE("with BN the sigmoid MLP is ahead of the same net without BN early in 
   REQUIRE(data != nullptr);
   const TrainingResult bn = train_paper_mlp(*data, true, 0.1, 300);
   const TrainingResult plain = train_paper_mlp(*data, false, 0.1, 300);
-  MESSAGE("after 300 steps at lr 0.1: test accuracy with BN " << bn.test_accuracy << ", without BN " << plain.test_accuracy);
+  MESSAGE("after 300 steps at lr 0.1: test accuracy with BN " << bn.test_accuracy << ", without BN "
+                                                              << plain.test_accuracy);
   // Measured for seeds 1 to 5 on all 10,000 test images: 0.78-0.79 with BN, 0.16-0.27 without.
   CHECK(bn.test_accuracy > plain.test_accuracy + 0.3);
   CHECK(mean_of(bn.losses, 280, 300) < mean_of(plain.losses, 280, 300));

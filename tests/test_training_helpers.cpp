@@ -266,8 +266,8 @@ TEST_CASE("set_lr sets every group's lr; lr() reads the first group's") {
 
 TEST_CASE("param groups refuse a parameter in two groups, invalid settings and no parameters at all") {
   Tensor p = leaf({1}), q = leaf({2});
-  CHECK_ERROR_MENTIONS(optim::AdamW({{.params = {p, q}}, {.params = {q}}}), "AdamW", "parameter 2",
-                       "param group 1", "more than once");
+  CHECK_ERROR_MENTIONS(optim::AdamW({{.params = {p, q}}, {.params = {q}}}), "AdamW", "parameter 2", "param group 1",
+                       "more than once");
   CHECK_ERROR_MENTIONS(optim::Adam({{.params = {p}}, {.params = {q}, .lr = -0.1}}), "Adam", "invalid learning rate",
                        "param group 1");
   CHECK_ERROR_MENTIONS(optim::SGD({{.params = {p}, .weight_decay = -1}}, {}), "SGD", "invalid weight_decay");
@@ -304,8 +304,7 @@ TEST_CASE("state_dict holds each group's lr, weight_decay and parameter indices;
   CHECK(regrouped.param_groups()[0].lr == 0.5);
   optim::AdamW one_group({p2, q2, r2}, {.lr = 0.5});
   CHECK_ERROR_MENTIONS(one_group.load_state_dict(state), "param_groups.0.params", "indices 0 to 2");
-  CHECK_ERROR_MENTIONS(one_group.load_state_dict({state[3]}), "param_groups.1.lr", "param group 1",
-                       "does not have");
+  CHECK_ERROR_MENTIONS(one_group.load_state_dict({state[3]}), "param_groups.1.lr", "param group 1", "does not have");
   // Only part of the group entries: refused.
   CHECK_ERROR_MENTIONS(restored.load_state_dict({state[0], state[1], state[2]}), "no 'param_groups.1.lr'");
   // A state dict without group entries (written before groups existed) keeps the current settings.
@@ -335,9 +334,8 @@ TEST_CASE("optim::save and optim::load keep every group's lr and weight_decay") 
 namespace {
 
 std::shared_ptr<nn::Sequential> make_dropout_model() {
-  return std::make_shared<nn::Sequential>(
-      std::initializer_list<std::shared_ptr<nn::Module>>{std::make_shared<nn::Linear>(4, 16), std::make_shared<nn::Dropout>(0.2),
-                                                          std::make_shared<nn::Linear>(16, 1)});
+  return std::make_shared<nn::Sequential>(std::initializer_list<std::shared_ptr<nn::Module>>{
+      std::make_shared<nn::Linear>(4, 16), std::make_shared<nn::Dropout>(0.2), std::make_shared<nn::Linear>(16, 1)});
 }
 
 // GPT-style groups: matrices decay, biases do not.
@@ -365,7 +363,8 @@ std::vector<std::vector<double>> values(const nn::Module& model) {
 
 }  // namespace
 
-TEST_CASE("an AdamW run with dropout resumed from parameters, optimizer state and rng state repeats the uninterrupted run") {
+TEST_CASE(
+    "an AdamW run with dropout resumed from parameters, optimizer state and rng state repeats the uninterrupted run") {
   manual_seed(21);
   auto model = make_dropout_model();
   optim::AdamW opt(decay_groups(*model), {.lr = 3e-3});
@@ -434,10 +433,10 @@ TEST_CASE("LambdaLR sets each group's lr to its base_lr * factor(epoch): a linea
   CHECK(first[0] == Approx(0.25));  // warmup: 1/4, 2/4, 3/4, 4/4
   CHECK(first[1] == Approx(0.5));
   CHECK(first[3] == Approx(1.0));
-  CHECK(first[4] == Approx(1.0));                                            // cos(0): the peak
-  CHECK(first[6] == Approx(0.5 * (1 + std::cos(std::numbers::pi / 4))));     // 0.853553
-  CHECK(first[8] == Approx(0.5));                                            // halfway down
-  CHECK(first[12] == Approx(0.0));                                           // cos(pi): the end
+  CHECK(first[4] == Approx(1.0));                                         // cos(0): the peak
+  CHECK(first[6] == Approx(0.5 * (1 + std::cos(std::numbers::pi / 4))));  // 0.853553
+  CHECK(first[8] == Approx(0.5));                                         // halfway down
+  CHECK(first[12] == Approx(0.0));                                        // cos(pi): the end
   for (std::size_t e = 0; e < first.size(); ++e) CHECK(second[e] == Approx(0.1 * first[e]));
   CHECK(schedule.last_lr() == opt.lr());
 }

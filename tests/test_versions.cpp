@@ -250,7 +250,7 @@ TEST_CASE("a clone has a counter of its own: writing it leaves the original's ba
 TEST_CASE("fresh op outputs start consistent: a chain of ops with no writes in between runs backward") {
   // Every kernel writes its fresh output through mutable_data: that must not count against what is saved.
   ng::Tensor x = leaf({0.5, -1, 2});
-  ng::Tensor y = x.exp();  // saves its output
+  ng::Tensor y = x.exp();                       // saves its output
   ng::Tensor u = (y * y + x * x).sqrt().sum();  // sqrt saves its output too
   u.backward();
   // du/dx = (2 e^{2x} + 2x) / (2 sqrt(e^{2x} + x^2))
@@ -285,7 +285,8 @@ TEST_CASE("y = x * w with only w requiring grad: writing x is an error, since dL
   CHECK_FALSE(w.grad().defined());
 }
 
-TEST_CASE("writing a tensor after the backward that saved it has run is fine, and the next forward sees the new value") {
+TEST_CASE(
+    "writing a tensor after the backward that saved it has run is fine, and the next forward sees the new value") {
   ng::Tensor p = leaf({1, 2});
   (p * p).sum().backward();
   {

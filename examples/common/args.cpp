@@ -9,7 +9,8 @@
 
 namespace examples {
 
-ArgParser::ArgParser(std::string program, std::string summary) : program_(std::move(program)), summary_(std::move(summary)) {}
+ArgParser::ArgParser(std::string program, std::string summary)
+    : program_(std::move(program)), summary_(std::move(summary)) {}
 
 void ArgParser::option(const std::string& name, const std::string& value_name, const std::string& help,
                        const std::string& default_value) {
@@ -87,7 +88,8 @@ std::vector<double> ArgParser::get_positive_list(const std::string& name) const 
     char* end = nullptr;
     const double value = std::strtod(item.c_str(), &end);
     if (item.empty() || *end != '\0' || !std::isfinite(value) || value <= 0)
-      throw UsageError("--" + name + ": expected positive numbers separated by commas (e.g. 0.5,5,20), got '" + text + "'");
+      throw UsageError("--" + name + ": expected positive numbers separated by commas (e.g. 0.5,5,20), got '" + text +
+                       "'");
     values.push_back(value);
   }
   if (values.empty()) throw UsageError("--" + name + ": expected at least one number, got nothing");

@@ -19,10 +19,14 @@ namespace {
 
 std::shared_ptr<ng::nn::Module> normalization_layer(const MlpOptions& options) {
   switch (options.normalization) {
-    case Normalization::batch_norm: return std::make_shared<ng::nn::BatchNorm1d>(options.width);
-    case Normalization::ghost_batch_norm: return std::make_shared<GhostBatchNorm1d>(options.width, options.ghost_batch);
-    case Normalization::whitening: return std::make_shared<ng::nn::IterNorm>(options.width);
-    case Normalization::none: break;
+    case Normalization::batch_norm:
+      return std::make_shared<ng::nn::BatchNorm1d>(options.width);
+    case Normalization::ghost_batch_norm:
+      return std::make_shared<GhostBatchNorm1d>(options.width, options.ghost_batch);
+    case Normalization::whitening:
+      return std::make_shared<ng::nn::IterNorm>(options.width);
+    case Normalization::none:
+      break;
   }
   return nullptr;
 }
@@ -30,7 +34,8 @@ std::shared_ptr<ng::nn::Module> normalization_layer(const MlpOptions& options) {
 }  // namespace
 
 PaperMlp make_mlp(const MlpOptions& options, uint64_t seed) {
-  if (options.width < 1) throw std::invalid_argument("make_mlp: width " + std::to_string(options.width) + "; expected >= 1");
+  if (options.width < 1)
+    throw std::invalid_argument("make_mlp: width " + std::to_string(options.width) + "; expected >= 1");
   const int64_t sizes[] = {784, options.width, options.width, options.width, 10};
   const bool normalized = options.normalization != Normalization::none;
   PaperMlp mlp;

@@ -37,10 +37,10 @@ struct MlpOptions {
 };
 
 struct PaperMlp {
-  std::shared_ptr<ng::nn::Sequential> net;  // images [N, 1, 28, 28] -> logits [N, 10]
+  std::shared_ptr<ng::nn::Sequential> net;               // images [N, 1, 28, 28] -> logits [N, 10]
   std::vector<std::shared_ptr<ng::nn::Linear>> linears;  // the four Linear layers, first to last
-  std::vector<int64_t> activations;  // index in `net` of each hidden layer's Sigmoid (or ReLU)
-  int64_t last_sigmoid = 0;          // activations.back(): the last hidden layer's
+  std::vector<int64_t> activations;                      // index in `net` of each hidden layer's Sigmoid (or ReLU)
+  int64_t last_sigmoid = 0;                              // activations.back(): the last hidden layer's
 };
 
 // Every variant built with the same seed and width starts from the same weight matrices, so a

@@ -27,11 +27,20 @@ std::string xml_escape(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -47,7 +56,7 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // Where data coordinates land on the page. On a log axis, "data" here means log10 of the value.
 struct Frame {
-  double x_lo, x_hi, y_lo, y_hi;  // data range of the axes
+  double x_lo, x_hi, y_lo, y_hi;    // data range of the axes
   double left, right, top, bottom;  // plot area in pixels
   double px(double x) const { return left + (x - x_lo) / (x_hi - x_lo) * (right - left); }
   double py(double y) const { return bottom - (y - y_lo) / (y_hi - y_lo) * (bottom - top); }
@@ -71,7 +80,8 @@ struct Range {
 };
 
 // Runs of consecutive indices where every given series is finite: a gap splits a curve in two.
-std::vector<std::pair<std::size_t, std::size_t>> finite_runs(std::size_t n, const std::vector<const std::vector<double>*>& series) {
+std::vector<std::pair<std::size_t, std::size_t>> finite_runs(std::size_t n,
+                                                             const std::vector<const std::vector<double>*>& series) {
   std::vector<std::pair<std::size_t, std::size_t>> runs;
   std::size_t start = 0;
   bool open = false;
@@ -129,16 +139,16 @@ void draw_axes(std::string& svg, const Plot& plot, const Frame& f, const Axis& x
   for (std::size_t i = 0; i < xa.at.size(); ++i) {
     const double x = xa.at[i];
     if (!inside(x, f.x_lo, f.x_hi)) continue;
-    svg += "<line x1=\"" + num(f.px(x)) + "\" y1=\"" + num(f.top) + "\" x2=\"" + num(f.px(x)) + "\" y2=\"" + num(f.bottom) +
-           "\" stroke=\"#e4e4e4\"/>\n";
+    svg += "<line x1=\"" + num(f.px(x)) + "\" y1=\"" + num(f.top) + "\" x2=\"" + num(f.px(x)) + "\" y2=\"" +
+           num(f.bottom) + "\" stroke=\"#e4e4e4\"/>\n";
     svg += "<text x=\"" + num(f.px(x)) + "\" y=\"" + num(f.bottom + 18) + "\" text-anchor=\"middle\">" + xa.labels[i] +
            "</text>\n";
   }
   for (std::size_t i = 0; i < ya.at.size(); ++i) {
     const double y = ya.at[i];
     if (!inside(y, f.y_lo, f.y_hi)) continue;
-    svg += "<line x1=\"" + num(f.left) + "\" y1=\"" + num(f.py(y)) + "\" x2=\"" + num(f.right) + "\" y2=\"" + num(f.py(y)) +
-           "\" stroke=\"#e4e4e4\"/>\n";
+    svg += "<line x1=\"" + num(f.left) + "\" y1=\"" + num(f.py(y)) + "\" x2=\"" + num(f.right) + "\" y2=\"" +
+           num(f.py(y)) + "\" stroke=\"#e4e4e4\"/>\n";
     svg += "<text x=\"" + num(f.left - 8) + "\" y=\"" + num(f.py(y)) + "\" dy=\"0.35em\" text-anchor=\"end\">" +
            ya.labels[i] + "</text>\n";
   }
@@ -149,8 +159,9 @@ void draw_axes(std::string& svg, const Plot& plot, const Frame& f, const Axis& x
   const double mid_y = (f.top + f.bottom) / 2;
   svg += "<text x=\"18\" y=\"" + num(mid_y) + "\" text-anchor=\"middle\" font-size=\"14\" transform=\"rotate(-90 18 " +
          num(mid_y) + ")\">" + xml_escape(plot.y_label) + "</text>\n";
-  svg += "<text x=\"" + num(plot.width / 2) + "\" y=\"28\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">" +
-         xml_escape(plot.title) + "</text>\n";
+  svg += "<text x=\"" + num(plot.width / 2) +
+         "\" y=\"28\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">" + xml_escape(plot.title) +
+         "</text>\n";
   svg += "</g>\n";
 }
 
@@ -161,7 +172,8 @@ void draw_data(std::string& svg, const Plot& plot, const Frame& f) {
       std::string points;
       for (std::size_t i = begin; i < end; ++i) points += num(f.px(band.x[i])) + "," + num(f.py(band.high[i])) + " ";
       for (std::size_t i = end; i-- > begin;) points += num(f.px(band.x[i])) + "," + num(f.py(band.low[i])) + " ";
-      svg += "<polygon points=\"" + points + "\" fill=\"" + xml_escape(band.color) + "\" fill-opacity=\"0.25\" stroke=\"none\"/>\n";
+      svg += "<polygon points=\"" + points + "\" fill=\"" + xml_escape(band.color) +
+             "\" fill-opacity=\"0.25\" stroke=\"none\"/>\n";
     }
   }
   for (const Line& line : plot.lines) {
@@ -185,17 +197,21 @@ void draw_legend(std::string& svg, const Plot& plot, const Frame& f) {
   double y = f.top + 12;
   const double x = f.right + 16;
   for (const Band& band : plot.bands) {
-    svg += "<rect x=\"" + num(x) + "\" y=\"" + num(y - 6) + "\" width=\"26\" height=\"12\" fill=\"" + xml_escape(band.color) +
-           "\" fill-opacity=\"0.25\"/>\n";
-    svg += "<text x=\"" + num(x + kLegendSwatch) + "\" y=\"" + num(y) + "\" dy=\"0.35em\">" + xml_escape(band.label) + "</text>\n";
+    svg += "<rect x=\"" + num(x) + "\" y=\"" + num(y - 6) + "\" width=\"26\" height=\"12\" fill=\"" +
+           xml_escape(band.color) + "\" fill-opacity=\"0.25\"/>\n";
+    svg += "<text x=\"" + num(x + kLegendSwatch) + "\" y=\"" + num(y) + "\" dy=\"0.35em\">" + xml_escape(band.label) +
+           "</text>\n";
     y += 22;
   }
   for (const Line& line : plot.lines) {
-    svg += "<line x1=\"" + num(x) + "\" y1=\"" + num(y) + "\" x2=\"" + num(x + 26) + "\" y2=\"" + num(y) + "\" stroke=\"" +
-           xml_escape(line.color) + "\" stroke-width=\"2\"" + (line.dashed ? " stroke-dasharray=\"6 4\"" : "") + "/>\n";
+    svg += "<line x1=\"" + num(x) + "\" y1=\"" + num(y) + "\" x2=\"" + num(x + 26) + "\" y2=\"" + num(y) +
+           "\" stroke=\"" + xml_escape(line.color) + "\" stroke-width=\"2\"" +
+           (line.dashed ? " stroke-dasharray=\"6 4\"" : "") + "/>\n";
     if (line.markers)
-      svg += "<circle cx=\"" + num(x + 13) + "\" cy=\"" + num(y) + "\" r=\"3.5\" fill=\"" + xml_escape(line.color) + "\"/>\n";
-    svg += "<text x=\"" + num(x + kLegendSwatch) + "\" y=\"" + num(y) + "\" dy=\"0.35em\">" + xml_escape(line.label) + "</text>\n";
+      svg += "<circle cx=\"" + num(x + 13) + "\" cy=\"" + num(y) + "\" r=\"3.5\" fill=\"" + xml_escape(line.color) +
+             "\"/>\n";
+    svg += "<text x=\"" + num(x + kLegendSwatch) + "\" y=\"" + num(y) + "\" dy=\"0.35em\">" + xml_escape(line.label) +
+           "</text>\n";
     y += 22;
   }
   svg += "</g>\n";
@@ -258,7 +274,8 @@ std::string format_log_tick(double value) {
 }
 
 std::string palette_color(int i) {
-  static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f"};
+  static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+                                 "#9467bd", "#8c564b", "#17becf", "#7f7f7f"};
   constexpr int n = sizeof colors / sizeof colors[0];
   return colors[((i % n) + n) % n];
 }
@@ -290,8 +307,10 @@ std::string render_svg(const Plot& plot) {
 
   const Axis x_axis = make_axis(xs, plot.x_log, std::nullopt, std::nullopt);
   const Axis y_axis = make_axis(ys, plot.y_log, plot.y_min, plot.y_max);
-  Frame f{x_axis.lo, x_axis.hi, y_axis.lo, y_axis.hi, kMarginLeft, plot.width - margin_right,
-          kMarginTop, plot.height - kMarginBottom};
+  Frame f{x_axis.lo,   x_axis.hi,
+          y_axis.lo,   y_axis.hi,
+          kMarginLeft, plot.width - margin_right,
+          kMarginTop,  plot.height - kMarginBottom};
 
   std::string svg = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   svg += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(plot.width) + "\" height=\"" + num(plot.height) +

@@ -15,8 +15,8 @@
 namespace examples {
 
 struct Line {
-  std::string label;  // shown in the legend
-  std::string color;  // any SVG color: "#1f77b4", "black"
+  std::string label;         // shown in the legend
+  std::string color;         // any SVG color: "#1f77b4", "black"
   std::vector<double> x, y;  // same length; a non-finite y breaks the line (e.g. a run that diverged)
   bool dashed = false;
   bool markers = false;  // a dot on each point

@@ -46,8 +46,8 @@ void declare_sweep_options(ArgParser& args, const SweepDefaults& defaults);
 // Reads them after args.parse(); throws UsageError for a value out of range or a learning rate listed twice.
 SweepConfig read_sweep_options(const ArgParser& args);
 
-std::string model_name(bool batch_norm);   // "bn" or "plain", as in metrics.csv
-std::string model_label(bool batch_norm);  // "with BN" or "without BN", as in the figures
+std::string model_name(bool batch_norm);                // "bn" or "plain", as in metrics.csv
+std::string model_label(bool batch_norm);               // "with BN" or "without BN", as in the figures
 std::string format(const char* pattern, double value);  // snprintf of one number
 std::string lr_text(double lr);                         // "%g": 0.1, 5, 0.01
 

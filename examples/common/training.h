@@ -16,7 +16,8 @@ double train_step(ng::nn::Module& model, ng::optim::Optimizer& optimizer, const 
 // The fraction of the first `count` examples of `data` (all when count < 0) whose highest logit is
 // their label. Runs in eval mode (BN uses its running averages, dropout is off) under NoGradGuard,
 // `batch_size` (>= 1, else std::invalid_argument) examples at a time; the model's mode is restored afterwards.
-double test_accuracy(ng::nn::Module& model, const ng::data::Dataset& data, int64_t count = -1, int64_t batch_size = 1000);
+double test_accuracy(ng::nn::Module& model, const ng::data::Dataset& data, int64_t count = -1,
+                     int64_t batch_size = 1000);
 
 // Puts a module in eval mode for one scope, then back into the mode it was in.
 class EvalScope {

@@ -189,8 +189,9 @@ int main(int argc, char** argv) {
       ng::Tensor x = ng::randn({60, 100}).requires_grad_();
       ng::Tensor g = ng::randn({60, 100});
       ng::Tensor gamma = ng::ones({100}).requires_grad_(), beta = ng::zeros({100}).requires_grad_();
-      report("composed_bn_fwd_bwd_60x100", threads,
-             time_calls([&] { ng::grad({composed_bn(x, gamma, beta)}, {x, gamma, beta}, {g}); }));
+      report("composed_bn_fwd_bwd_60x100", threads, time_calls([&] {
+               ng::grad({composed_bn(x, gamma, beta)}, {x, gamma, beta}, {g});
+             }));
     }
     if (wanted("matmul_512")) {
       ng::Tensor a = ng::randn({512, 512}), b = ng::randn({512, 512});
@@ -209,13 +210,18 @@ int main(int argc, char** argv) {
       ng::Tensor a = ng::randn({1}), b = ng::randn({1});
       report("add_1elem_nograd", threads, time_calls([&] { ng::add(a, b); }));
       ng::Tensor ag = ng::randn({1}).requires_grad_(), bg = ng::randn({1}).requires_grad_();
-      report("add_1elem_requires_grad", threads, time_calls([&] { ng::add(ag, bg); }), "graph node recorded, no backward");
-      report("add_1elem_fwd_bwd", threads,
-             time_calls([&] { ng::grad({ng::add(ag, bg)}, {ag, bg}, {ng::ones({1})}); }), "ng::grad incl. ones() seed");
+      report("add_1elem_requires_grad", threads, time_calls([&] { ng::add(ag, bg); }),
+             "graph node recorded, no backward");
+      report("add_1elem_fwd_bwd", threads, time_calls([&] {
+               ng::grad({ng::add(ag, bg)}, {ag, bg}, {ng::ones({1})});
+             }),
+             "ng::grad incl. ones() seed");
       // The same with anomaly mode on (normgrad only): the cost of checking every output and gradient.
       ng::DetectAnomalyGuard anomaly;
-      report("add_1elem_fwd_bwd_anomaly", threads,
-             time_calls([&] { ng::grad({ng::add(ag, bg)}, {ag, bg}, {ng::ones({1})}); }), "anomaly mode on");
+      report("add_1elem_fwd_bwd_anomaly", threads, time_calls([&] {
+               ng::grad({ng::add(ag, bg)}, {ag, bg}, {ng::ones({1})});
+             }),
+             "anomaly mode on");
     }
     for (bool bn : {false, true}) {
       const std::string name = std::string("train_step_cnn_") + (bn ? "BN" : "noBN");
@@ -240,8 +246,9 @@ int main(int argc, char** argv) {
       ng::manual_seed(7);
       ng::Tensor x = ng::randn({64, 16, 28, 28}).requires_grad_();
       ng::Tensor g = ng::randn({64, 16, 14, 14});
-      report("maxpool2d_fwd_bwd_64x16x28x28", threads,
-             time_calls([&] { ng::grad({ng::max_pool2d(x, {2, 2})}, {x}, {g}); }));
+      report("maxpool2d_fwd_bwd_64x16x28x28", threads, time_calls([&] {
+               ng::grad({ng::max_pool2d(x, {2, 2})}, {x}, {g});
+             }));
     }
     if (wanted("cat_100k_fwd_bwd")) {  // a node with 100,000 inputs: the backward pass must stay linear
       std::vector<ng::Tensor> parts;

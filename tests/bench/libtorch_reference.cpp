@@ -262,16 +262,18 @@ int main(int argc, char** argv) {
       bn->train();
       torch::Tensor x = torch::randn({60, 100}).requires_grad_();
       torch::Tensor g = torch::randn({60, 100});
-      report("bn1d_fwd_bwd_60x100", threads,
-             time_calls([&] { torch::autograd::grad({bn(x)}, {x, bn->weight, bn->bias}, {g}); }));
+      report("bn1d_fwd_bwd_60x100", threads, time_calls([&] {
+               torch::autograd::grad({bn(x)}, {x, bn->weight, bn->bias}, {g});
+             }));
     }
     if (wanted("composed_bn_fwd_bwd_60x100")) {
       torch::manual_seed(5);
       torch::Tensor x = torch::randn({60, 100}).requires_grad_();
       torch::Tensor g = torch::randn({60, 100});
       torch::Tensor gamma = torch::ones({100}).requires_grad_(), beta = torch::zeros({100}).requires_grad_();
-      report("composed_bn_fwd_bwd_60x100", threads,
-             time_calls([&] { torch::autograd::grad({composed_bn(x, gamma, beta)}, {x, gamma, beta}, {g}); }));
+      report("composed_bn_fwd_bwd_60x100", threads, time_calls([&] {
+               torch::autograd::grad({composed_bn(x, gamma, beta)}, {x, gamma, beta}, {g});
+             }));
     }
     if (wanted("matmul_512")) {
       const double flop = 2.0 * 512 * 512 * 512;
@@ -300,8 +302,9 @@ int main(int argc, char** argv) {
       torch::Tensor ag = torch::randn({1}).requires_grad_(), bg = torch::randn({1}).requires_grad_();
       report("add_1elem_requires_grad", threads, time_calls([&] { torch::add(ag, bg); }),
              "graph node recorded, no backward");
-      report("add_1elem_fwd_bwd", threads,
-             time_calls([&] { torch::autograd::grad({torch::add(ag, bg)}, {ag, bg}, {torch::ones({1})}); }),
+      report("add_1elem_fwd_bwd", threads, time_calls([&] {
+               torch::autograd::grad({torch::add(ag, bg)}, {ag, bg}, {torch::ones({1})});
+             }),
              "autograd::grad incl. ones() seed");
       report("add_1elem_out_nograd", threads, time_calls([&] { torch::add_out(c, a, b); }));
     }
@@ -344,8 +347,9 @@ int main(int argc, char** argv) {
       bn->train();
       torch::Tensor x = torch::randn({64, 16, 28, 28}).requires_grad_();
       torch::Tensor g = torch::randn({64, 16, 28, 28});
-      report("bn2d_fwd_bwd_64x16x28x28", threads,
-             time_calls([&] { torch::autograd::grad({bn(x)}, {x, bn->weight, bn->bias}, {g}); }));
+      report("bn2d_fwd_bwd_64x16x28x28", threads, time_calls([&] {
+               torch::autograd::grad({bn(x)}, {x, bn->weight, bn->bias}, {g});
+             }));
     }
     if (wanted("train_step_gpt_tiny")) {
       int64_t parameter_count = 0;

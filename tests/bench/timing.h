@@ -125,8 +125,8 @@ class Report {
                   s.p10 * 1e6, s.p90 * 1e6, s.inner, s.blocks, derived.c_str());
     out_ << line << "\n";
     out_.flush();
-    std::printf("%-32s %d thr  median %10.3f us  [p10 %10.3f, p90 %10.3f]  %s\n", name.c_str(), threads,
-                s.median * 1e6, s.p10 * 1e6, s.p90 * 1e6, derived.c_str());
+    std::printf("%-32s %d thr  median %10.3f us  [p10 %10.3f, p90 %10.3f]  %s\n", name.c_str(), threads, s.median * 1e6,
+                s.p10 * 1e6, s.p90 * 1e6, derived.c_str());
     std::fflush(stdout);
   }
 

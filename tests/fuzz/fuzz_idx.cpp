@@ -8,8 +8,8 @@
 #include <optional>
 #include <vector>
 
-#include "data/idx.h"
 #include "autograd/tensor.h"
+#include "data/idx.h"
 #include "fuzz_file.h"
 
 namespace {

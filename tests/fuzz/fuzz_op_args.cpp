@@ -25,8 +25,8 @@ using ng::Shape;
 using ng::Tensor;
 using Int = __int128;
 
-constexpr int64_t kMaxInput = 64;         // elements of a tensor the target makes
-constexpr int64_t kMaxOutput = 1 << 12;   // elements of an output it lets an op make
+constexpr int64_t kMaxInput = 64;             // elements of a tensor the target makes
+constexpr int64_t kMaxOutput = 1 << 12;       // elements of an output it lets an op make
 constexpr Int kLimitElements = Int{1} << 46;  // 2^48 bytes of float32
 
 // Reads the input front to back.
@@ -101,7 +101,8 @@ std::optional<int64_t> window_count(int64_t in, int64_t k, int64_t stride, int64
   return static_cast<int64_t>(out);
 }
 
-Expected conv_shape(const Shape& x, const Shape& w, ng::Pair stride, ng::Pair padding, ng::Pair dilation, int64_t groups) {
+Expected conv_shape(const Shape& x, const Shape& w, ng::Pair stride, ng::Pair padding, ng::Pair dilation,
+                    int64_t groups) {
   if (groups < 1 || w[0] < groups || x[1] % groups != 0 || w[0] % groups != 0 || Int{w[1]} * groups != x[1])
     return std::nullopt;
   const auto h = window_count(x[2], w[2], stride[0], padding[0], dilation[0]);
@@ -235,13 +236,27 @@ void multinomial(Reader& in) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   Reader in{data, size};
   switch (in.byte() % 7) {
-    case 0: conv(in); break;
-    case 1: pool(in, 0); break;
-    case 2: pool(in, 1); break;
-    case 3: adaptive(in); break;
-    case 4: pad(in); break;
-    case 5: gather(in); break;
-    case 6: multinomial(in); break;
+    case 0:
+      conv(in);
+      break;
+    case 1:
+      pool(in, 0);
+      break;
+    case 2:
+      pool(in, 1);
+      break;
+    case 3:
+      adaptive(in);
+      break;
+    case 4:
+      pad(in);
+      break;
+    case 5:
+      gather(in);
+      break;
+    case 6:
+      multinomial(in);
+      break;
   }
   return 0;
 }

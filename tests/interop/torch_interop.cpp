@@ -55,9 +55,9 @@ std::shared_ptr<nn::Sequential> make_cnn() {
 
 std::shared_ptr<nn::Sequential> make_text() {
   return std::shared_ptr<nn::Sequential>(new nn::Sequential{
-      std::make_shared<nn::Embedding>(10, 4), std::make_shared<nn::Flatten>(), std::make_shared<nn::LayerNorm>(Shape{12}),
-      std::make_shared<nn::Linear>(12, 16), std::make_shared<nn::BatchNorm1d>(16), std::make_shared<nn::Tanh>(),
-      std::make_shared<nn::Linear>(16, 10)});
+      std::make_shared<nn::Embedding>(10, 4), std::make_shared<nn::Flatten>(),
+      std::make_shared<nn::LayerNorm>(Shape{12}), std::make_shared<nn::Linear>(12, 16),
+      std::make_shared<nn::BatchNorm1d>(16), std::make_shared<nn::Tanh>(), std::make_shared<nn::Linear>(16, 10)});
 }
 
 // ids: [8, 3], token ids in 0..9
@@ -75,8 +75,14 @@ struct ModelCase {
 
 const std::vector<ModelCase>& model_cases() {
   static const std::vector<ModelCase> cases = {
-      {"mlp", make_mlp, [] { return randn({8, 6}); }},
-      {"cnn", make_cnn, [] { return randn({4, 2, 5, 5}); }},
+      {"mlp", make_mlp,
+       [] {
+         return randn({8, 6});
+       }},
+      {"cnn", make_cnn,
+       [] {
+         return randn({4, 2, 5, 5});
+       }},
       {"text", make_text, random_ids},
   };
   return cases;
