@@ -17,25 +17,9 @@
 #include "normgrad.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
+#include "test_helpers.h"
 
 namespace {
-
-// True when set_num_threads(2) cannot give two threads (normgrad built without OpenMP).
-bool two_threads_unavailable() {
-  const int before = ng::get_num_threads();
-  ng::set_num_threads(2);
-  const bool unavailable = ng::get_num_threads() != 2;
-  ng::set_num_threads(before);
-  return unavailable;
-}
-
-// Same dtype, shape and bytes (NaN included: the comparison is of bits, not values).
-bool same_bits(const ng::Tensor& a, const ng::Tensor& b) {
-  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
-  return ng::dispatch_float("same_bits", a.dtype(), [&]<class T>() {
-    return std::memcmp(a.data<T>(), b.data<T>(), static_cast<std::size_t>(a.numel()) * sizeof(T)) == 0;
-  });
-}
 
 using Results = std::vector<std::pair<std::string, ng::Tensor>>;
 

@@ -6,17 +6,10 @@
 #include "examples/common/paper_mlp.h"
 #include "nn/whitening.h"
 #include "normgrad.h"
+#include "test_helpers.h"
 
 using namespace examples;
 using ng::Tensor;
-
-namespace {
-
-double max_abs_difference(const Tensor& a, const Tensor& b) {
-  return ng::max(ng::abs(a - b).reshape({-1}), 0).values.item();
-}
-
-}  // namespace
 
 TEST_CASE("ghost BN normalizes each sub-batch with its own statistics") {
   ng::manual_seed(3);

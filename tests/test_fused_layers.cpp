@@ -23,14 +23,7 @@
 
 namespace {
 
-// The largest |a_i - b_i| of two tensors of one shape, and the largest |b_i|.
-double max_abs_difference(const ng::Tensor& a, const ng::Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  const std::vector<double> va = a.to_vector(), vb = b.to_vector();
-  double largest = 0;
-  for (std::size_t i = 0; i < va.size(); ++i) largest = std::max(largest, std::abs(va[i] - vb[i]));
-  return largest;
-}
+// The largest |b_i| (max_abs_difference is in test_helpers.h).
 double max_abs(const ng::Tensor& t) {
   double largest = 0;
   for (double v : t.to_vector()) largest = std::max(largest, std::abs(v));
@@ -223,20 +216,6 @@ TEST_CASE("scaled_dot_product_attention's one-op softmax equals masked_fill and 
 
 namespace {
 
-bool two_threads_unavailable() {
-  const int before = ng::get_num_threads();
-  ng::set_num_threads(2);
-  const bool unavailable = ng::get_num_threads() != 2;
-  ng::set_num_threads(before);
-  return unavailable;
-}
-
-bool same_bits(const ng::Tensor& a, const ng::Tensor& b) {
-  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
-  return ng::dispatch_float("same_bits", a.dtype(), [&]<class T>() {
-    return std::memcmp(a.data<T>(), b.data<T>(), static_cast<std::size_t>(a.numel()) * sizeof(T)) == 0;
-  });
-}
 
 // Two AdamW steps of the benchmark's tiny GPT (bench.cpp, train_step_gpt_tiny): batch 16 x 32 tokens, 2
 // blocks of 4 heads, 64 features, LayerNorm, gradient clipping. Its logits, losses, parameters and gradients.

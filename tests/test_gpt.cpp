@@ -29,14 +29,6 @@ void check_first_and_second_derivatives(const std::string& what, const Fn& f, co
   CHECK_MESSAGE(second.ok, what << " (second derivatives): " << second.message);
 }
 
-// The largest |a_i - b_i| of two tensors of one shape.
-double max_abs_difference(const ng::Tensor& a, const ng::Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  const std::vector<double> va = a.to_vector(), vb = b.to_vector();
-  double largest = 0;
-  for (std::size_t i = 0; i < va.size(); ++i) largest = std::max(largest, std::abs(va[i] - vb[i]));
-  return largest;
-}
 
 // Row-major flat offset of `index` in `shape`, where a size-1 dim of `shape` (or a missing leading
 // one) is broadcast: it always reads position 0. `index` is right-aligned with `shape`.

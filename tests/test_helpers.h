@@ -1,5 +1,6 @@
 // test_helpers.h: small helpers that several test files share: float64 leaves, the message of an
-// expected ng::Error and checks that it names what it should, and gradcheck with a labelled failure.
+// expected ng::Error and checks that it names what it should, gradcheck with a labelled failure, the
+// largest difference of two tensors, and bit-for-bit comparison across thread counts.
 //
 // Header-only (inline functions and macros); a test file includes it after <doctest/doctest.h> and
 // "normgrad.h".
@@ -7,7 +8,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -59,4 +63,30 @@ inline bool mentions(const std::string& message, const std::string& part) {
 inline void check_gradients(const std::string& what, const Fn& f, const Inputs& inputs) {
   const ng::GradcheckResult result = ng::gradcheck(f, inputs);
   CHECK_MESSAGE(result.ok, what << ": " << result.message);
+}
+
+// The largest |a_i - b_i| of two tensors of one shape.
+inline double max_abs_difference(const ng::Tensor& a, const ng::Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  const std::vector<double> va = a.to_vector(), vb = b.to_vector();
+  double largest = 0;
+  for (std::size_t i = 0; i < va.size(); ++i) largest = std::max(largest, std::abs(va[i] - vb[i]));
+  return largest;
+}
+
+// True when set_num_threads(2) cannot give two threads (normgrad built without OpenMP).
+inline bool two_threads_unavailable() {
+  const int before = ng::get_num_threads();
+  ng::set_num_threads(2);
+  const bool unavailable = ng::get_num_threads() != 2;
+  ng::set_num_threads(before);
+  return unavailable;
+}
+
+// Same dtype, shape and bytes (NaN included: the comparison is of bits, not values).
+inline bool same_bits(const ng::Tensor& a, const ng::Tensor& b) {
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  return ng::dispatch_float("same_bits", a.dtype(), [&]<class T>() {
+    return std::memcmp(a.data<T>(), b.data<T>(), static_cast<std::size_t>(a.numel()) * sizeof(T)) == 0;
+  });
 }
