@@ -123,8 +123,10 @@ template <class T, int64_t kRows, class Tile> void gemm_tiled(int64_t M, int64_t
       int64_t ldb = b_row;
       if (cols < kCols || b_col != 1) {
         if (cols < kCols) std::fill_n(b_packed.begin(), depth * kCols, T(0));
-        for (int64_t j = 0; j < cols; ++j)
-          for (int64_t k = 0; k < depth; ++k) b_packed[k * kCols + j] = b[k * b_row + j * b_col];
+        // k outer: each row of the panel is written whole (kCols contiguous values), read from `cols`
+        // columns of b that each advance one step per k (for a transposed B, cols rows read in step)
+        for (int64_t k = 0; k < depth; ++k)
+          for (int64_t j = 0; j < cols; ++j) b_packed[k * kCols + j] = b[k * b_row + j * b_col];
         b = b_packed.data();
         ldb = kCols;
       }
