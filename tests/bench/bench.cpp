@@ -20,6 +20,7 @@ namespace {
 
 using bench_timing::Stats;
 using bench_timing::time_calls;
+using bench_timing::time_cycled;
 
 // Until the library has ng::set_num_threads (autograd/parallel.h), it runs on one thread whatever is asked.
 void use_threads(int threads) {
@@ -73,18 +74,12 @@ std::shared_ptr<ng::nn::Sequential> make_cnn(bool bn) {
 // (inputs[k], labels[k]), taken in turn and cycled.
 Stats time_train_step(ng::nn::Module& net, ng::optim::SGD& sgd, const std::vector<ng::Tensor>& inputs,
                       const std::vector<ng::Tensor>& labels) {
-  std::size_t k = 0;
-  return time_calls(
-      [&] {
-        const auto& x = inputs[k % inputs.size()];
-        const auto& y = labels[k % labels.size()];
-        ++k;
-        ng::Tensor loss = ng::nn::cross_entropy(net(x), y);
-        sgd.zero_grad();
-        loss.backward();
-        sgd.step();
-      },
-      4.0);
+  return time_cycled(inputs, labels, [&](const ng::Tensor& x, const ng::Tensor& y) {
+    ng::Tensor loss = ng::nn::cross_entropy(net(x), y);
+    sgd.zero_grad();
+    loss.backward();
+    sgd.step();
+  });
 }
 
 // The tiny GPT of examples/char_gpt.cpp (examples/common/gpt.h) at the size of the benchmark case:
@@ -115,20 +110,14 @@ Stats time_gpt_train_step(const std::vector<ng::Tensor>& inputs, const std::vect
   }
   ng::optim::AdamW optimizer({{.params = decayed, .weight_decay = 0.1}, {.params = plain, .weight_decay = 0.0}},
                              {.lr = 3e-3});
-  std::size_t k = 0;
-  return time_calls(
-      [&] {
-        const auto& idx = inputs[k % inputs.size()];
-        const auto& y = targets[k % targets.size()];
-        ++k;
-        const ng::Tensor logits = model(idx);  // [B, T, V]
-        const ng::Tensor loss = ng::nn::cross_entropy(logits.reshape({-1, logits.size(-1)}), y.reshape({-1}));
-        optimizer.zero_grad();
-        loss.backward();
-        ng::nn::clip_grad_norm_(model.parameters(), 1.0);
-        optimizer.step();
-      },
-      4.0);
+  return time_cycled(inputs, targets, [&](const ng::Tensor& idx, const ng::Tensor& y) {
+    const ng::Tensor logits = model(idx);  // [B, T, V]
+    const ng::Tensor loss = ng::nn::cross_entropy(logits.reshape({-1, logits.size(-1)}), y.reshape({-1}));
+    optimizer.zero_grad();
+    loss.backward();
+    ng::nn::clip_grad_norm_(model.parameters(), 1.0);
+    optimizer.step();
+  });
 }
 
 // BatchNorm in training mode composed of primitives (mean, sub, pow, mean, add, sqrt, div, mul, add), as

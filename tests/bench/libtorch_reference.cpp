@@ -24,6 +24,7 @@ namespace {
 
 using bench_timing::Stats;
 using bench_timing::time_calls;
+using bench_timing::time_cycled;
 
 // The BN paper's MLP 784-100-100-100-10 with sigmoid units; with BN each hidden layer is
 // Linear (no bias) -> BatchNorm1d -> sigmoid. Linear weights N(0, 0.1^2), Linear biases 0.
@@ -66,18 +67,12 @@ torch::nn::Sequential make_cnn(bool bn) {
 // (inputs[k], labels[k]), taken in turn and cycled.
 Stats time_train_step(torch::nn::Sequential& net, torch::optim::SGD& sgd, const std::vector<torch::Tensor>& inputs,
                       const std::vector<torch::Tensor>& labels) {
-  std::size_t k = 0;
-  return time_calls(
-      [&] {
-        const auto& x = inputs[k % inputs.size()];
-        const auto& y = labels[k % labels.size()];
-        ++k;
-        torch::Tensor loss = torch::nn::functional::cross_entropy(net->forward(x), y);
-        sgd.zero_grad();
-        loss.backward();
-        sgd.step();
-      },
-      4.0);
+  return time_cycled(inputs, labels, [&](const torch::Tensor& x, const torch::Tensor& y) {
+    torch::Tensor loss = torch::nn::functional::cross_entropy(net->forward(x), y);
+    sgd.zero_grad();
+    loss.backward();
+    sgd.step();
+  });
 }
 
 // The tiny GPT of normgrad's examples/common/gpt.h (nanoGPT's model.py) with LayerNorm, module for module:
@@ -180,21 +175,15 @@ Stats time_gpt_train_step(const std::vector<torch::Tensor>& inputs, const std::v
   groups.emplace_back(decayed, std::make_unique<AdamWOptions>(AdamWOptions(3e-3).weight_decay(0.1)));
   groups.emplace_back(plain, std::make_unique<AdamWOptions>(AdamWOptions(3e-3).weight_decay(0.0)));
   torch::optim::AdamW optimizer(groups, AdamWOptions(3e-3));
-  std::size_t k = 0;
-  return time_calls(
-      [&] {
-        const auto& idx = inputs[k % inputs.size()];
-        const auto& y = targets[k % targets.size()];
-        ++k;
-        const torch::Tensor logits = model->forward(idx);  // [B, T, V]
-        const torch::Tensor loss =
-            torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), y.reshape({-1}));
-        optimizer.zero_grad();
-        loss.backward();
-        torch::nn::utils::clip_grad_norm_(model->parameters(), 1.0);
-        optimizer.step();
-      },
-      4.0);
+  return time_cycled(inputs, targets, [&](const torch::Tensor& idx, const torch::Tensor& y) {
+    const torch::Tensor logits = model->forward(idx);  // [B, T, V]
+    const torch::Tensor loss =
+        torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), y.reshape({-1}));
+    optimizer.zero_grad();
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(model->parameters(), 1.0);
+    optimizer.step();
+  });
 }
 
 // BatchNorm in training mode written with primitives (biased variance), as normgrad's composed BN:

@@ -64,6 +64,19 @@ inline Stats time_calls(const std::function<void()>& call, double total_s = 2.0,
           static_cast<long>(per_call_s.size())};
 }
 
+// Times step(x, y) over the pairs (xs[k], ys[k]), taken in turn and cycled, for total_s seconds: a training
+// step on one mini-batch after another. Tensor is ng::Tensor or torch::Tensor (both programs use it).
+template <class Tensor, class Step>
+Stats time_cycled(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, Step step, double total_s = 4.0) {
+  std::size_t k = 0;
+  return time_calls(
+      [&] {
+        const std::size_t i = k++ % xs.size();
+        step(xs[i], ys[i]);
+      },
+      total_s);
+}
+
 // The command line both programs take:  PROGRAM OUT.csv [--threads=1,2] [--only=TEXT]
 // --only runs the cases whose name contains TEXT. Cases timed together on shared data are asked for by the
 // group's common prefix ("add_1elem"), and the group runs when TEXT names any of its cases.
