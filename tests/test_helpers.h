@@ -65,6 +65,18 @@ inline void check_gradients(const std::string& what, const Fn& f, const Inputs& 
   CHECK_MESSAGE(result.ok, what << ": " << result.message);
 }
 
+// gradgradcheck(f, inputs) in float64: the second derivatives against finite differences of the first.
+inline void check_second_derivatives(const std::string& what, const Fn& f, const Inputs& inputs) {
+  const ng::GradcheckResult result = ng::gradgradcheck(f, inputs);
+  CHECK_MESSAGE(result.ok, what << " (second derivatives): " << result.message);
+}
+
+// Both of the above.
+inline void check_first_and_second_derivatives(const std::string& what, const Fn& f, const Inputs& inputs) {
+  check_gradients(what, f, inputs);
+  check_second_derivatives(what, f, inputs);
+}
+
 // The largest |a_i - b_i| of two tensors of one shape.
 inline double max_abs_difference(const ng::Tensor& a, const ng::Tensor& b) {
   REQUIRE(a.shape() == b.shape());
