@@ -1,5 +1,6 @@
 // ops_activation.cpp: the elementwise functions behind GELU, LeakyReLU and dropout (erf, gelu, leaky_relu,
 // dropout_mask), each with its backward. (relu, sigmoid and tanh are in ops_elementwise.cpp.)
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <string>
@@ -119,8 +120,9 @@ Tensor gelu_backward(const Tensor& g, const Tensor& x) {
       const Tensor gv = g.unpack(n), xv = x.unpack(n);
       Tensor dx;
       if (n.needs_grad(1)) {
-        const Tensor pdf = exp(xv * xv * -0.5) * kInvSqrt2Pi;  // phi(x)
-        dx = gg * gv * pdf * (2.0 - xv * xv);
+        const Tensor x2 = xv * xv;
+        const Tensor pdf = exp(x2 * -0.5) * kInvSqrt2Pi;  // phi(x)
+        dx = gg * gv * pdf * (2.0 - x2);
       }
       return Grads{n.needs_grad(0) ? gelu_backward(gg, xv) : Tensor(), dx};
     });
@@ -158,12 +160,15 @@ Tensor dropout_mask(const Shape& shape, double p, Dtype dtype) {
   if (!(p >= 0 && p <= 1))
     throw Error("dropout_mask: p = " + std::to_string(p) + " for shape " + shape_str(shape) +
                 "; expected a probability in [0, 1]");
-  Tensor mask = zeros(shape, dtype);
+  Tensor mask = empty(shape, dtype);
   dispatch_float("dropout_mask", dtype, [&]<class T>() {
-    if (p == 1) return;  // every element dropped: nothing to draw
-    const double keep_scale = 1.0 / (1.0 - p);
     T* m = mask.mutable_data<T>();
     const int64_t n = mask.numel();
+    if (p == 1) {  // every element dropped: nothing to draw
+      std::fill_n(m, n, T(0));
+      return;
+    }
+    const double keep_scale = 1.0 / (1.0 - p);
     RandomDraws draws;  // one uninterrupted stretch of the generator's sequence
     for (int64_t i = 0; i < n; ++i) m[i] = draws.uniform() >= p ? static_cast<T>(keep_scale) : T(0);
   });

@@ -144,16 +144,6 @@ template <class T> void backward_kernel(const T* g, const T* x, const T* gamma, 
   });
 }
 
-// A [C] tensor of `dtype` holding per-channel doubles.
-Tensor channel_tensor(const std::vector<double>& values, int64_t C, Dtype dtype) {
-  Tensor t = empty({C}, dtype);
-  dispatch_float("batch_norm_fused", dtype, [&]<class T>() {
-    T* out = t.mutable_data<T>();
-    for (int64_t c = 0; c < C; ++c) out[c] = static_cast<T>(values[c]);
-  });
-  return t;
-}
-
 template <class T> const T* data_or_null(const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; }
 
 // The same closed form, written with ops so that it can be differentiated again: the backward the
@@ -181,16 +171,13 @@ BatchNormResult batch_norm_fused_with_stats(const Tensor& x, const Tensor& gamma
     return forward_kernel<T>(x.data<T>(), data_or_null<T>(gamma), data_or_null<T>(beta), y.mutable_data<T>(), layout,
                              eps);
   });
-  BatchNormResult result{y, channel_tensor(stats.mean, layout.C, x.dtype()),
-                         channel_tensor(stats.var, layout.C, x.dtype())};
+  BatchNormResult result{y, tensor(stats.mean, {layout.C}, x.dtype()), tensor(stats.var, {layout.C}, x.dtype())};
 
   // The inputs that exist, in the order x, gamma, beta; the backward returns one gradient for each.
   std::vector<const Tensor*> inputs{&x};
   if (gamma.defined()) inputs.push_back(&gamma);
   if (beta.defined()) inputs.push_back(&beta);
-  bool needs_graph = false;
-  for (const Tensor* t : inputs) needs_graph = needs_graph || t->requires_grad();
-  if (!is_grad_enabled() || !needs_graph) return result;
+  if (!any_requires_grad({&x, &gamma, &beta})) return result;
 
   // Without create_graph (grad mode off in the backward) the fast kernel runs; with it, the same
   // formula in ops, so that the gradient has a graph of its own.
@@ -213,8 +200,8 @@ BatchNormResult batch_norm_fused_with_stats(const Tensor& x, const Tensor& gamma
                backward_kernel<T>(g.data<T>(), xv.data<T>(), data_or_null<T>(gv), stats, layout,
                                   node.needs_grad(0) ? grads[0].mutable_data<T>() : nullptr, dgamma_sum, dbeta_sum);
              });
-             dgamma = channel_tensor(dgamma_sum, layout.C, xv.dtype());
-             dbeta = channel_tensor(dbeta_sum, layout.C, xv.dtype());
+             dgamma = tensor(dgamma_sum, {layout.C}, xv.dtype());
+             dbeta = tensor(dbeta_sum, {layout.C}, xv.dtype());
            }
            if (!node.needs_grad(0)) grads[0] = Tensor();
            if (gv.defined() && node.needs_grad(1)) grads[1] = dgamma;

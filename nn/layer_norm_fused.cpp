@@ -118,16 +118,6 @@ std::vector<Tensor> backward_with_ops(const Tensor& g, const Tensor& x, const Te
   return {dx, sum_to(g * x_hat, normalized_shape), sum_to(g, normalized_shape)};
 }
 
-// A tensor of `shape` and `dtype` holding doubles.
-Tensor from_doubles(const std::vector<double>& values, const Shape& shape, Dtype dtype) {
-  Tensor t = empty(shape, dtype);
-  dispatch_float("layer_norm", dtype, [&]<class T>() {
-    T* out = t.mutable_data<T>();
-    for (std::size_t i = 0; i < values.size(); ++i) out[i] = static_cast<T>(values[i]);
-  });
-  return t;
-}
-
 template <class T> const T* data_or_null(const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; }
 
 }  // namespace
@@ -149,9 +139,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   std::vector<const Tensor*> inputs{&x};
   if (weight.defined()) inputs.push_back(&weight);
   if (bias.defined()) inputs.push_back(&bias);
-  bool needs_graph = false;
-  for (const Tensor* t : inputs) needs_graph = needs_graph || t->requires_grad();
-  if (!is_grad_enabled() || !needs_graph) return y;
+  if (!any_requires_grad({&x, &weight, &bias})) return y;
 
   const std::size_t bias_at = weight.defined() ? 2 : 1;  // weight, when there is one, is input 1
   record(y, "layer_norm", inputs,
@@ -177,8 +165,8 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
                                 node.needs_grad(0) ? grads[0].mutable_data<T>() : nullptr,
                                 need_dweight ? dweight.data() : nullptr, need_dbias ? dbias.data() : nullptr);
            });
-           if (need_dweight) grads[1] = from_doubles(dweight, normalized_shape, xv.dtype());
-           if (need_dbias) grads[bias_at] = from_doubles(dbias, normalized_shape, xv.dtype());
+           if (need_dweight) grads[1] = tensor(dweight, normalized_shape, xv.dtype());
+           if (need_dbias) grads[bias_at] = tensor(dbias, normalized_shape, xv.dtype());
            return grads;
          });
   return y;
