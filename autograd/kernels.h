@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "fast_erf.h"
 #include "fast_exp.h"
 #include "parallel_for.h"
 #include "tensor.h"
@@ -130,6 +131,21 @@ struct AroundDim {
   int64_t outer = 1, size = 1, inner = 1;
 };
 AroundDim around_dim(const Shape& shape, int64_t dim);
+
+// e^v and erf(v) as the kernels compute them: float32 with the vectorizable fast_exp and fast_erf
+// (fast_exp.h, fast_erf.h), float64 and -Dreference_kernels=true with std::exp and std::erf.
+template <class T> T exp_of(T v) {
+  if constexpr (std::is_same_v<T, float> && !kReferenceKernels)
+    return fast_exp(v);
+  else
+    return std::exp(v);
+}
+template <class T> T erf_of(T v) {
+  if constexpr (std::is_same_v<T, float> && !kReferenceKernels)
+    return fast_erf(v);
+  else
+    return std::erf(v);
+}
 
 // One distribution along a dim, the `size` values xs[0], xs[inner], ..., xs[(size - 1) * inner]: their
 // largest value m and sum_k e^(x_k - m), summed in double. Shifting by m keeps every exponent <= 0 (no

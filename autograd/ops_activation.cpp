@@ -24,18 +24,8 @@ constexpr double kInvSqrt2Pi = std::numbers::inv_sqrtpi / std::numbers::sqrt2;  
 // density. float32 uses the vectorizable fast_erf and fast_exp (the loops over a transformer's MLP
 // activations then run 8 lanes at a time with AVX2); float64 and -Dreference_kernels=true use std::erf and
 // std::exp.
-template <class T> T normal_cdf(T x) {
-  if constexpr (std::is_same_v<T, float> && !kernel::kReferenceKernels)
-    return 0.5f * (1.0f + kernel::fast_erf(x * static_cast<float>(kInvSqrt2)));
-  else
-    return T(0.5) * (T(1) + std::erf(x * static_cast<T>(kInvSqrt2)));
-}
-template <class T> T normal_pdf(T x) {
-  if constexpr (std::is_same_v<T, float> && !kernel::kReferenceKernels)
-    return kernel::fast_exp(-0.5f * x * x) * static_cast<float>(kInvSqrt2Pi);
-  else
-    return std::exp(T(-0.5) * x * x) * static_cast<T>(kInvSqrt2Pi);
-}
+template <class T> T normal_cdf(T x) { return T(0.5) * (T(1) + kernel::erf_of(x * static_cast<T>(kInvSqrt2))); }
+template <class T> T normal_pdf(T x) { return kernel::exp_of(T(-0.5) * x * x) * static_cast<T>(kInvSqrt2Pi); }
 
 }  // namespace
 
@@ -45,14 +35,7 @@ template <class T> T normal_pdf(T x) {
 // < 2e-7), float64 and -Dreference_kernels=true use std::erf.
 Tensor erf(const Tensor& x) {
   Tensor out = empty(x.shape(), x.dtype());
-  dispatch_float("erf", x.dtype(), [&]<class T>() {
-    kernel::unary<T>(x, out, [](T v) {
-      if constexpr (std::is_same_v<T, float> && !kernel::kReferenceKernels)
-        return kernel::fast_erf(v);
-      else
-        return std::erf(v);
-    });
-  });
+  dispatch_float("erf", x.dtype(), [&]<class T>() { kernel::unary<T>(x, out, [](T v) { return kernel::erf_of(v); }); });
   if (any_requires_grad({&x}))
     record(out, "erf", {&x}, [x = SavedTensor(x)](const Tensor& g, const Node& n) {
       const double two_over_sqrt_pi = 1.1283791670955126;  // 2 / sqrt(pi)

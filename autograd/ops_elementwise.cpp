@@ -158,12 +158,7 @@ Tensor sqrt(const Tensor& x) {
 // float32 uses the vectorizable fast_exp (relative error ~1.3e-7; it is the backward of erf, so of
 // GELU), float64 and -Dreference_kernels=true use std::exp.
 Tensor exp(const Tensor& x) {
-  Tensor out = unary_forward("exp", x, [](auto v) {
-    if constexpr (std::is_same_v<decltype(v), float> && !kernel::kReferenceKernels)
-      return kernel::fast_exp(v);
-    else
-      return std::exp(v);
-  });
+  Tensor out = unary_forward("exp", x, [](auto v) { return kernel::exp_of(v); });
   if (any_requires_grad({&x}))
     record(out, "exp", {&x},
            [out = SavedTensor::output(out)](const Tensor& g, const Node& n) { return Grads{g * out.unpack(n)}; });
@@ -211,10 +206,7 @@ Tensor relu(const Tensor& x) {
 Tensor sigmoid(const Tensor& x) {
   Tensor out = unary_forward("sigmoid", x, [](auto v) {
     using T = decltype(v);
-    if constexpr (std::is_same_v<T, float> && !kernel::kReferenceKernels)
-      return 1.0f / (1.0f + kernel::fast_exp(-v));
-    else
-      return T(1) / (T(1) + std::exp(-v));
+    return T(1) / (T(1) + kernel::exp_of(-v));
   });
   if (any_requires_grad({&x}))
     record(out, "sigmoid", {&x}, [out = SavedTensor::output(out)](const Tensor& g, const Node& n) {
