@@ -3,6 +3,8 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <array>
+#include <utility>
 #include <vector>
 
 #include "parallel_for.h"
@@ -21,35 +23,34 @@ template <class T> void gemm_reference(int64_t M, int64_t N, int64_t K, const T*
 
 namespace {
 
-constexpr int64_t kCols = 16;    // columns of the C tile (and of a packed panel of B)
 constexpr int64_t kDepth = 256;  // k-slice: kDepth x N of B is reused across all row tiles
 
 // A short vector of T that the compiler maps to one SIMD register (GCC/Clang vector extension):
 // 32 bytes = 8 floats or 4 doubles, one AVX register; 64 bytes, one AVX-512 register.
 template <class T, int Bytes> using Vec [[gnu::vector_size(Bytes)]] = T;
 
-// One full tile: C[0:Rows, 0:16] += A[0:Rows, 0:depth] @ B[0:depth, 0:16], or = when `store` (the first
-// k-slice of gemm_overwrite: C's old contents, maybe garbage, are never read). The Rows x 16 accumulators live
-// in vector registers for the whole k loop; each step broadcasts one element of A per row and
-// multiplies it with the 16 elements of B's row k. For every element of C the products are added in the
-// order k = 0, 1, ..., whatever the vector width: the two kernels below give bit-identical results.
-template <class T, int64_t Rows, int Bytes>
+// One tile: C[0:Rows, 0:Vecs*lanes] += A[0:Rows, 0:depth] @ B[0:depth, 0:Vecs*lanes], or = when `store`
+// (the first k-slice of gemm_overwrite: C's old contents, maybe garbage, are never read). The Rows x Vecs
+// accumulators live in vector registers for the whole k loop; each step loads the Vecs vectors of B's row k,
+// broadcasts one element of A per row and multiplies the two. For every element of C the products are added
+// in the order k = 0, 1, ..., whatever the tile's shape or the vector width: every tile below gives the
+// same bits (meson.build makes sure GCC fuses every multiply-add, see avoid-fma-max-bits there).
+template <class T, int64_t Rows, int64_t Vecs, int Bytes>
 [[gnu::always_inline]] inline void tile(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B,
                                         int64_t ldb, T* C, int64_t ldc, bool store) {
   using V = Vec<T, Bytes>;
   constexpr int64_t lanes = Bytes / static_cast<int64_t>(sizeof(T));
-  constexpr int64_t vecs = kCols / lanes;  // vectors per tile row
-  V acc[Rows][vecs] = {};
+  V acc[Rows][Vecs] = {};
   for (int64_t k = 0; k < depth; ++k) {
-    V b[vecs];
-    for (int64_t v = 0; v < vecs; ++v) __builtin_memcpy(&b[v], B + k * ldb + v * lanes, sizeof(V));
+    V b[Vecs];
+    for (int64_t v = 0; v < Vecs; ++v) __builtin_memcpy(&b[v], B + k * ldb + v * lanes, sizeof(V));
     for (int64_t r = 0; r < Rows; ++r) {
       const T a = A[r * a_row + k * a_col];
-      for (int64_t v = 0; v < vecs; ++v) acc[r][v] += a * b[v];
+      for (int64_t v = 0; v < Vecs; ++v) acc[r][v] += a * b[v];
     }
   }
   for (int64_t r = 0; r < Rows; ++r)
-    for (int64_t v = 0; v < vecs; ++v) {
+    for (int64_t v = 0; v < Vecs; ++v) {
       if (store) {
         __builtin_memcpy(C + r * ldc + v * lanes, &acc[r][v], sizeof(V));
         continue;
@@ -61,94 +62,117 @@ template <class T, int64_t Rows, int Bytes>
     }
 }
 
-// The two kernels. AVX2 (or whatever the build targets): 6 rows, 6 x 2 accumulators of 8 floats + 2 for B,
-// 14 of 16 registers. AVX-512: 12 rows, 12 accumulators of 16 floats (24 of 8 doubles) of 32 registers;
-// each step then does 12 multiply-adds of 16 lanes for 13 loads, where AVX2 does 12 of 8 lanes for 8.
+template <class T> using TileFn = void (*)(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B,
+                                           int64_t ldb, T* C, int64_t ldc, bool store);
+
+// A family of tiles: `cols` columns (two vectors) and 1 .. `rows` rows, so that the last rows of C (when M
+// is not a multiple of `rows`) run through a tile of their own height instead of a zero-padded full one;
+// and the same with half the columns (one vector), for a right edge of cols/2 or fewer.
+template <class T> struct Tiles {
+  int64_t rows, cols;
+  const TileFn<T>* full;  // full[r]: r rows x cols (r = 1 .. rows)
+  const TileFn<T>* half;  // half[r]: r rows x cols/2
+};
+
+template <class T, int64_t Vecs, template <class, int64_t, int64_t> class Kernel, int64_t... R>
+constexpr std::array<TileFn<T>, sizeof...(R) + 1> tile_table(std::integer_sequence<int64_t, R...>) {
+  return {nullptr, &Kernel<T, R + 1, Vecs>::run...};
+}
+
+// The two families. AVX2 (or whatever the build targets): 6 rows of 2 vectors, 12 accumulators + 2 for B
+// of 16 registers (6 x 16 floats). AVX-512: 8 rows of 2 vectors, 16 accumulators of 32 registers (8 x 32
+// floats, 8 x 16 doubles); each step does 16 multiply-adds for 10 loads (2 of B, 8 broadcasts of A), where
+// a 12 x 16 tile did 12 for 13 loads and waited on the loads. Measured on the test machine, float32, one
+// thread, on [32,144] @ [144,980] (a convolution's gemm): 12 x 16 tiles 197 GFLOP/s, 12 x 32 238,
+// 8 x 32 243, 6 x 64 237; 8 x 32 also pads the fewest rows for the small M of the models here (32, 60, 100).
 // The AVX-512 one is compiled for AVX-512 on its own (a target attribute) and chosen at run time when
 // the CPU has it, so the rest of the build need not use AVX-512: Debian 12's GCC 12.2 miscompiles some
-// constant vectors under -mavx512f (meson.build's probe), and this kernel holds no constant but zero.
+// constant vectors under -mavx512f (meson.build's probe), and these kernels hold no constant but zero.
 constexpr int64_t kRowsNarrow = 6;
-template <class T> void tile_narrow(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t ldb,
-                                    T* C, int64_t ldc, bool store) {
-  tile<T, kRowsNarrow, 32>(depth, A, a_row, a_col, B, ldb, C, ldc, store);
+template <class T, int64_t Rows, int64_t Vecs> struct NarrowTile {
+  static void run(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t ldb, T* C, int64_t ldc,
+                  bool store) {
+    tile<T, Rows, Vecs, 32>(depth, A, a_row, a_col, B, ldb, C, ldc, store);
+  }
+};
+template <class T> Tiles<T> narrow_tiles() {
+  static constexpr auto full = tile_table<T, 2, NarrowTile>(std::make_integer_sequence<int64_t, kRowsNarrow>());
+  static constexpr auto half = tile_table<T, 1, NarrowTile>(std::make_integer_sequence<int64_t, kRowsNarrow>());
+  return {kRowsNarrow, 2 * 32 / static_cast<int64_t>(sizeof(T)), full.data(), half.data()};
 }
 // Only where the narrow kernel fuses its multiply-adds too (__FMA__, as -march=native gives on any CPU
 // with AVX-512): a portable build's narrow kernel rounds each product, and the two would then differ.
 #if defined(__x86_64__) && defined(__FMA__)
 #define NG_GEMM_AVX512 1
-constexpr int64_t kRowsWide = 12;
-template <class T> [[gnu::target("avx512f")]] void tile_wide(int64_t depth, const T* A, int64_t a_row, int64_t a_col,
-                                                             const T* B, int64_t ldb, T* C, int64_t ldc, bool store) {
-  tile<T, kRowsWide, 64>(depth, A, a_row, a_col, B, ldb, C, ldc, store);
+constexpr int64_t kRowsWide = 8;
+template <class T, int64_t Rows, int64_t Vecs> struct WideTile {
+  [[gnu::target("avx512f")]] static void run(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B,
+                                             int64_t ldb, T* C, int64_t ldc, bool store) {
+    tile<T, Rows, Vecs, 64>(depth, A, a_row, a_col, B, ldb, C, ldc, store);
+  }
+};
+template <class T> Tiles<T> wide_tiles() {
+  static constexpr auto full = tile_table<T, 2, WideTile>(std::make_integer_sequence<int64_t, kRowsWide>());
+  static constexpr auto half = tile_table<T, 1, WideTile>(std::make_integer_sequence<int64_t, kRowsWide>());
+  return {kRowsWide, 2 * 64 / static_cast<int64_t>(sizeof(T)), full.data(), half.data()};
 }
 #endif
+constexpr int64_t kMaxRows = 8, kMaxCols = 32;  // the largest tile of any family (floats), for c_padded
 
 // Column panels of C are shared out among the threads, within each k-slice: every element of C is then
 // computed by one thread, with the same additions in the same order as on one thread (bit-identical
-// results for any thread count). Each thread packs the panels of B it uses; the padded rows of A are
-// made once per k-slice and shared.
+// results for any thread count). Each thread packs the panels of B it uses.
 // Below kParallelFlops multiply-adds (M*N*K) one thread is as fast. Measured on the 2-core test machine,
 // float32, best of 101 blocks (the machine was shared), 1 thread -> 2 threads: [64,64]@[64,64] (0.26M)
 // 7.0 -> 5.1 us, [60,100]@[100,100]^T (0.6M) 19.7 -> 17.1 us, [60,784]@[784,100] (4.7M) 110 -> 69 us.
 constexpr int64_t kParallelFlops = int64_t{1} << 18;
 
-template <class T, int64_t kRows, class Tile> void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A,
-                                                              int64_t a_row, int64_t a_col, const T* B, int64_t b_row,
-                                                              int64_t b_col, T* C, bool overwrite, Tile tile_fn) {
-  // A panel of B (depth x 16) is used as it is when its rows are contiguous, and otherwise copied
-  // ("packed") into a contiguous buffer: for a transposed B, or zero-padded at the ragged right edge.
-  // The ragged bottom edge (fewer than kRows rows left) likewise runs through the same tile on a
-  // zero-padded copy of A, so there is only one inner loop to get right and fast.
+template <class T> void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col,
+                                   const T* B, int64_t b_row, int64_t b_col, T* C, bool overwrite, Tiles<T> tiles) {
+  // A panel of B (depth x cols) is used as it is when its rows are contiguous, and otherwise copied
+  // ("packed") into a contiguous buffer: for a transposed B, or zero-padded at the ragged right edge,
+  // where the panel is cols/2 wide when no more are left. The last rows of C (fewer than tiles.rows) run
+  // through the tile of their height.
   // Overwriting: the first k-slice stores its tiles into C, the later ones add to them (the same
   // additions in the same order as accumulating onto a C of zeros).
   if (overwrite && K == 0) std::fill_n(C, M * N, T(0));
-  std::vector<T> a_padded(static_cast<std::size_t>(kRows * std::min(kDepth, K)));
-  const int64_t full_rows = M - M % kRows;  // rows covered by whole tiles; the rest (< kRows) is padded
-  const int64_t panels = (N + kCols - 1) / kCols;
+  const int64_t cols = tiles.cols, panels = (N + cols - 1) / cols;
   for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
     const int64_t depth = std::min(kDepth, K - k0);
     const T* A_slice = A + k0 * a_col;
     const bool store = overwrite && k0 == 0;
-    if (full_rows < M) {  // padded once per k-slice, then reused by every column panel
-      std::fill(a_padded.begin(), a_padded.end(), T(0));
-      for (int64_t r = 0; r < M - full_rows; ++r)
-        for (int64_t k = 0; k < depth; ++k) a_padded[r * depth + k] = A_slice[(full_rows + r) * a_row + k * a_col];
-    }
     parallel_for(panels, M * N * K >= kParallelFlops, [&](int64_t panel) {
       thread_local std::vector<T> b_packed;  // one per thread, kept between calls
-      b_packed.resize(static_cast<std::size_t>(kDepth * kCols));
-      T c_padded[kRows * kCols];
-      const int64_t j0 = panel * kCols, cols = std::min(kCols, N - j0);
+      b_packed.resize(static_cast<std::size_t>(kDepth * kMaxCols));
+      T c_padded[kMaxRows * kMaxCols];
+      const int64_t j0 = panel * cols, width = std::min(cols, N - j0);  // columns of C in this panel
+      const bool half = width <= cols / 2;
+      const int64_t panel_cols = half ? cols / 2 : cols;  // the tile's columns (>= width)
+      const TileFn<T>* tile_fns = half ? tiles.half : tiles.full;
       const T* b = B + k0 * b_row + j0 * b_col;
       int64_t ldb = b_row;
-      if (cols < kCols || b_col != 1) {
-        if (cols < kCols) std::fill_n(b_packed.begin(), depth * kCols, T(0));
-        // k outer: each row of the panel is written whole (kCols contiguous values), read from `cols`
-        // columns of b that each advance one step per k (for a transposed B, cols rows read in step)
+      if (width < panel_cols || b_col != 1) {
+        if (width < panel_cols) std::fill_n(b_packed.begin(), depth * panel_cols, T(0));
+        // k outer: each row of the panel is written whole (contiguous values), read from `width` columns
+        // of b that each advance one step per k (for a transposed B, `width` rows read in step)
         for (int64_t k = 0; k < depth; ++k)
-          for (int64_t j = 0; j < cols; ++j) b_packed[k * kCols + j] = b[k * b_row + j * b_col];
+          for (int64_t j = 0; j < width; ++j) b_packed[k * panel_cols + j] = b[k * b_row + j * b_col];
         b = b_packed.data();
-        ldb = kCols;
+        ldb = panel_cols;
       }
-      for (int64_t i0 = 0; i0 < full_rows; i0 += kRows) {
+      for (int64_t i0 = 0; i0 < M; i0 += tiles.rows) {
+        const int64_t rows = std::min(tiles.rows, M - i0);
         T* c = C + i0 * N + j0;
-        if (cols == kCols) {
-          tile_fn(depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c, N, store);
+        if (width == panel_cols) {
+          tile_fns[rows](depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c, N, store);
           continue;
         }
-        // a ragged right edge: the tile is stored into c_padded, whose first `cols` columns then go
+        // a ragged right edge: the tile is stored into c_padded, whose first `width` columns then go
         // into C (stored on the first slice of gemm_overwrite, else added)
-        tile_fn(depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c_padded, kCols, true);
-        for (int64_t r = 0; r < kRows; ++r)
-          for (int64_t j = 0; j < cols; ++j)
-            c[r * N + j] = store ? c_padded[r * kCols + j] : c[r * N + j] + c_padded[r * kCols + j];
-      }
-      if (full_rows < M) {
-        tile_fn(depth, a_padded.data(), depth, int64_t{1}, b, ldb, c_padded, kCols, true);
-        T* c = C + full_rows * N + j0;
-        for (int64_t r = 0; r < M - full_rows; ++r)
-          for (int64_t j = 0; j < cols; ++j)
-            c[r * N + j] = store ? c_padded[r * kCols + j] : c[r * N + j] + c_padded[r * kCols + j];
+        tile_fns[rows](depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c_padded, panel_cols, true);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t j = 0; j < width; ++j)
+            c[r * N + j] = store ? c_padded[r * panel_cols + j] : c[r * N + j] + c_padded[r * panel_cols + j];
       }
     });
   }
@@ -170,18 +194,18 @@ bool gemm_wide_available() {
 #endif
 }
 
-const char* gemm_kernel_name() { return gemm_wide_available() ? "AVX-512, 12x16 tiles" : "6x16 tiles"; }
+const char* gemm_kernel_name() { return gemm_wide_available() ? "AVX-512, 8x32 tiles" : "6x16 tiles"; }
 
 template <class T> void gemm_with(bool wide, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col,
                                   const T* B, int64_t b_row, int64_t b_col, T* C, bool overwrite) {
 #ifdef NG_GEMM_AVX512
   if (wide && gemm_wide_available()) {
-    gemm_tiled<T, kRowsWide>(M, N, K, A, a_row, a_col, B, b_row, b_col, C, overwrite, tile_wide<T>);
+    gemm_tiled<T>(M, N, K, A, a_row, a_col, B, b_row, b_col, C, overwrite, wide_tiles<T>());
     return;
   }
 #endif
   (void)wide;
-  gemm_tiled<T, kRowsNarrow>(M, N, K, A, a_row, a_col, B, b_row, b_col, C, overwrite, tile_narrow<T>);
+  gemm_tiled<T>(M, N, K, A, a_row, a_col, B, b_row, b_col, C, overwrite, narrow_tiles<T>());
 }
 
 template <class T> void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col, const T* B,

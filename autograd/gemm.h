@@ -9,8 +9,8 @@
 // a_row = 1, a_col = M. C is row-major with rows of length N.
 //
 // gemm_reference is the textbook triple loop. gemm is the same sum, computed in tiles: a 6x16 block
-// of C (12x16 on a CPU with AVX-512) stays in registers while k runs (so each loaded element of A and B
-// is used 16 resp. 6 or 12 times), and k is cut into slices so the touched part of B stays in cache.
+// of C (8x32 on a CPU with AVX-512) stays in registers while k runs (so each loaded element of A and B
+// is used 16 or 32 resp. 6 or 8 times), and k is cut into slices so the touched part of B stays in cache.
 // Same results up to rounding (the order of the additions differs from the triple loop's); the two tile
 // sizes give bit-identical results. gemm shares the column panels of C out among threads (see
 // parallel_for.h); built with -Dreference_kernels=true, gemm is gemm_reference.
