@@ -11,6 +11,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "buffer_cache.h"
 #include "checked_size.h"
 #include "graph.h"
 #include "ops.h"
@@ -59,20 +60,17 @@ int64_t normalize_dim(const char* op, int64_t dim, int64_t ndim) {
 namespace {
 std::atomic<int64_t> g_live_storages{0};
 std::atomic<uint64_t> g_storage_serial{0};
-constexpr std::align_val_t kAlign{64};
 }  // namespace
 
 Storage::Storage(std::size_t n)
-    : data(::operator new(n == 0 ? 1 : n, kAlign, std::nothrow)),
-      bytes(n),
-      serial(g_storage_serial.fetch_add(1, std::memory_order_relaxed)) {
+    : data(buffer_cache::take(n)), bytes(n), serial(g_storage_serial.fetch_add(1, std::memory_order_relaxed)) {
   // nothrow: a refusal becomes an Error with the size (std::bad_alloc says nothing of it).
   if (!data) throw Error("cannot allocate " + std::to_string(n) + " bytes: out of memory");
   ++g_live_storages;
 }
 uint64_t next_storage_serial() { return g_storage_serial.load(std::memory_order_relaxed); }
 Storage::~Storage() {
-  ::operator delete(data, kAlign);
+  buffer_cache::give_back(data, bytes);
   --g_live_storages;
 }
 int64_t live_storages() { return g_live_storages.load(); }

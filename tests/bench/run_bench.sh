@@ -49,6 +49,12 @@ if [ -n "$reference" ]; then
     echo "note: OPENBLAS_CORETYPE='${OPENBLAS_CORETYPE:-}' OPENBLAS_L2_SIZE='${OPENBLAS_L2_SIZE:-}' are set here; unset for the reference"
   fi
   reference_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
+  # glibc's malloc gives large buffers fresh pages from the system (each page a fault when first touched) or
+  # keeps them, depending on what the process freed before: libtorch's convolution case took 3.5 ms run
+  # alone and 1.6 ms after the other cases, its CNN steps 4.6 to 13 ms. Told to keep its memory, libtorch
+  # takes its fast times whatever ran before (1.64 ms alone), so that no ratio depends on the order of the
+  # cases or on NORMGRAD_BENCH_ONLY. normgrad keeps its large buffers itself (autograd/buffer_cache.h).
+  reference_env+=("GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864")
   [ -n "$openblas" ] && reference_env+=("LD_LIBRARY_PATH=$openblas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
   blas=$("${reference_env[@]}" ldd "$reference" | awk '$1 == "libblas.so.3" { print $3 }')
   blas_real=$(readlink -f "$blas" 2>/dev/null || echo "$blas")

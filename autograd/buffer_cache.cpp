@@ -1,0 +1,98 @@
+// buffer_cache.cpp: the cache of large freed buffers behind Storage (see buffer_cache.h).
+#include "buffer_cache.h"
+
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <vector>
+
+namespace ng::buffer_cache {
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kKeep = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kKeep = false;
+#else
+constexpr bool kKeep = true;
+#endif
+#else
+constexpr bool kKeep = true;
+#endif
+
+constexpr std::align_val_t kAlign{64};
+constexpr std::size_t kPage = 4096;
+
+struct Cache {
+  std::mutex mutex;
+  std::unordered_map<std::size_t, std::vector<void*>> free;  // kept buffers by (rounded) size
+  std::size_t bytes = 0;                                     // their sum
+  int64_t reused = 0;
+};
+// Never destroyed: a tensor held in a static may give its buffer back after every other static is gone.
+Cache& cache() {
+  static Cache* const c = new Cache;
+  return *c;
+}
+
+bool kept_size(std::size_t bytes) { return kKeep && bytes >= kMinBytes; }
+std::size_t rounded(std::size_t bytes) { return (bytes + kPage - 1) / kPage * kPage; }
+
+}  // namespace
+
+void* take(std::size_t bytes) {
+  if (kept_size(bytes)) {
+    bytes = rounded(bytes);
+    Cache& c = cache();
+    std::lock_guard lock(c.mutex);
+    auto it = c.free.find(bytes);
+    if (it != c.free.end() && !it->second.empty()) {
+      void* data = it->second.back();
+      it->second.pop_back();
+      c.bytes -= bytes;
+      ++c.reused;
+      return data;
+    }
+  }
+  return ::operator new(bytes == 0 ? 1 : bytes, kAlign, std::nothrow);
+}
+
+void give_back(void* data, std::size_t bytes) {
+  if (kept_size(bytes)) {
+    bytes = rounded(bytes);
+    Cache& c = cache();
+    std::lock_guard lock(c.mutex);
+    if (c.bytes + bytes <= kMaxBytes) {
+      c.free[bytes].push_back(data);
+      c.bytes += bytes;
+      return;
+    }
+  }
+  ::operator delete(data, kAlign);
+}
+
+bool keeps_buffers() { return kKeep; }
+
+std::size_t cached_bytes() {
+  Cache& c = cache();
+  std::lock_guard lock(c.mutex);
+  return c.bytes;
+}
+
+int64_t reused() {
+  Cache& c = cache();
+  std::lock_guard lock(c.mutex);
+  return c.reused;
+}
+
+void clear() {
+  Cache& c = cache();
+  std::lock_guard lock(c.mutex);
+  for (auto& [size, buffers] : c.free)
+    for (void* data : buffers) ::operator delete(data, kAlign);
+  c.free.clear();
+  c.bytes = 0;
+}
+
+}  // namespace ng::buffer_cache
