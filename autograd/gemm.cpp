@@ -65,18 +65,28 @@ template <class T, int64_t Rows, int64_t Vecs, int Bytes>
 template <class T> using TileFn = void (*)(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B,
                                            int64_t ldb, T* C, int64_t ldc, bool store);
 
-// A family of tiles: `cols` columns (two vectors) and 1 .. `rows` rows, so that the last rows of C (when M
-// is not a multiple of `rows`) run through a tile of their own height instead of a zero-padded full one;
-// and the same with half the columns (one vector), for a right edge of cols/2 or fewer.
+// A family of tiles: 1 .. `rows` rows, so that the last rows of C (when M is not a multiple of `rows`) run
+// through a tile of their own height instead of a zero-padded full one; and three widths, widest first: two
+// vectors (the full tile), one vector, and a narrower one where the family has it, so that a ragged right
+// edge runs through the narrowest tile that holds it (the MLP's N = 100 = 3 x 32 + 4: 4 columns padded to
+// 8, not 32).
+template <class T> struct TileWidth {
+  int64_t cols;
+  const TileFn<T>* fns;  // fns[r]: r rows x cols (r = 1 .. rows)
+};
 template <class T> struct Tiles {
-  int64_t rows, cols;
-  const TileFn<T>* full;  // full[r]: r rows x cols (r = 1 .. rows)
-  const TileFn<T>* half;  // half[r]: r rows x cols/2
+  int64_t rows;
+  TileWidth<T> widths[3];
 };
 
-template <class T, int64_t Vecs, template <class, int64_t, int64_t> class Kernel, int64_t... R>
+template <class T, int64_t Vecs, int Bytes, template <class, int64_t, int64_t, int> class Kernel, int64_t... R>
 constexpr std::array<TileFn<T>, sizeof...(R) + 1> tile_table(std::integer_sequence<int64_t, R...>) {
-  return {nullptr, &Kernel<T, R + 1, Vecs>::run...};
+  return {nullptr, &Kernel<T, R + 1, Vecs, Bytes>::run...};
+}
+template <class T, int64_t Vecs, int Bytes, template <class, int64_t, int64_t, int> class Kernel, int64_t Rows>
+TileWidth<T> tile_width() {
+  static constexpr auto fns = tile_table<T, Vecs, Bytes, Kernel>(std::make_integer_sequence<int64_t, Rows>());
+  return {Vecs * Bytes / static_cast<int64_t>(sizeof(T)), fns.data()};
 }
 
 // The two families. AVX2 (or whatever the build targets): 6 rows of 2 vectors, 12 accumulators + 2 for B
@@ -89,32 +99,31 @@ constexpr std::array<TileFn<T>, sizeof...(R) + 1> tile_table(std::integer_sequen
 // the CPU has it, so the rest of the build need not use AVX-512: Debian 12's GCC 12.2 miscompiles some
 // constant vectors under -mavx512f (meson.build's probe), and these kernels hold no constant but zero.
 constexpr int64_t kRowsNarrow = 6;
-template <class T, int64_t Rows, int64_t Vecs> struct NarrowTile {
+template <class T, int64_t Rows, int64_t Vecs, int Bytes> struct NarrowTile {
   static void run(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t ldb, T* C, int64_t ldc,
                   bool store) {
-    tile<T, Rows, Vecs, 32>(depth, A, a_row, a_col, B, ldb, C, ldc, store);
+    tile<T, Rows, Vecs, Bytes>(depth, A, a_row, a_col, B, ldb, C, ldc, store);
   }
 };
 template <class T> Tiles<T> narrow_tiles() {
-  static constexpr auto full = tile_table<T, 2, NarrowTile>(std::make_integer_sequence<int64_t, kRowsNarrow>());
-  static constexpr auto half = tile_table<T, 1, NarrowTile>(std::make_integer_sequence<int64_t, kRowsNarrow>());
-  return {kRowsNarrow, 2 * 32 / static_cast<int64_t>(sizeof(T)), full.data(), half.data()};
+  const TileWidth<T> one_vector = tile_width<T, 1, 32, NarrowTile, kRowsNarrow>();
+  return {kRowsNarrow, {tile_width<T, 2, 32, NarrowTile, kRowsNarrow>(), one_vector, one_vector}};
 }
 // Only where the narrow kernel fuses its multiply-adds too (__FMA__, as -march=native gives on any CPU
 // with AVX-512): a portable build's narrow kernel rounds each product, and the two would then differ.
 #if defined(__x86_64__) && defined(__FMA__)
 #define NG_GEMM_AVX512 1
 constexpr int64_t kRowsWide = 8;
-template <class T, int64_t Rows, int64_t Vecs> struct WideTile {
+template <class T, int64_t Rows, int64_t Vecs, int Bytes> struct WideTile {
   [[gnu::target("avx512f")]] static void run(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B,
                                              int64_t ldb, T* C, int64_t ldc, bool store) {
-    tile<T, Rows, Vecs, 64>(depth, A, a_row, a_col, B, ldb, C, ldc, store);
+    tile<T, Rows, Vecs, Bytes>(depth, A, a_row, a_col, B, ldb, C, ldc, store);
   }
 };
-template <class T> Tiles<T> wide_tiles() {
-  static constexpr auto full = tile_table<T, 2, WideTile>(std::make_integer_sequence<int64_t, kRowsWide>());
-  static constexpr auto half = tile_table<T, 1, WideTile>(std::make_integer_sequence<int64_t, kRowsWide>());
-  return {kRowsWide, 2 * 64 / static_cast<int64_t>(sizeof(T)), full.data(), half.data()};
+template <class T> Tiles<T> wide_tiles() {  // the narrowest: one AVX (32-byte) vector
+  return {kRowsWide,
+          {tile_width<T, 2, 64, WideTile, kRowsWide>(), tile_width<T, 1, 64, WideTile, kRowsWide>(),
+           tile_width<T, 1, 32, WideTile, kRowsWide>()}};
 }
 #endif
 constexpr int64_t kMaxRows = 8, kMaxCols = 32;  // the largest tile of any family (floats), for c_padded
@@ -131,12 +140,12 @@ template <class T> void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, 
                                    const T* B, int64_t b_row, int64_t b_col, T* C, bool overwrite, Tiles<T> tiles) {
   // A panel of B (depth x cols) is used as it is when its rows are contiguous, and otherwise copied
   // ("packed") into a contiguous buffer: for a transposed B, or zero-padded at the ragged right edge,
-  // where the panel is cols/2 wide when no more are left. The last rows of C (fewer than tiles.rows) run
+  // where the panel is as narrow as the family allows. The last rows of C (fewer than tiles.rows) run
   // through the tile of their height.
   // Overwriting: the first k-slice stores its tiles into C, the later ones add to them (the same
   // additions in the same order as accumulating onto a C of zeros).
   if (overwrite && K == 0) std::fill_n(C, M * N, T(0));
-  const int64_t cols = tiles.cols, panels = (N + cols - 1) / cols;
+  const int64_t cols = tiles.widths[0].cols, panels = (N + cols - 1) / cols;
   for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
     const int64_t depth = std::min(kDepth, K - k0);
     const T* A_slice = A + k0 * a_col;
@@ -146,9 +155,10 @@ template <class T> void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, 
       b_packed.resize(static_cast<std::size_t>(kDepth * kMaxCols));
       T c_padded[kMaxRows * kMaxCols];
       const int64_t j0 = panel * cols, width = std::min(cols, N - j0);  // columns of C in this panel
-      const bool half = width <= cols / 2;
-      const int64_t panel_cols = half ? cols / 2 : cols;  // the tile's columns (>= width)
-      const TileFn<T>* tile_fns = half ? tiles.half : tiles.full;
+      TileWidth<T> tw = tiles.widths[0];
+      for (const TileWidth<T>& narrower : tiles.widths)
+        if (narrower.cols >= width) tw = narrower;  // the narrowest that holds the panel
+      const int64_t panel_cols = tw.cols;           // the tile's columns (>= width)
       const T* b = B + k0 * b_row + j0 * b_col;
       int64_t ldb = b_row;
       if (width < panel_cols || b_col != 1) {
@@ -164,12 +174,12 @@ template <class T> void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, 
         const int64_t rows = std::min(tiles.rows, M - i0);
         T* c = C + i0 * N + j0;
         if (width == panel_cols) {
-          tile_fns[rows](depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c, N, store);
+          tw.fns[rows](depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c, N, store);
           continue;
         }
         // a ragged right edge: the tile is stored into c_padded, whose first `width` columns then go
         // into C (stored on the first slice of gemm_overwrite, else added)
-        tile_fns[rows](depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c_padded, panel_cols, true);
+        tw.fns[rows](depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c_padded, panel_cols, true);
         for (int64_t r = 0; r < rows; ++r)
           for (int64_t j = 0; j < width; ++j)
             c[r * N + j] = store ? c_padded[r * panel_cols + j] : c[r * N + j] + c_padded[r * panel_cols + j];
