@@ -131,6 +131,17 @@ ShiftedWindow shifted_window(const ConvGeometry& g, int64_t i, int64_t j) {
   return {dh, dw, h_lo, h_hi, lo, hi};
 }
 
+// In a row of cols with W_out = W, the entries of the output rows h_lo .. h_hi - 1 that fall in the left
+// padding (columns 0 .. lo - 1) or the right padding (hi .. W - 1) are set to 0. Column by column, a loop
+// down the rows W apart: one padding column for a 3x3 kernel, where a loop along each row would be a call
+// to memset for a single value.
+template <class T> void clear_padding_columns(T* row, int64_t W, const ShiftedWindow& s) {
+  for (int64_t ow = 0; ow < s.lo; ++ow)
+    for (int64_t oh = s.h_lo; oh < s.h_hi; ++oh) row[oh * W + ow] = T(0);
+  for (int64_t ow = s.hi; ow < W; ++ow)
+    for (int64_t oh = s.h_lo; oh < s.h_hi; ++oh) row[oh * W + ow] = T(0);
+}
+
 // One row of cols [H_out * W_out] from one plane [H, W] (stride 1, dilation 1).
 template <class T> void im2col_row_unit(const ConvGeometry& g, const T* plane, int64_t i, int64_t j, T* row) {
   const int64_t W = g.W, W_out = g.W_out, size = g.H_out * W_out;
@@ -141,13 +152,11 @@ template <class T> void im2col_row_unit(const ConvGeometry& g, const T* plane, i
   }
   std::fill_n(row, s.h_lo * W_out, T(0));  // rows above the image
   if (W_out == W) {
-    // row[oh*W + ow] = plane[(oh + dh)*W + ow + dw]: one copy from the first valid entry to the last
+    // row[oh*W + ow] = plane[(oh + dh)*W + ow + dw]: one copy from the first valid entry to the last, then
+    // the entries in the left/right padding (which the copy filled from the neighbouring rows) are cleared
     const int64_t first = s.h_lo * W + s.lo, last = (s.h_hi - 1) * W + s.hi, shift = s.dh * W + s.dw;
-    std::fill(row + s.h_lo * W, row + first, T(0));
     std::copy(plane + first + shift, plane + last + shift, row + first);
-    for (int64_t oh = s.h_lo; oh + 1 < s.h_hi; ++oh)  // between two rows: this one's right, the next one's left padding
-      std::fill(row + oh * W + s.hi, row + (oh + 1) * W + s.lo, T(0));
-    std::fill(row + last, row + s.h_hi * W, T(0));
+    clear_padding_columns(row, W, s);
   } else {
     for (int64_t oh = s.h_lo; oh < s.h_hi; ++oh) {
       T* out = row + oh * W_out;
@@ -161,12 +170,18 @@ template <class T> void im2col_row_unit(const ConvGeometry& g, const T* plane, i
 }
 
 // Its adjoint: plane[oh + dh, ow + dw] += row[oh*W_out + ow] over the window inside the image.
-template <class T> void col2im_row_unit_add(const ConvGeometry& g, const T* row, int64_t i, int64_t j, T* plane) {
+// When W_out = W the rows are contiguous on both sides, as in im2col: the entries of row that fall in the
+// left/right padding are set to 0 first (clear_padding_columns; row is the caller's scratch), and then the
+// whole window is ONE run of additions, whose padding entries add 0 to a pixel at the edge of the
+// neighbouring row. One loop of
+// ~H*W elements instead of H loops of W - 1 (3x3 kernels on 14x14 images: 13 elements per loop).
+template <class T> void col2im_row_unit_add(const ConvGeometry& g, T* row, int64_t i, int64_t j, T* plane) {
   const int64_t W = g.W, W_out = g.W_out;
   const ShiftedWindow s = shifted_window(g, i, j);
   if (s.empty()) return;
-  if (W_out == W && s.lo == 0 && s.hi == W) {  // no column in the padding: one run of rows
-    const int64_t first = s.h_lo * W, last = s.h_hi * W, shift = s.dh * W + s.dw;
+  if (W_out == W) {
+    clear_padding_columns(row, W, s);
+    const int64_t first = s.h_lo * W + s.lo, last = (s.h_hi - 1) * W + s.hi, shift = s.dh * W + s.dw;
     for (int64_t e = first; e < last; ++e) plane[e + shift] += row[e];
     return;
   }
@@ -216,8 +231,8 @@ template <class T> void im2col(const ConvGeometry& g, const T* x, int64_t c0, T*
 }
 
 // The adjoint of im2col: every entry of cols (rows ld apart) is added back onto the input element it
-// was copied from.
-template <class T> void col2im_add(const ConvGeometry& g, const T* cols, int64_t ld, int64_t c0, T* x) {
+// was copied from. cols is scratch: the fast case clears its padding entries (col2im_row_unit_add).
+template <class T> void col2im_add(const ConvGeometry& g, T* cols, int64_t ld, int64_t c0, T* x) {
   if (unit_steps(g)) {
     for (int64_t c = 0; c < g.C_group(); ++c)
       for (int64_t i = 0; i < g.kH; ++i)
