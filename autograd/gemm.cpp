@@ -3,10 +3,9 @@
 #include "gemm.h"
 
 #include <algorithm>
-#include <array>
-#include <utility>
 #include <vector>
 
+#include "gemm_tile.h"
 #include "parallel_for.h"
 
 namespace ng::kernel {
@@ -25,79 +24,9 @@ namespace {
 
 constexpr int64_t kDepth = 256;  // k-slice: kDepth x N of B is reused across all row tiles
 
-// A short vector of T that the compiler maps to one SIMD register (GCC/Clang vector extension):
-// 32 bytes = 8 floats or 4 doubles, one AVX register; 64 bytes, one AVX-512 register.
-template <class T, int Bytes> using Vec [[gnu::vector_size(Bytes)]] = T;
-
-// One tile: C[0:Rows, 0:Vecs*lanes] += A[0:Rows, 0:depth] @ B[0:depth, 0:Vecs*lanes], or = when `store`
-// (the first k-slice of gemm_overwrite: C's old contents, maybe garbage, are never read). The Rows x Vecs
-// accumulators live in vector registers for the whole k loop; each step loads the Vecs vectors of B's row k,
-// broadcasts one element of A per row and multiplies the two. For every element of C the products are added
-// in the order k = 0, 1, ..., whatever the tile's shape or the vector width: every tile below gives the
-// same bits (meson.build makes sure GCC fuses every multiply-add, see avoid-fma-max-bits there).
-template <class T, int64_t Rows, int64_t Vecs, int Bytes>
-[[gnu::always_inline]] inline void tile(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B,
-                                        int64_t ldb, T* C, int64_t ldc, bool store) {
-  using V = Vec<T, Bytes>;
-  constexpr int64_t lanes = Bytes / static_cast<int64_t>(sizeof(T));
-  V acc[Rows][Vecs] = {};
-  for (int64_t k = 0; k < depth; ++k) {
-    V b[Vecs];
-    for (int64_t v = 0; v < Vecs; ++v) __builtin_memcpy(&b[v], B + k * ldb + v * lanes, sizeof(V));
-    for (int64_t r = 0; r < Rows; ++r) {
-      const T a = A[r * a_row + k * a_col];
-      for (int64_t v = 0; v < Vecs; ++v) acc[r][v] += a * b[v];
-    }
-  }
-  for (int64_t r = 0; r < Rows; ++r)
-    for (int64_t v = 0; v < Vecs; ++v) {
-      if (store) {
-        __builtin_memcpy(C + r * ldc + v * lanes, &acc[r][v], sizeof(V));
-        continue;
-      }
-      V c;
-      __builtin_memcpy(&c, C + r * ldc + v * lanes, sizeof(V));
-      c += acc[r][v];
-      __builtin_memcpy(C + r * ldc + v * lanes, &c, sizeof(V));
-    }
-}
-
-template <class T> using TileFn = void (*)(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B,
-                                           int64_t ldb, T* C, int64_t ldc, bool store);
-
-// A family of tiles: 1 .. `rows` rows, so that the last rows of C (when M is not a multiple of `rows`) run
-// through a tile of their own height instead of a zero-padded full one; and three widths, widest first: two
-// vectors (the full tile), one vector, and a narrower one where the family has it, so that a ragged right
-// edge runs through the narrowest tile that holds it (the MLP's N = 100 = 3 x 32 + 4: 4 columns padded to
-// 8, not 32).
-template <class T> struct TileWidth {
-  int64_t cols;
-  const TileFn<T>* fns;  // fns[r]: r rows x cols (r = 1 .. rows)
-};
-template <class T> struct Tiles {
-  int64_t rows;
-  TileWidth<T> widths[3];
-};
-
-template <class T, int64_t Vecs, int Bytes, template <class, int64_t, int64_t, int> class Kernel, int64_t... R>
-constexpr std::array<TileFn<T>, sizeof...(R) + 1> tile_table(std::integer_sequence<int64_t, R...>) {
-  return {nullptr, &Kernel<T, R + 1, Vecs, Bytes>::run...};
-}
-template <class T, int64_t Vecs, int Bytes, template <class, int64_t, int64_t, int> class Kernel, int64_t Rows>
-TileWidth<T> tile_width() {
-  static constexpr auto fns = tile_table<T, Vecs, Bytes, Kernel>(std::make_integer_sequence<int64_t, Rows>());
-  return {Vecs * Bytes / static_cast<int64_t>(sizeof(T)), fns.data()};
-}
-
-// The two families. AVX2 (or whatever the build targets): 6 rows of 2 vectors, 12 accumulators + 2 for B
-// of 16 registers (6 x 16 floats). AVX-512: 8 rows of 2 vectors, 16 accumulators of 32 registers (8 x 32
-// floats, 8 x 16 doubles); each step does 16 multiply-adds for 10 loads (2 of B, 8 broadcasts of A), where
-// a 12 x 16 tile did 12 for 13 loads and waited on the loads. Measured on the test machine, float32, one
-// thread, on [32,144] @ [144,980] (a convolution's gemm): 12 x 16 tiles 197 GFLOP/s, 12 x 32 238,
-// 8 x 32 243, 6 x 64 237; 8 x 32 also pads the fewest rows for the small M of the models here (32, 60, 100).
-// The AVX-512 one is compiled for AVX-512 on its own (a target attribute) and chosen at run time when
-// the CPU has it, so the rest of the build need not use AVX-512: Debian 12's GCC 12.2 miscompiles some
-// constant vectors under -mavx512f (meson.build's probe), and these kernels hold no constant but zero.
+// The two families (gemm_tile.h). AVX2 (or whatever the build targets): 6 rows of 2 vectors, 12 accumulators
+// + 2 for B of 16 registers (6 x 16 floats), compiled here. AVX-512: 8 rows of 2 vectors (8 x 32 floats),
+// compiled in gemm_avx512.cpp, the one file built for AVX-512, and chosen at run time when the CPU has it.
 constexpr int64_t kRowsNarrow = 6;
 template <class T, int64_t Rows, int64_t Vecs, int Bytes> struct NarrowTile {
   static void run(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B, int64_t ldb, T* C, int64_t ldc,
@@ -113,18 +42,6 @@ template <class T> Tiles<T> narrow_tiles() {
 // with AVX-512): a portable build's narrow kernel rounds each product, and the two would then differ.
 #if defined(__x86_64__) && defined(__FMA__)
 #define NG_GEMM_AVX512 1
-constexpr int64_t kRowsWide = 8;
-template <class T, int64_t Rows, int64_t Vecs, int Bytes> struct WideTile {
-  [[gnu::target("avx512f")]] static void run(int64_t depth, const T* A, int64_t a_row, int64_t a_col, const T* B,
-                                             int64_t ldb, T* C, int64_t ldc, bool store) {
-    tile<T, Rows, Vecs, Bytes>(depth, A, a_row, a_col, B, ldb, C, ldc, store);
-  }
-};
-template <class T> Tiles<T> wide_tiles() {  // the narrowest: one AVX (32-byte) vector
-  return {kRowsWide,
-          {tile_width<T, 2, 64, WideTile, kRowsWide>(), tile_width<T, 1, 64, WideTile, kRowsWide>(),
-           tile_width<T, 1, 32, WideTile, kRowsWide>()}};
-}
 #endif
 constexpr int64_t kMaxRows = 8, kMaxCols = 32;  // the largest tile of any family (floats), for c_padded
 
