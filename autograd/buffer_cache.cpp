@@ -36,7 +36,17 @@ Cache& cache() {
   return *c;
 }
 
-bool kept_size(std::size_t bytes) { return kKeep && bytes >= kMinBytes; }
+// Frees every kept buffer (the caller holds the mutex).
+void free_all(Cache& c) {
+  for (auto& [size, buffers] : c.free)
+    for (void* data : buffers) ::operator delete(data, kAlign);
+  c.free.clear();
+  c.bytes = 0;
+}
+
+// (Never above kMaxBytes: such a buffer could not be kept anyway, and rounding a size near SIZE_MAX up would
+// wrap around.)
+bool kept_size(std::size_t bytes) { return kKeep && bytes >= kMinBytes && bytes <= kMaxBytes; }
 std::size_t rounded(std::size_t bytes) { return (bytes + kPage - 1) / kPage * kPage; }
 
 }  // namespace
@@ -58,15 +68,19 @@ void* take(std::size_t bytes) {
   return ::operator new(bytes == 0 ? 1 : bytes, kAlign, std::nothrow);
 }
 
-void give_back(void* data, std::size_t bytes) {
+void give_back(void* data, std::size_t bytes) noexcept {
   if (kept_size(bytes)) {
     bytes = rounded(bytes);
     Cache& c = cache();
     std::lock_guard lock(c.mutex);
-    if (c.bytes + bytes <= kMaxBytes) {
+    // Full: the kept buffers are freed first, so that the cache follows what the program does now (after
+    // an evaluation at another batch size, the training step's sizes take over again).
+    if (c.bytes + bytes > kMaxBytes) free_all(c);
+    try {  // a new list or a longer one may need memory: then this buffer is freed instead
       c.free[bytes].push_back(data);
       c.bytes += bytes;
       return;
+    } catch (const std::bad_alloc&) {
     }
   }
   ::operator delete(data, kAlign);
@@ -89,10 +103,7 @@ int64_t reused() {
 void clear() {
   Cache& c = cache();
   std::lock_guard lock(c.mutex);
-  for (auto& [size, buffers] : c.free)
-    for (void* data : buffers) ::operator delete(data, kAlign);
-  c.free.clear();
-  c.bytes = 0;
+  free_all(c);
 }
 
 }  // namespace ng::buffer_cache

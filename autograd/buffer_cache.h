@@ -10,8 +10,9 @@
 // handing one back when the same size is asked for again removes those faults.
 //
 // What is kept: buffers of at least kMinBytes (smaller ones malloc serves from its heap without faults),
-// rounded up to whole 4 KB pages so that nearby sizes share, up to kMaxBytes in all; a buffer that would pass
-// that is freed as before. Built with AddressSanitizer, nothing is kept, so that it still sees every free.
+// rounded up to whole 4 KB pages so that nearby sizes share, up to kMaxBytes in all. When a freed buffer
+// would pass that, the kept ones are freed first and it is kept instead: the cache follows the sizes the
+// program uses now. Built with AddressSanitizer, nothing is kept, so that it still sees every free.
 #pragma once
 
 #include <cstddef>
@@ -25,7 +26,7 @@ constexpr std::size_t kMaxBytes = std::size_t{64} << 20;
 // At least `bytes` bytes, 64-byte aligned; nullptr when the system refuses.
 void* take(std::size_t bytes);
 // Gives back a buffer from take(bytes), with the same `bytes`.
-void give_back(void* data, std::size_t bytes);
+void give_back(void* data, std::size_t bytes) noexcept;
 
 // Whether this build keeps buffers at all (not under AddressSanitizer).
 bool keeps_buffers();

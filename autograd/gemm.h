@@ -10,7 +10,7 @@
 //
 // gemm_reference is the textbook triple loop. gemm is the same sum, computed in tiles: a 6x16 block
 // of C (8x32 on a CPU with AVX-512) stays in registers while k runs (so each loaded element of A and B
-// is used 16 or 32 resp. 6 or 8 times), and k is cut into slices so the touched part of B stays in cache.
+// is used for every column resp. row of the tile), and k is cut into slices so the touched part of B stays in cache.
 // Same results up to rounding (the order of the additions differs from the triple loop's); the two tile
 // sizes give bit-identical results. gemm shares the column panels of C out among threads (see
 // parallel_for.h); built with -Dreference_kernels=true, gemm is gemm_reference.

@@ -9,7 +9,8 @@
 // width is one AVX (32-byte) vector, for ragged right edges.
 //
 // Why one file and not the whole build: Debian 12's GCC 12.2 miscompiles some constant vectors under
-// -mavx512f (meson.build's probe); this file holds no constant vector but zero.
+// -mavx512f (meson.build's probe turns AVX-512 off for the rest of the build); this file holds no constant
+// vector but zero, and tests/test_fast_paths.cpp holds its tiles to the AVX2 ones bit for bit.
 #include "gemm_tile.h"
 
 #if defined(__x86_64__) && defined(__AVX512F__) && defined(__FMA__)

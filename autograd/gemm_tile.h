@@ -4,14 +4,15 @@
 // to autograd/.
 //
 // The tile's functions live in an unnamed namespace: each of the two files gets its own copy, compiled for
-// its own instructions, and the linker can never swap one for the other.
+// its own instructions, and the linker can never swap one for the other. (What they use from the standard
+// library, std::array's data(), compiles to the same code either way.)
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <utility>
 
-#if defined(__x86_64__) && defined(__FMA__)
+#if defined(__x86_64__) && (defined(__FMA__) || defined(__AVX512F__))
 #include <immintrin.h>
 #endif
 
@@ -45,9 +46,11 @@ template <class T, int Bytes> using Vec [[gnu::vector_size(Bytes)]] = T;
 
 // acc += a * b rounded once: the fused multiply-add instruction, written out rather than left to the
 // compiler, which may keep a multiply and an add apart (GCC's tuning for AMD's Zen splits a loop's lone
-// multiply-add chain; clang at -O1 left a 1-row tile unfused). Every tile must round alike. A build
-// without FMA instructions (portable, -Dnative=false) multiplies and adds; it has no AVX-512 tiles to
-// agree with.
+// multiply-add chain; clang at -O1 left a 1-row tile unfused). On x86-64 with FMA every tile then rounds
+// alike, which is what lets the AVX2 and the AVX-512 tiles give the same bits. Elsewhere (a portable x86
+// build, or another CPU) `acc += a * b` is left to the compiler, which may fuse it in one tile and not in
+// another: the last digits of a row may then depend on which tile height computed it (M's remainder), never
+// on the thread count.
 // (The vectors go by reference: a function that passed them by value would be an ABI question in a
 // portable build, which GCC warns about.)
 template <class V> [[gnu::always_inline]] inline void multiply_add(V& acc, const V& a, const V& b) { acc += a * b; }

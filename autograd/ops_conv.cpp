@@ -173,8 +173,8 @@ template <class T> void im2col_row_unit(const ConvGeometry& g, const T* plane, i
 // When W_out = W the rows are contiguous on both sides, as in im2col: the entries of row that fall in the
 // left/right padding are set to 0 first (clear_padding_columns; row is the caller's scratch), and then the
 // whole window is ONE run of additions, whose padding entries add 0 to a pixel at the edge of the
-// neighbouring row. One loop of
-// ~H*W elements instead of H loops of W - 1 (3x3 kernels on 14x14 images: 13 elements per loop).
+// neighbouring row. One loop of ~H*W elements instead of H loops of W - 1 (3x3 kernels on 14x14 images: 13
+// elements per loop).
 template <class T> void col2im_row_unit_add(const ConvGeometry& g, T* row, int64_t i, int64_t j, T* plane) {
   const int64_t W = g.W, W_out = g.W_out;
   const ShiftedWindow s = shifted_window(g, i, j);

@@ -58,10 +58,10 @@ TEST_CASE("the tiled gemm equals the reference loop on every edge case of its ti
 TEST_CASE("the AVX-512 gemm tiles (8x32) give bit-identical results to the 6x16 ones" *
           doctest::skip(!ng::kernel::gemm_wide_available())) {
   ng::manual_seed(12);
-  // Around both tile heights (6, 8), the panel widths (16, 32, and their halves) and the k-slice (256),
-  // transposed or not.
-  const int64_t shapes[][3] = {{12, 16, 8},    {13, 17, 3},    {11, 33, 257}, {1, 1, 1},  {60, 100, 784},
-                               {32, 784, 144}, {100, 784, 60}, {25, 9, 600},  {9, 48, 20}};
+  // Around both tile heights (6, 8), the panel widths (32, 16, 8, each ragged and exact: 48 = 32 + 16,
+  // 40 = 32 + 8) and the k-slice (256), transposed or not.
+  const int64_t shapes[][3] = {{12, 16, 8},    {13, 17, 3},    {11, 33, 257}, {1, 1, 1},   {60, 100, 784},
+                               {32, 784, 144}, {100, 784, 60}, {25, 9, 600},  {9, 48, 20}, {10, 40, 30}};
   for (const auto& s : shapes)
     for (bool at : {false, true})
       for (bool bt : {false, true}) {
@@ -225,7 +225,7 @@ TEST_CASE("float32 softmax and log_softmax (fast_exp) agree with float64 on the 
 
 TEST_CASE("gemm_overwrite sets C = A @ B whatever C held: bit for bit gemm on a C of zeros, near the triple loop") {
   ng::manual_seed(17);
-  // Ragged against both tile heights (6, 12), the panel width (16) and the k-slice (256, so that later
+  // Ragged against both tile heights (6, 8), the panel widths (32, 16, 8) and the k-slice (256, so that later
   // slices add onto the stored first one); K = 0 must give zeros.
   const int64_t shapes[][3] = {{12, 16, 8},    {13, 17, 3},  {7, 33, 257}, {1, 1, 1},
                                {32, 196, 144}, {25, 9, 600}, {5, 6, 0}};

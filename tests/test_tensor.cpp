@@ -319,20 +319,27 @@ TEST_CASE("a freed large buffer is kept and handed to the next tensor of its siz
   CHECK(cache::cached_bytes() == 0);
 }
 
-TEST_CASE("the buffer cache keeps at most kMaxBytes; past that, freed buffers go back to the system" *
+TEST_CASE("the buffer cache keeps at most kMaxBytes, then makes room for the sizes in use; clear() empties it" *
           doctest::skip(!ng::buffer_cache::keeps_buffers())) {
   namespace cache = ng::buffer_cache;
   cache::clear();
-  const int64_t live_before = ng::live_storages();
+  const std::size_t each_bytes = std::size_t{4} << 20;  // tensors of 4 MB of float32
+  const std::size_t fit = cache::kMaxBytes / each_bytes;
   {
     std::vector<ng::Tensor> many;
-    const int64_t each = int64_t{1} << 20;  // 4 MB of float32
-    const int64_t count = static_cast<int64_t>(cache::kMaxBytes) / (4 * each) + 4;
-    for (int64_t i = 0; i < count; ++i) many.push_back(ng::empty({each}));
+    for (std::size_t i = 0; i < fit + 4; ++i) many.push_back(ng::empty({static_cast<int64_t>(each_bytes / 4)}));
   }
-  CHECK(ng::live_storages() == live_before);
-  CHECK(cache::cached_bytes() <= cache::kMaxBytes);
-  CHECK(cache::cached_bytes() >= cache::kMaxBytes - (std::size_t{4} << 20));
+  // The first `fit` filled the cache; the next one found it full, emptied it and was kept, and so were the
+  // three after it.
+  CHECK(cache::cached_bytes() == 4 * each_bytes);
+  {
+    std::vector<ng::Tensor> again;  // four of that size come from the cache, a fifth from the system
+    const int64_t reused_before = cache::reused();
+    for (int i = 0; i < 5; ++i) again.push_back(ng::empty({static_cast<int64_t>(each_bytes / 4)}));
+    CHECK(cache::reused() == reused_before + 4);
+    CHECK(cache::cached_bytes() == 0);
+  }
+  CHECK(cache::cached_bytes() == 5 * each_bytes);
   cache::clear();
   CHECK(cache::cached_bytes() == 0);
 }
