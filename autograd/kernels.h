@@ -1,4 +1,4 @@
-// kernels.h: the loops that the op files share (internal to autograd/, not installed).
+// kernels.h: the loops that the op files share (internal to normgrad, not installed; nn/ uses lane_sum).
 //
 // Tensors are contiguous and row-major, so element (i0, ..., i_{n-1}) of a tensor of shape
 // [s0, ..., s_{n-1}] sits at offset sum_d i_d * stride_d with stride_d = s_{d+1} * ... * s_{n-1}.
@@ -147,19 +147,41 @@ template <class T> T erf_of(T v) {
     return std::erf(v);
 }
 
+// sum_{j < n} term(j) in double. The fast path adds into eight partial sums that the compiler keeps in
+// vector registers; the last n mod 8 terms go into the total first, then the eight partials in order: a
+// fixed order of additions, so the same result on every run and for any thread count. The reference loop
+// (-Dreference_kernels=true) adds one term at a time. LayerNorm's and BatchNorm's statistics, attention's
+// softmax and the gradient norm all sum this way.
+template <class Term> double lane_sum(int64_t n, Term term) {
+  double total = 0;
+  if constexpr (kReferenceKernels) {
+    for (int64_t j = 0; j < n; ++j) total += term(j);
+  } else {
+    constexpr int64_t kLanes = 8;
+    double partial[kLanes] = {};
+    int64_t j = 0;
+    for (; j + kLanes <= n; j += kLanes)
+      for (int64_t lane = 0; lane < kLanes; ++lane) partial[lane] += term(j + lane);
+    for (; j < n; ++j) total += term(j);
+    for (double p : partial) total += p;
+  }
+  return total;
+}
+
 // One distribution along a dim, the `size` values xs[0], xs[inner], ..., xs[(size - 1) * inner]: their
 // largest value m and sum_k e^(x_k - m), summed in double. Shifting by m keeps every exponent <= 0 (no
-// overflow), and the largest term is e^0 = 1, so the sum is >= 1 (never 0). softmax and log_softmax
-// both start from these two numbers.
+// overflow), and the largest term is e^0 = 1, so the sum is >= 1 (never 0). softmax, log_softmax and
+// logsumexp all start from these two numbers.
 // float32 computes each e^(x_k - m) with the vectorizable fast_exp, a block at a time into a small
 // buffer (that loop runs 8 lanes at a time), then adds the block to the double sum in order k = 0, 1, ...
 // (an in-order sum cannot be vectorized, but it is one add per element). float64 and
-// -Dreference_kernels=true use std::exp in double.
+// -Dreference_kernels=true use std::exp in double. When `exps` is given, the float32 path leaves each
+// e^(x_k - m) in exps[k * inner] (softmax's output, which then only needs dividing by the sum).
 template <class T> struct MaxSumExp {
   T max;
   double sum_exp;
 };
-template <class T> MaxSumExp<T> max_sum_exp(const T* xs, int64_t size, int64_t inner) {
+template <class T> MaxSumExp<T> max_sum_exp(const T* xs, int64_t size, int64_t inner, T* exps_out = nullptr) {
   T m = -std::numeric_limits<T>::infinity();
   for (int64_t k = 0; k < size; ++k) m = std::max(m, xs[k * inner]);
   double total = 0;
@@ -171,6 +193,8 @@ template <class T> MaxSumExp<T> max_sum_exp(const T* xs, int64_t size, int64_t i
       const float* block = xs + start * inner;
       for (int64_t k = 0; k < count; ++k) exps[k] = fast_exp(block[k * inner] - m);
       for (int64_t k = 0; k < count; ++k) total += exps[k];
+      if (exps_out)
+        for (int64_t k = 0; k < count; ++k) exps_out[(start + k) * inner] = exps[k];
     }
   } else {
     for (int64_t k = 0; k < size; ++k) total += std::exp(static_cast<double>(xs[k * inner] - m));

@@ -38,7 +38,7 @@ Tensor erf(const Tensor& x) {
   dispatch_float("erf", x.dtype(), [&]<class T>() { kernel::unary<T>(x, out, [](T v) { return kernel::erf_of(v); }); });
   if (any_requires_grad({&x}))
     record(out, "erf", {&x}, [x = SavedTensor(x)](const Tensor& g, const Node& n) {
-      const double two_over_sqrt_pi = 1.1283791670955126;  // 2 / sqrt(pi)
+      const double two_over_sqrt_pi = 2 * std::numbers::inv_sqrtpi;
       const Tensor xv = x.unpack(n);
       return Grads{g * (exp(-(xv * xv)) * two_over_sqrt_pi)};
     });
@@ -65,7 +65,7 @@ Tensor gelu(const Tensor& x) {
         py[i] = px[i] * cdf_x;
       });
     else
-      kernel::parallel_for(n, n >= kernel::kParallelElements, [=](int64_t i) { py[i] = px[i] * normal_cdf(px[i]); });
+      kernel::unary<T>(x, out, [](T v) { return v * normal_cdf(v); });
   });
   if (needs_graph)
     record(out, "gelu", {&x}, [x = SavedTensor(x), cdf](const Tensor& g, const Node& n) {

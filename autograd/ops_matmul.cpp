@@ -194,13 +194,7 @@ template <class T> void attention_softmax_row(const T* s, T* y, int64_t seen, in
     for (; j < seen; ++j) m = std::max(m, s[j] * scale);
     for (float lane : lane_max) m = std::max(m, lane);
     for (j = 0; j < seen; ++j) y[j] = kernel::fast_exp(s[j] * scale - m);
-    double lane_sum[kLanes] = {};
-    for (j = 0; j + kLanes <= seen; j += kLanes)
-      for (int64_t lane = 0; lane < kLanes; ++lane) lane_sum[lane] += y[j + lane];
-    double total = 0;
-    for (; j < seen; ++j) total += y[j];
-    for (double lane : lane_sum) total += lane;
-    const double inv_total = 1.0 / total;
+    const double inv_total = 1.0 / kernel::lane_sum(seen, [y](int64_t k) { return static_cast<double>(y[k]); });
     for (j = 0; j < seen; ++j) y[j] = static_cast<float>(y[j] * inv_total);
   } else {
     T m = -std::numeric_limits<T>::infinity();
@@ -219,14 +213,8 @@ template <class T> void attention_softmax_row(const T* s, T* y, int64_t seen, in
 template <class T>
 void attention_softmax_backward_row(const T* g, const T* y, T* ds, int64_t seen, int64_t S, T scale) {
   double dot = 0;
-  if constexpr (std::is_same_v<T, float> && !kernel::kReferenceKernels) {
-    constexpr int64_t kLanes = 8;
-    double lane_sum[kLanes] = {};
-    int64_t j = 0;
-    for (; j + kLanes <= seen; j += kLanes)
-      for (int64_t lane = 0; lane < kLanes; ++lane) lane_sum[lane] += static_cast<double>(g[j + lane]) * y[j + lane];
-    for (; j < seen; ++j) dot += static_cast<double>(g[j]) * y[j];
-    for (double lane : lane_sum) dot += lane;
+  if constexpr (std::is_same_v<T, float>) {
+    dot = kernel::lane_sum(seen, [g, y](int64_t j) { return static_cast<double>(g[j]) * y[j]; });
   } else {
     for (int64_t j = 0; j < seen; ++j) dot += static_cast<double>(g[j]) * y[j];
   }
@@ -254,14 +242,14 @@ Tensor attention_softmax(const Tensor& scores, double scale, bool causal) {
   });
   if (any_requires_grad({&scores}))
     record(out, "attention_softmax", {&scores},
-           [out = SavedTensor::output(out), scale, causal, L, S, rows](const Tensor& g, const Node& n) {
+           [out = SavedTensor::output(out), scale, causal, L, S, rows, threads](const Tensor& g, const Node& n) {
              const Tensor y = out.unpack(n);
              if (is_grad_enabled()) return std::vector<Tensor>{y * (g - sum(g * y, {y.dim() - 1}, true)) * scale};
              Tensor ds = empty(y.shape(), y.dtype());
              dispatch_float("scaled_dot_product_attention", y.dtype(), [&]<class T>() {
                const T *pg = g.data<T>(), *py = y.data<T>();
                T* pds = ds.mutable_data<T>();
-               kernel::parallel_for(rows, y.numel() >= kernel::kParallelElements, [&](int64_t r) {
+               kernel::parallel_for(rows, threads, [&](int64_t r) {
                  attention_softmax_backward_row<T>(pg + r * S, py + r * S, pds + r * S, keys_seen(r % L, S, causal), S,
                                                    static_cast<T>(scale));
                });

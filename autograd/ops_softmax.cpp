@@ -30,7 +30,9 @@ int64_t distribution_dim(const char* op, const Tensor& x, int64_t dim) {
 // x: any shape -> out: x's shape. A distribution is the `size` entries of x along dim d, `inner` apart:
 // xs[0], xs[inner], ..., xs[(size - 1) * inner]. For each, write(xs, ys, size, inner, stats) fills the
 // entries ys of out at the same places, given stats = max_sum_exp(xs) (its max m and sum_k e^(x_k - m)).
-template <class Write> Tensor over_distributions(const char* op, const Tensor& x, int64_t d, Write write) {
+// kExpsInOut: ys already holds e^(x_k - m) in float32's fast path (max_sum_exp left them there).
+template <bool kExpsInOut = false, class Write>
+Tensor over_distributions(const char* op, const Tensor& x, int64_t d, Write write) {
   // Not a structured binding: clang before 16 cannot capture those in the kernel's lambda.
   const kernel::AroundDim around = kernel::around_dim(x.shape(), d);
   const int64_t outer = around.outer, size = around.size, inner = around.inner;
@@ -42,7 +44,7 @@ template <class Write> Tensor over_distributions(const char* op, const Tensor& x
       for (int64_t i = 0; i < inner; ++i) {
         const T* xs = px + o * size * inner + i;
         T* ys = py + o * size * inner + i;
-        write(xs, ys, size, inner, kernel::max_sum_exp(xs, size, inner));
+        write(xs, ys, size, inner, kernel::max_sum_exp(xs, size, inner, kExpsInOut ? ys : nullptr));
       }
   });
   return out;
@@ -58,11 +60,11 @@ template <class Write> Tensor over_distributions(const char* op, const Tensor& x
 Tensor softmax(const Tensor& x, int64_t dim) {
   const int64_t d = distribution_dim("softmax", x, dim);
   Tensor out =
-      over_distributions("softmax", x, d, [](const auto* xs, auto* ys, int64_t size, int64_t inner, auto stats) {
+      over_distributions<true>("softmax", x, d, [](const auto* xs, auto* ys, int64_t size, int64_t inner, auto stats) {
         using T = decltype(stats.max);
         if constexpr (std::is_same_v<T, float> && !kernel::kReferenceKernels)
-          for (int64_t k = 0; k < size; ++k)  // fast_exp, as max_sum_exp: this loop vectorizes
-            ys[k * inner] = static_cast<float>(kernel::fast_exp(xs[k * inner] - stats.max) / stats.sum_exp);
+          for (int64_t k = 0; k < size; ++k)  // ys holds e^(x_k - m) from max_sum_exp: divide by the sum
+            ys[k * inner] = static_cast<float>(ys[k * inner] / stats.sum_exp);
         else
           for (int64_t k = 0; k < size; ++k)
             ys[k * inner] = static_cast<T>(std::exp(static_cast<double>(xs[k * inner] - stats.max)) / stats.sum_exp);

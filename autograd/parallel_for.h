@@ -75,10 +75,10 @@ template <class Body> void parallel_for(int64_t n, bool threads, Body&& body) {
 }
 
 // Built with -Dreference_kernels=true: the plain loops instead of the fast paths (no threads, the
-// textbook gemm, max pooling's general loop, std::exp and std::erf in float32 sigmoid, exp, erf,
-// softmax and log_softmax), for a reader to step through. The kernels choose with
-// `if constexpr (kernel::kReferenceKernels)` rather than #ifdef NG_REFERENCE_KERNELS: the compiler then
-// reads both paths in either build, so a typo in the one not built still shows.
+// textbook gemm, max pooling's general loop, in-order sums, std::exp and std::erf in float32 sigmoid, exp,
+// erf, gelu, softmax, log_softmax, logsumexp and attention's softmax), for a reader to step through. The kernels choose
+// with `if constexpr (kernel::kReferenceKernels)` rather than #ifdef NG_REFERENCE_KERNELS: the compiler then reads both
+// paths in either build, so a typo in the one not built still shows.
 #ifdef NG_REFERENCE_KERNELS
 constexpr bool kReferenceKernels = true;
 #else

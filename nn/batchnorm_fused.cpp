@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "autograd/graph.h"
+#include "autograd/kernels.h"
 #include "autograd/ops.h"
 #include "autograd/parallel_for.h"
 #include "batchnorm.h"
@@ -43,8 +44,8 @@ template <class F> void for_each_element(const ChannelLayout& L, F&& f) {
 }
 
 // sum_i term(c, i) over each channel's values, added into acc[c] (double). For [N, C] the loop runs along
-// the channels of a row; for [N, C, S] along one channel's S contiguous positions, into eight partial
-// sums that the compiler keeps in vector registers (a fixed order of additions: the same result on every
+// the channels of a row; for [N, C, S] along one channel's S contiguous positions, with kernel::lane_sum (eight
+// partial sums in vector registers, a fixed order of additions: the same result on every
 // run, close to the one-by-one sum). For [N, C, S] threads share out the channels: each channel's sum is
 // made by one thread, over n in order, so the result does not depend on the thread count. [N, C] stays
 // on one thread (its rows are short: a sum per channel would need partial sums per thread).
@@ -54,18 +55,10 @@ template <class Term> void sum_per_channel(const ChannelLayout& L, double* acc, 
       for (int64_t c = 0; c < L.C; ++c) acc[c] += term(c, n * L.C + c);
     return;
   }
-  constexpr int64_t kLanes = 8;
   kernel::parallel_for(L.C, L.N * L.C * L.S >= kernel::kParallelElements, [&](int64_t c) {
     for (int64_t n = 0; n < L.N; ++n) {
       const int64_t block = (n * L.C + c) * L.S;
-      double partial[kLanes] = {};
-      int64_t s = 0;
-      for (; s + kLanes <= L.S; s += kLanes)
-        for (int64_t lane = 0; lane < kLanes; ++lane) partial[lane] += term(c, block + s + lane);
-      double total = 0;
-      for (; s < L.S; ++s) total += term(c, block + s);
-      for (double p : partial) total += p;
-      acc[c] += total;
+      acc[c] += kernel::lane_sum(L.S, [&](int64_t s) { return term(c, block + s); });
     }
   });
 }

@@ -25,9 +25,7 @@ inline void check_per_channel(const char* op, const char* what, const Tensor& t,
   if (t.dim() != 1 || t.size(0) != x.size(1))
     throw Error(std::string(op) + ": " + what + " of shape " + shape_str(t.shape()) + " for input " +
                 shape_str(x.shape()) + "; expected [" + std::to_string(x.size(1)) + "], one value per channel");
-  if (t.dtype() != x.dtype())
-    throw Error(std::string(op) + ": " + what + " has dtype " + dtype_name(t.dtype()) + " but the input is " +
-                dtype_name(x.dtype()) + "; expected the same dtype");
+  check_same_dtype(op, what, t, x);
 }
 
 // Checks x ([N, C], [N, C, L] or [N, C, H, W], floating point) and gamma, beta; returns x's layout.
@@ -35,7 +33,7 @@ inline ChannelLayout check_batch_norm_args(const char* op, const Tensor& x, cons
   if (x.dim() < 2 || x.dim() > 4)
     throw Error(std::string(op) + ": input of shape " + shape_str(x.shape()) +
                 "; expected [N, C], [N, C, L] or [N, C, H, W] (statistics per channel, dim 1)");
-  if (x.dtype() == int64) throw Error(std::string(op) + ": input is int64; expected float32 or float64");
+  check_floating(op, x);
   check_per_channel(op, "gamma", gamma, x);
   check_per_channel(op, "beta", beta, x);
   int64_t positions = 1;  // S: the positions (L, or H*W) each example has per channel

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "autograd/graph.h"
+#include "autograd/kernels.h"
 
 namespace ng::nn {
 
@@ -28,18 +29,11 @@ Tensor clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm, d
       const T* v = g.data<T>();
       const int64_t n = g.numel();
       if (!max_norm_type && norm_type == 2) {
-        // the usual 2-norm: a * a into eight partial sums (vectorized; a fixed order, so the same result
-        // on every run), added in order
-        constexpr int64_t kLanes = 8;
-        double partial[kLanes] = {};
-        int64_t i = 0;
-        for (; i + kLanes <= n; i += kLanes)
-          for (int64_t lane = 0; lane < kLanes; ++lane) {
-            const double a = static_cast<double>(v[i + lane]);
-            partial[lane] += a * a;
-          }
-        for (; i < n; ++i) accumulated += static_cast<double>(v[i]) * static_cast<double>(v[i]);
-        for (double p : partial) accumulated += p;
+        // the usual 2-norm: sum of a * a with kernel::lane_sum (vectorized; a fixed order, the same every run)
+        accumulated += kernel::lane_sum(n, [&](int64_t i) {
+          const double a = static_cast<double>(v[i]);
+          return a * a;
+        });
         return;
       }
       for (int64_t i = 0; i < n; ++i) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "autograd/graph.h"
+#include "autograd/kernels.h"
 #include "autograd/ops.h"
 #include "autograd/parallel_for.h"
 #include "normalization.h"
@@ -24,25 +25,6 @@
 namespace ng::nn::functional {
 
 namespace {
-
-// sum_{j < n} term(j) in double. The fast path adds into eight partial sums that the compiler keeps in
-// vector registers, then adds those in order: a fixed order of additions, so the same result on every run
-// and for any thread count. The reference loop (-Dreference_kernels=true) adds one term at a time.
-template <class Term> double row_sum(int64_t n, Term term) {
-  double total = 0;
-  if constexpr (kernel::kReferenceKernels) {
-    for (int64_t j = 0; j < n; ++j) total += term(j);
-  } else {
-    constexpr int64_t kLanes = 8;
-    double partial[kLanes] = {};
-    int64_t j = 0;
-    for (; j + kLanes <= n; j += kLanes)
-      for (int64_t lane = 0; lane < kLanes; ++lane) partial[lane] += term(j + lane);
-    for (; j < n; ++j) total += term(j);
-    for (double p : partial) total += p;
-  }
-  return total;
-}
 
 // What the forward hands to the backward, per row.
 struct RowStatistics {
@@ -59,10 +41,11 @@ RowStatistics forward_kernel(const T* x, const T* weight, const T* bias, T* y, i
     const T* x_row = x + r * H;
     T* y_row = y + r * H;
     // mu = 1/H sum_j x_j
-    const double mu = row_sum(H, [&](int64_t j) { return static_cast<double>(x_row[j]); }) / static_cast<double>(H);
+    const double mu =
+        kernel::lane_sum(H, [&](int64_t j) { return static_cast<double>(x_row[j]); }) / static_cast<double>(H);
     // sigma^2 = 1/H sum_j (x_j - mu)^2, in a second sweep (E[x^2] - E[x]^2 would cancel when |mu| >> sigma)
     const auto squared_deviation = [&](int64_t j) { return (x_row[j] - mu) * (x_row[j] - mu); };
-    const double var = row_sum(H, squared_deviation) / static_cast<double>(H);
+    const double var = kernel::lane_sum(H, squared_deviation) / static_cast<double>(H);
     const double inv_std = 1.0 / std::sqrt(var + eps);
     // y_j = weight_j x_hat_j + bias_j, in double: x_j - mu must not round mu to float32 first
     for (int64_t j = 0; j < H; ++j) {
@@ -88,8 +71,8 @@ template <class T> void backward_kernel(const T* g, const T* x, const T* weight,
       const auto gw = [&](int64_t j) { return weight ? static_cast<double>(g_row[j]) * weight[j] : g_row[j]; };
       const auto x_hat = [&](int64_t j) { return (x_row[j] - mu) * inv_std; };
       // mean_gw = 1/H sum_k gw_k,  mean_gw_x_hat = 1/H sum_k gw_k x_hat_k
-      const double mean_gw = row_sum(H, gw) * inv_H;
-      const double mean_gw_x_hat = row_sum(H, [&](int64_t j) { return gw(j) * x_hat(j); }) * inv_H;
+      const double mean_gw = kernel::lane_sum(H, gw) * inv_H;
+      const double mean_gw_x_hat = kernel::lane_sum(H, [&](int64_t j) { return gw(j) * x_hat(j); }) * inv_H;
       // dx_j = inv_std (gw_j - mean_gw - x_hat_j mean_gw_x_hat)
       for (int64_t j = 0; j < H; ++j)
         dx_row[j] = static_cast<T>(inv_std * (gw(j) - mean_gw - x_hat(j) * mean_gw_x_hat));

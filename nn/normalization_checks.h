@@ -16,13 +16,7 @@ inline void check_affine(const char* op, const char* what, const Tensor& t, cons
   if (t.shape() != shape)
     throw Error(std::string(op) + ": " + what + " of shape " + shape_str(t.shape()) + " for input " +
                 shape_str(x.shape()) + "; expected " + shape_str(shape));
-  if (t.dtype() != x.dtype())
-    throw Error(std::string(op) + ": " + what + " has dtype " + dtype_name(t.dtype()) + " but the input is " +
-                dtype_name(x.dtype()) + "; expected the same dtype");
-}
-
-inline void check_floating(const char* op, const Tensor& x) {
-  if (x.dtype() == int64) throw Error(std::string(op) + ": input is int64; expected float32 or float64");
+  check_same_dtype(op, what, t, x);
 }
 
 // The last normalized_shape.size() dims of x (as negative dims), after checking that x ends in normalized_shape.

@@ -21,23 +21,7 @@
 
 namespace {
 
-using Results = std::vector<std::pair<std::string, ng::Tensor>>;
-
-// Runs `compute` with 1 thread, then with 2, and checks that every named result has the same bits.
-void check_same_bits_on_1_and_2_threads(const std::function<Results()>& compute) {
-  const int before = ng::get_num_threads();
-  ng::set_num_threads(1);
-  const Results one = compute();
-  ng::set_num_threads(2);
-  REQUIRE(ng::get_num_threads() == 2);
-  const Results two = compute();
-  ng::set_num_threads(before);
-  REQUIRE(one.size() == two.size());
-  for (std::size_t i = 0; i < one.size(); ++i) {
-    INFO(one[i].first);
-    CHECK(same_bits(one[i].second, two[i].second));
-  }
-}
+using Results = NamedResults;
 
 // A trained module's state: its parameters, their gradients and its buffers (BatchNorm's running stats).
 void add_module_state(Results& results, ng::nn::Module& net) {

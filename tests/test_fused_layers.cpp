@@ -211,12 +211,12 @@ namespace {
 
 // Two AdamW steps of the benchmark's tiny GPT (bench.cpp, train_step_gpt_tiny): batch 16 x 32 tokens, 2
 // blocks of 4 heads, 64 features, LayerNorm, gradient clipping. Its logits, losses, parameters and gradients.
-std::vector<ng::Tensor> gpt_two_steps() {
+NamedResults gpt_two_steps() {
   ng::manual_seed(46);
   examples::Gpt model({.vocab = 65, .block = 32, .n_layer = 2, .n_head = 4, .n_embd = 64, .norm = "layer"});
   model.train();
   ng::optim::AdamW optimizer(model.parameters(), {.lr = 3e-3, .weight_decay = 0.1});
-  std::vector<ng::Tensor> results;
+  NamedResults results;
   for (int step = 0; step < 2; ++step) {
     std::vector<int64_t> ids(16 * 32 * 2);
     for (auto& id : ids) id = static_cast<int64_t>(ng::random_u64() % 65);
@@ -227,12 +227,12 @@ std::vector<ng::Tensor> gpt_two_steps() {
     loss.backward();
     ng::nn::clip_grad_norm_(model.parameters(), 1.0);
     optimizer.step();
-    results.push_back(logits.detach());
-    results.push_back(loss.detach());
+    results.emplace_back("step " + std::to_string(step) + " logits", logits.detach());
+    results.emplace_back("step " + std::to_string(step) + " loss", loss.detach());
   }
-  for (const ng::Tensor& p : model.parameters()) {
-    results.push_back(p.detach().clone());
-    results.push_back(p.grad().clone());
+  for (const auto& [name, p] : model.named_parameters()) {
+    results.emplace_back(name, p.detach().clone());
+    results.emplace_back(name + ".grad", p.grad().clone());
   }
   return results;
 }
@@ -241,15 +241,5 @@ std::vector<ng::Tensor> gpt_two_steps() {
 
 TEST_CASE("the tiny GPT's training step (LayerNorm, GELU, causal attention) gives the same bits on 1 and 2 threads" *
           doctest::skip(two_threads_unavailable())) {
-  const int before = ng::get_num_threads();
-  ng::set_num_threads(1);
-  const std::vector<ng::Tensor> one = gpt_two_steps();
-  ng::set_num_threads(2);
-  const std::vector<ng::Tensor> two = gpt_two_steps();
-  ng::set_num_threads(before);
-  REQUIRE(one.size() == two.size());
-  for (std::size_t i = 0; i < one.size(); ++i) {
-    CAPTURE(i);
-    CHECK(same_bits(one[i], two[i]));
-  }
+  check_same_bits_on_1_and_2_threads(gpt_two_steps);
 }

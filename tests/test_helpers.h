@@ -102,3 +102,23 @@ inline bool same_bits(const ng::Tensor& a, const ng::Tensor& b) {
     return std::memcmp(a.data<T>(), b.data<T>(), static_cast<std::size_t>(a.numel()) * sizeof(T)) == 0;
   });
 }
+
+// The named results of a computation, for comparing runs.
+using NamedResults = std::vector<std::pair<std::string, ng::Tensor>>;
+
+// Runs `compute` with 1 thread, then with 2, and checks that every named result has the same bits. (A test
+// that calls it is skipped where two_threads_unavailable().)
+inline void check_same_bits_on_1_and_2_threads(const std::function<NamedResults()>& compute) {
+  const int before = ng::get_num_threads();
+  ng::set_num_threads(1);
+  const NamedResults one = compute();
+  ng::set_num_threads(2);
+  REQUIRE(ng::get_num_threads() == 2);
+  const NamedResults two = compute();
+  ng::set_num_threads(before);
+  REQUIRE(one.size() == two.size());
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    INFO(one[i].first);
+    CHECK(same_bits(one[i].second, two[i].second));
+  }
+}
