@@ -63,23 +63,25 @@ template <class T> void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, 
   // additions in the same order as accumulating onto a C of zeros).
   if (overwrite && K == 0) std::fill_n(C, M * N, T(0));
   const int64_t cols = tiles.widths[0].cols, panels = (N + cols - 1) / cols;
-  for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
-    const int64_t depth = std::min(kDepth, K - k0);
-    const T* A_slice = A + k0 * a_col;
-    const bool store = overwrite && k0 == 0;
-    parallel_for(panels, M * N * K >= kParallelFlops, [&](int64_t panel) {
-      thread_local std::vector<T> b_packed;  // one per thread, kept between calls
-      b_packed.resize(static_cast<std::size_t>(kDepth * kMaxCols));
-      T c_padded[kMaxRows * kMaxCols];
-      const int64_t j0 = panel * cols, width = std::min(cols, N - j0);  // columns of C in this panel
-      TileWidth<T> tw = tiles.widths[0];
-      for (const TileWidth<T>& narrower : tiles.widths)
-        if (narrower.cols >= width) tw = narrower;  // the narrowest that holds the panel
-      const int64_t panel_cols = tw.cols;           // the tile's columns (>= width)
+  // One parallel region per gemm: a thread takes a panel of C through every k-slice, so the panel stays in
+  // its cache from the first slice to the last (and the threads are woken once, not once per slice).
+  parallel_for(panels, M * N * K >= kParallelFlops, [&](int64_t panel) {
+    thread_local std::vector<T> b_packed;  // one per thread, kept between calls
+    b_packed.resize(static_cast<std::size_t>(kDepth * kMaxCols));
+    T c_padded[kMaxRows * kMaxCols];
+    const int64_t j0 = panel * cols, width = std::min(cols, N - j0);  // columns of C in this panel
+    TileWidth<T> tw = tiles.widths[0];
+    for (const TileWidth<T>& narrower : tiles.widths)
+      if (narrower.cols >= width) tw = narrower;  // the narrowest that holds the panel
+    const int64_t panel_cols = tw.cols;           // the tile's columns (>= width)
+    if (width < panel_cols) std::fill_n(b_packed.begin(), kDepth * panel_cols, T(0));  // the padding columns
+    for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
+      const int64_t depth = std::min(kDepth, K - k0);
+      const T* A_slice = A + k0 * a_col;
+      const bool store = overwrite && k0 == 0;
       const T* b = B + k0 * b_row + j0 * b_col;
       int64_t ldb = b_row;
       if (width < panel_cols || b_col != 1) {
-        if (width < panel_cols) std::fill_n(b_packed.begin(), depth * panel_cols, T(0));
         // k outer: each row of the panel is written whole (contiguous values), read from `width` columns
         // of b that each advance one step per k (for a transposed B, `width` rows read in step)
         for (int64_t k = 0; k < depth; ++k)
@@ -101,8 +103,8 @@ template <class T> void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, 
           for (int64_t j = 0; j < width; ++j)
             c[r * N + j] = store ? c_padded[r * panel_cols + j] : c[r * N + j] + c_padded[r * panel_cols + j];
       }
-    });
-  }
+    }
+  });
 }
 
 }  // namespace
