@@ -84,8 +84,11 @@ template <class T> void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, 
       if (width < panel_cols || b_col != 1) {
         // k outer: each row of the panel is written whole (contiguous values), read from `width` columns
         // of b that each advance one step per k (for a transposed B, `width` rows read in step)
-        for (int64_t k = 0; k < depth; ++k)
-          for (int64_t j = 0; j < width; ++j) b_packed[k * panel_cols + j] = b[k * b_row + j * b_col];
+        if (b_row == 1 && tiles.pack_transposed)  // a transposed B, and the family has its own copy
+          tiles.pack_transposed(depth, width, b, b_col, b_packed.data(), panel_cols);
+        else
+          for (int64_t k = 0; k < depth; ++k)
+            for (int64_t j = 0; j < width; ++j) b_packed[k * panel_cols + j] = b[k * b_row + j * b_col];
         b = b_packed.data();
         ldb = panel_cols;
       }

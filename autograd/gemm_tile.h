@@ -30,9 +30,15 @@ template <class T> struct TileWidth {
   int64_t cols;
   const TileFn<T>* fns;  // fns[r]: r rows x cols (r = 1 .. rows)
 };
+// Copies a panel of a transposed B (its columns contiguous, b_col apart) into rows: packed[k*ld + j] =
+// b[j*b_col + k] for k < depth, j < width. A family may have one of its own (AVX-512: 16 x 16 blocks
+// turned around in registers); without one, gemm copies element by element.
+template <class T> using PackTransposedFn = void (*)(int64_t depth, int64_t width, const T* b, int64_t b_col,
+                                                     T* packed, int64_t ld);
 template <class T> struct Tiles {
   int64_t rows;
   TileWidth<T> widths[3];
+  PackTransposedFn<T> pack_transposed = nullptr;
 };
 
 // The AVX-512 family, 8 rows (gemm_avx512.cpp); only on x86-64, where that file has it.

@@ -154,8 +154,14 @@ int main(int argc, char** argv) {
     gpt_y.push_back(random_tokens());
   }
 
+  // Before and after the cases at 2 or more threads: where the machine put the cores (timing.h).
+  auto print_cores = [](const char* when) {
+    std::printf("cores %s: a cache line's round trip between two threads %.0f ns\n", when,
+                bench_timing::core_round_trip_ns());
+  };
   for (const int threads : options.threads) {
     use_threads(threads);
+    if (threads > 1) print_cores("before");
     for (bool bn : {false, true}) {
       const std::string name = std::string("train_step_") + (bn ? "BN" : "noBN");
       if (!wanted(name)) continue;
@@ -258,6 +264,7 @@ int main(int argc, char** argv) {
       const Stats s = time_gpt_train_step(gpt_x, gpt_y, parameter_count);
       report("train_step_gpt_tiny", threads, s, "batch 16x32, " + std::to_string(parameter_count) + " params");
     }
+    if (threads > 1) print_cores("after");
   }
   return 0;
 }
