@@ -24,6 +24,12 @@
 // And a successful swap means the chunk was not yet done, so the caller is still waiting and the loop's
 // function and size (written before the generation was published) are still valid.
 //
+// How far apart the caller's and a worker's cores are: every kMeasureEvery, at the start of a loop while the
+// workers are awake, the caller hands a counter (ping_) to a worker and back kTrips times, and keeps the
+// median round trip (cores_round_trip_ns, thread_pool.h). gemm shares out only larger products when the
+// cores are far apart (gemm.cpp). A worker that does not answer within kMaxWait (descheduled, or about to
+// sleep) leaves the last measurement as it was; a late answer is harmless, as every ping has its own number.
+//
 // Between loops a worker spins for kSpinTime before it sleeps (std::atomic::wait, a futex on Linux): a
 // training step runs its loops microseconds apart, and waking a sleeping thread costs the caller a system
 // call and the worker tens of microseconds.
@@ -32,6 +38,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -48,6 +55,12 @@ namespace {
 // How long an idle worker keeps checking for the next loop before it sleeps. libgomp's default spins for
 // a comparable time (GOMP_SPINCOUNT, 300,000 checks); a loop that comes later than this pays for a wake-up.
 constexpr std::chrono::microseconds kSpinTime{1000};
+
+// The core distance's measurement (see the top of this file): 8 round trips every 100 ms, a few microseconds
+// in all, given up after 200 us without an answer.
+constexpr std::chrono::milliseconds kMeasureEvery{100};
+constexpr int kTrips = 8;
+constexpr std::chrono::microseconds kMaxWait{200};
 
 thread_local bool t_in_chunk = false;
 
@@ -89,6 +102,7 @@ class Pool {
       return;
     }
     while (static_cast<int>(workers_.size()) < threads - 1) workers_.emplace_back([this] { work(); });
+    measure_round_trip();
     helpers_allowed_.store(threads - 1, std::memory_order_relaxed);
     n_ = n;
     chunks_ = chunks;
@@ -120,7 +134,40 @@ class Pool {
     if (error) std::rethrow_exception(error);
   }
 
+  int64_t round_trip_ns() const { return round_trip_ns_.load(std::memory_order_relaxed); }
+
  private:
+  // ping_ odd: the caller's question; the next even number: a worker's answer. Called by the caller, which
+  // owns the pool, so only one measurement runs at a time.
+  void measure_round_trip() {
+    using Clock = std::chrono::steady_clock;
+    const auto now = Clock::now();
+    const auto awake = static_cast<int64_t>(workers_.size()) - sleepers_.load(std::memory_order_seq_cst);
+    if (awake < 1 || now - measured_at_ < kMeasureEvery) return;  // no worker to answer, or measured lately
+    measured_at_ = now;
+    uint64_t p = ping_.load(std::memory_order_acquire);
+    if (p & 1) {  // the last measurement's question went unanswered: answer it here, or see a worker's answer
+      ping_.compare_exchange_strong(p, p + 1, std::memory_order_acq_rel);
+      p = ping_.load(std::memory_order_acquire);
+    }
+    int64_t trips[kTrips];
+    for (int trip = 0; trip < kTrips; ++trip, p += 2) {
+      const auto start = Clock::now();
+      ping_.store(p + 1, std::memory_order_release);
+      while (ping_.load(std::memory_order_acquire) != p + 2)
+        if (Clock::now() - start > kMaxWait) return;  // no answer: keep the last measurement
+      trips[trip] = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
+    }
+    std::nth_element(trips, trips + kTrips / 2, trips + kTrips);
+    round_trip_ns_.store(trips[kTrips / 2], std::memory_order_relaxed);  // the median trip
+  }
+
+  // A worker between loops answers the caller's ping, if one is waiting.
+  void answer_ping() {
+    uint64_t p = ping_.load(std::memory_order_relaxed);
+    if (p & 1) ping_.compare_exchange_strong(p, p + 1, std::memory_order_acq_rel, std::memory_order_relaxed);
+  }
+
   // Takes the first chunk left of `generation` (`front`, the caller) or the last (a worker), or returns -1
   // when none is left (or a newer loop has begun).
   int64_t take_chunk(uint64_t generation, bool front) {
@@ -152,6 +199,7 @@ class Pool {
           if (generation_of(w) == seen) claim_.wait(w, std::memory_order_seq_cst);
           sleepers_.fetch_sub(1, std::memory_order_seq_cst);
         } else {
+          answer_ping();
           cpu_relax();
         }
         w = claim_.load(std::memory_order_acquire);
@@ -174,6 +222,9 @@ class Pool {
   std::atomic<int64_t> done_{0};
   std::atomic<int> sleepers_{0};
   std::atomic<int> helpers_allowed_{0};
+  alignas(64) std::atomic<uint64_t> ping_{0};  // on a cache line of its own: the measurement times its trips
+  alignas(64) std::atomic<int64_t> round_trip_ns_{0};
+  std::chrono::steady_clock::time_point measured_at_{};  // under owner_
   int64_t n_ = 0;  // the loop's size, chunks, function and body, written before claim_ is published
   int64_t chunks_ = 0;
   RangeCall call_ = nullptr;
@@ -193,5 +244,7 @@ void pool_run(int64_t n, int64_t chunks, int threads, RangeCall call, void* body
 }
 
 bool in_pool_chunk() { return t_in_chunk; }
+
+int64_t cores_round_trip_ns() { return Pool::instance().round_trip_ns(); }
 
 }  // namespace ng::kernel

@@ -1,7 +1,7 @@
 // test_thread_pool.cpp: the pool behind kernel::parallel_for (autograd/thread_pool.h). Every index of a loop
 // runs exactly once, whoever takes its chunk; a loop inside a chunk runs on that thread; an exception from the
 // caller's chunk reaches the caller and leaves the pool usable; loops started from several threads at once
-// are all complete. Runs under ThreadSanitizer in CI (.ci/run), which checks the pool's memory ordering.
+// are all complete; the pool measures how far apart its cores are. Runs under ThreadSanitizer in CI (.ci/run), which checks the pool's memory ordering.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -137,4 +137,21 @@ TEST_CASE("pool_run: loops started from several threads at once all complete (on
     });
   for (std::thread& u : users) u.join();
   CHECK(wrong.load() == 0);
+}
+
+// The pool measures how far apart its caller's and worker's cores are (cores_round_trip_ns), at most every
+// 100 ms, while loops run and the worker is awake to answer. After a second of loops back to back it has a
+// measurement: a cache line's round trip, which on any machine is more than 0 and far less than a millisecond.
+// (On a busy machine a measurement may be given up, so the loops go on for up to 5 s.)
+TEST_CASE("pool_run: the pool measures the distance between its threads' cores" *
+          doctest::skip(two_threads_unavailable())) {
+  const auto start = std::chrono::steady_clock::now();
+  int64_t round_trip = 0;
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
+    REQUIRE(wrong_visits(64, 8, 2) == 0);
+    round_trip = ng::kernel::cores_round_trip_ns();
+    if (round_trip > 0 && std::chrono::steady_clock::now() - start > std::chrono::seconds(1)) break;
+  }
+  CHECK(round_trip > 0);
+  CHECK(round_trip < 1000000);
 }

@@ -13,6 +13,7 @@
 #include "timing.h"
 #if __has_include("autograd/parallel.h")
 #include "autograd/parallel.h"
+#include "autograd/thread_pool.h"
 #define NORMGRAD_BENCH_HAS_THREADS 1
 #endif
 
@@ -28,6 +29,16 @@ void use_threads(int threads) {
   ng::set_num_threads(threads);
 #else
   (void)threads;
+#endif
+}
+
+// The pool's own last measurement of how far apart the cores are (thread_pool.h), from which gemm decides
+// which products to share out; -1 where the library has no pool.
+long long pool_round_trip_ns() {
+#ifdef NORMGRAD_BENCH_HAS_THREADS
+  return static_cast<long long>(ng::kernel::cores_round_trip_ns());
+#else
+  return -1;
 #endif
 }
 
@@ -156,8 +167,8 @@ int main(int argc, char** argv) {
 
   // Before and after the cases at 2 or more threads: where the machine put the cores (timing.h).
   auto print_cores = [](const char* when) {
-    std::printf("cores %s: a cache line's round trip between two threads %.0f ns\n", when,
-                bench_timing::core_round_trip_ns());
+    std::printf("cores %s: a cache line's round trip between two threads %.0f ns (the pool's last: %lld ns)\n", when,
+                bench_timing::core_round_trip_ns(), pool_round_trip_ns());
   };
   for (const int threads : options.threads) {
     use_threads(threads);
