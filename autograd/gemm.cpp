@@ -139,6 +139,21 @@ bool gemm_wide_available() {
 #endif
 }
 
+template <class T> void transpose_copy(int64_t rows, int64_t cols, const T* src, int64_t ld_src, T* dst, int64_t ld_dst) {
+#ifdef NG_GEMM_AVX512
+  if (!kReferenceKernels && gemm_wide_available())
+    if (const PackTransposedFn<T> pack = wide_tiles<T>().pack_transposed) {
+      // pack's packed[k*ld + j] = b[j*b_col + k]: k runs along src's rows (c), j down its columns (r)
+      pack(cols, rows, src, ld_src, dst, ld_dst);
+      return;
+    }
+#endif
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) dst[c * ld_dst + r] = src[r * ld_src + c];
+}
+template void transpose_copy<float>(int64_t, int64_t, const float*, int64_t, float*, int64_t);
+template void transpose_copy<double>(int64_t, int64_t, const double*, int64_t, double*, int64_t);
+
 const char* gemm_kernel_name() { return gemm_wide_available() ? "AVX-512, 8x32 tiles" : "6x16 tiles"; }
 
 template <class T> void gemm_with(bool wide, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col,

@@ -37,6 +37,11 @@ template <class T> void gemm_overwrite(int64_t M, int64_t N, int64_t K, const T*
 template <class T> void gemm_with(bool wide, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col,
                                   const T* B, int64_t b_row, int64_t b_col, T* C, bool overwrite = false);
 bool gemm_wide_available();  // the CPU has AVX-512 and the build has the wide kernel
+
+// dst[c*ld_dst + r] = src[r*ld_src + c] for r < rows, c < cols: a matrix copied transposed, with the AVX-512
+// family's 16 x 16 register transpose where the CPU has it (float), else element by element. A copy: the
+// same values either way.
+template <class T> void transpose_copy(int64_t rows, int64_t cols, const T* src, int64_t ld_src, T* dst, int64_t ld_dst);
 const char* gemm_kernel_name();
 
 }  // namespace ng::kernel

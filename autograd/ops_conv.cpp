@@ -519,12 +519,8 @@ Tensor conv2d_backward_weight(const Tensor& x, const Tensor& g, const Shape& wei
               im2col(geo, px + (n0 + n) * geo.C * geo.H * geo.W, grp * geo.C_group(), cols + n * L, width);
             if (transposed) {
               // mat as G mat^T [nb*L, M]: mat[n*L + l, co] = g[n0 + n, grp*M + co, l], written row by row
-              for (int64_t n = 0; n < count; ++n) {
-                const T* src = pg + ((n0 + n) * geo.C_out + grp * M) * L;  // G_n of the group, [M, L]
-                T* dst = mat + n * L * M;                                  // [L, M]
-                for (int64_t l = 0; l < L; ++l)
-                  for (int64_t co = 0; co < M; ++co) dst[l * M + co] = src[co * L + l];
-              }
+              for (int64_t n = 0; n < count; ++n)  // G_n of the group, [M, L], into [L, M]
+                kernel::transpose_copy(M, L, pg + ((n0 + n) * geo.C_out + grp * M) * L, L, mat + n * L * M, M);
               kernel::gemm(K, M, width, cols, width, int64_t{1}, mat, M, int64_t{1}, sum);
             } else {
               const T* a = pg + (n0 * geo.C_out + grp * M) * L;  // G of an image alone: [M, L] in place

@@ -87,6 +87,31 @@ TEST_CASE("the AVX-512 gemm tiles (8x32) give bit-identical results to the 6x16 
       }
 }
 
+TEST_CASE("transpose_copy copies every element to its transposed place, inside and around the 16 x 16 blocks") {
+  // Shapes below, at and around the register transpose's 16 x 16 blocks, with strides wider than the rows.
+  const int64_t shapes[][2] = {{1, 1}, {3, 5}, {16, 16}, {17, 15}, {32, 196}, {33, 47}, {100, 60}};
+  for (const auto& shape : shapes) {
+    const int64_t rows = shape[0], cols = shape[1], ld_src = cols + 3, ld_dst = rows + 5;
+    CAPTURE(rows);
+    CAPTURE(cols);
+    std::vector<float> src(static_cast<std::size_t>(rows * ld_src));
+    for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<float>(i) + 0.5f;
+    std::vector<float> dst(static_cast<std::size_t>(cols * ld_dst), -1.0f);
+    ng::kernel::transpose_copy(rows, cols, src.data(), ld_src, dst.data(), ld_dst);
+    int64_t wrong = 0, touched_padding = 0;
+    for (int64_t c = 0; c < cols; ++c)
+      for (int64_t r = 0; r < ld_dst; ++r) {
+        const float got = dst[static_cast<std::size_t>(c * ld_dst + r)];
+        if (r < rows)
+          wrong += got != src[static_cast<std::size_t>(r * ld_src + c)];
+        else
+          touched_padding += got != -1.0f;
+      }
+    CHECK(wrong == 0);
+    CHECK(touched_padding == 0);
+  }
+}
+
 TEST_CASE("linear(x, W, b) equals matmul(x, W^T) + b, forward and gradients") {
   ng::manual_seed(3);
   ng::Tensor x = ng::randn({7, 19}, ng::float64).requires_grad_();
