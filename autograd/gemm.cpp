@@ -45,25 +45,23 @@ template <class T> Tiles<T> narrow_tiles() {
 #endif
 constexpr int64_t kMaxRows = 8, kMaxCols = 32;  // the largest tile of any family (floats), for c_padded
 
-// Column panels of C are shared out among the threads, within each k-slice: every element of C is then
-// computed by one thread, with the same additions in the same order as on one thread (bit-identical
-// results for any thread count). Each thread packs the panels of B it uses.
+// Column panels of C are shared out among the threads, each panel through all its k-slices: every element
+// of C is then computed by one thread, with the same additions in the same order as on one thread
+// (bit-identical results for any thread count). Each thread packs the panels of B it uses.
 // Below kParallelFlops multiply-adds (M*N*K) one thread is as fast. Measured on the 2-core test machine,
 // float32, best of 101 blocks (the machine was shared), 1 thread -> 2 threads: [64,64]@[64,64] (0.26M)
 // 7.0 -> 5.1 us, [60,100]@[100,100]^T (0.6M) 19.7 -> 17.1 us, [60,784]@[784,100] (4.7M) 110 -> 69 us.
 constexpr int64_t kParallelFlops = int64_t{1} << 18;
-// ... when the two cores are close. When the machine put them far apart (a cache line's round trip of
-// kFarCores ns or more, cores_round_trip_ns in thread_pool.h), the worker pays that distance for every line
+// ... when the two cores are close. When the machine put them far apart (cores_far, thread_pool.h), the worker pays that distance for every line
 // of A, B and C it must fetch from the caller's cache, and a small product loses: on the 2-core test machine
 // with its cores on two dies (340-400 ns), the MLP step at 2 threads took 210 us sharing out products from
 // 2^18 multiply-adds (its [60,100] @ [100,100] ones, 0.6M, among them), 164-172 us from 2^22 (only the
 // [60,784] @ [784,100] ones, 4.7M), 187 us sharing out none, and 182-186 us on one thread. On one die the
 // small products gain (7.8 -> 4.6 us each).
 constexpr int64_t kParallelFlopsFar = int64_t{1} << 22;
-constexpr int64_t kFarCores = 200;
 bool share_product(int64_t M, int64_t N, int64_t K) {
   const int64_t flops = M * N * K;
-  return flops >= kParallelFlops && (flops >= kParallelFlopsFar || cores_round_trip_ns() < kFarCores);
+  return flops >= kParallelFlops && (flops >= kParallelFlopsFar || !cores_far());
 }
 
 template <class T> void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col,

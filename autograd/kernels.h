@@ -57,24 +57,25 @@ void for_each_row(const Shape& shape, const std::array<const int64_t*, K>& strid
 }
 
 // out = f(a, b) elementwise, a and b broadcast to out's shape (same dtype T).
-// Loops of at least kParallelElements elements run on several threads (parallel.h).
+// Loops of at least kParallelElements elements (more when the cores are far apart: share_elements, parallel_for.h)
+// run on several threads (parallel.h).
 template <class T, class F> void binary(const Tensor& a, const Tensor& b, Tensor& out, F f) {
   const T* pa = a.data<T>();
   const T* pb = b.data<T>();
   T* po = out.mutable_data<T>();
   const int64_t n = out.numel();
   if (a.numel() == n && b.numel() == n) {  // same shape: one flat loop
-    parallel_for(n, n >= kParallelElements, [&](int64_t i) { po[i] = f(pa[i], pb[i]); });
+    parallel_for(n, share_elements(n), [&](int64_t i) { po[i] = f(pa[i], pb[i]); });
     return;
   }
   if (a.numel() == n && b.numel() == 1) {
     const T vb = pb[0];
-    parallel_for(n, n >= kParallelElements, [&](int64_t i) { po[i] = f(pa[i], vb); });
+    parallel_for(n, share_elements(n), [&](int64_t i) { po[i] = f(pa[i], vb); });
     return;
   }
   if (a.numel() == 1 && b.numel() == n) {
     const T va = pa[0];
-    parallel_for(n, n >= kParallelElements, [&](int64_t i) { po[i] = f(va, pb[i]); });
+    parallel_for(n, share_elements(n), [&](int64_t i) { po[i] = f(va, pb[i]); });
     return;
   }
   const auto sa = broadcast_strides(a.shape(), out.shape());
@@ -103,7 +104,7 @@ template <class T, class F> void unary(const Tensor& x, Tensor& out, F f) {
   const T* px = x.data<T>();
   T* po = out.mutable_data<T>();
   const int64_t n = out.numel();
-  parallel_for(n, n >= kParallelElements, [&](int64_t i) { po[i] = f(px[i]); });
+  parallel_for(n, share_elements(n), [&](int64_t i) { po[i] = f(px[i]); });
 }
 
 // "{2, 3}": a (height, width) pair as conv and pooling messages show it.

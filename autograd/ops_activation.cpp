@@ -59,7 +59,7 @@ Tensor gelu(const Tensor& x) {
     T* p_cdf = needs_graph ? cdf.mutable_data<T>() : nullptr;
     const int64_t n = x.numel();
     if (p_cdf)
-      kernel::parallel_for(n, n >= kernel::kParallelElements, [=](int64_t i) {
+      kernel::parallel_for(n, kernel::share_elements(n), [=](int64_t i) {
         const T cdf_x = normal_cdf(px[i]);  // Phi(x)
         p_cdf[i] = cdf_x;
         py[i] = px[i] * cdf_x;
@@ -77,7 +77,7 @@ Tensor gelu(const Tensor& x) {
         const T *pg = g.data<T>(), *px = xv.data<T>(), *p_cdf = cdf.data<T>();
         T* pdx = dx.mutable_data<T>();
         const int64_t count = dx.numel();
-        kernel::parallel_for(count, count >= kernel::kParallelElements,
+        kernel::parallel_for(count, kernel::share_elements(count),
                              [=](int64_t i) { pdx[i] = pg[i] * (p_cdf[i] + px[i] * normal_pdf(px[i])); });
       });
       return Grads{dx};

@@ -230,7 +230,7 @@ void attention_softmax_backward_row(const T* g, const T* y, T* ds, int64_t seen,
 // With create_graph that line runs in ops, so it can be differentiated again; otherwise in one pass.
 Tensor attention_softmax(const Tensor& scores, double scale, bool causal) {
   const int64_t L = scores.size(-2), S = scores.size(-1), rows = scores.numel() / std::max<int64_t>(S, 1);
-  const bool threads = scores.numel() >= kernel::kParallelElements;
+  const bool threads = kernel::share_elements(scores.numel());
   Tensor out = empty(scores.shape(), scores.dtype());
   dispatch_float("scaled_dot_product_attention", scores.dtype(), [&]<class T>() {
     const T* s = scores.data<T>();

@@ -94,7 +94,7 @@ template <int64_t COUNT, class T> void max_pool_2x2_windows(const T* upper, cons
 template <class T> void max_pool_2x2(const T* x, const PoolGeometry& geo, T* out, int64_t* indices) {
   constexpr int64_t block = 8;
   const int64_t H = geo.H, W = geo.W, H_out = geo.H_out, W_out = geo.W_out, planes = geo.N * geo.C;
-  kernel::parallel_for(planes, planes * H * W >= kernel::kParallelElements, [&](int64_t plane) {
+  kernel::parallel_for(planes, kernel::share_elements(planes * H * W), [&](int64_t plane) {
     for (int64_t oh = 0; oh < H_out; ++oh) {
       const int64_t top = 2 * oh * W;  // the flat position of the row's first window in the plane
       const T* upper = x + plane * H * W + top;
@@ -211,7 +211,7 @@ Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const Shape& 
     bool out_of_range = false;
     int64_t bad_index = 0;
     std::mutex bad_index_mutex;
-    kernel::parallel_for(N * C, N * C * HW >= kernel::kParallelElements, [&](int64_t plane) {
+    kernel::parallel_for(N * C, kernel::share_elements(N * C * HW), [&](int64_t plane) {
       T* dx_plane = pdx + plane * HW;
       const T* g_plane = pg + plane * per_plane;
       const int64_t* where_plane = where + plane * per_plane;

@@ -83,7 +83,7 @@ Tensor sum_kernel(const char* op, const Tensor& x, const std::vector<bool>& redu
       acc[0] = px[0];
     } else if (only_last_reduced && out.numel() > 1) {
       const int64_t rows = out.numel(), len = x.shape().back();
-      kernel::parallel_for(rows, x.numel() >= kernel::kParallelElements,
+      kernel::parallel_for(rows, kernel::share_elements(x.numel()),
                            [&](int64_t r) { acc[r] = row_sum(px + r * len, len, false); });
     } else {
       const auto out_strides = kernel::broadcast_strides(kept, x.shape());
@@ -95,7 +95,7 @@ Tensor sum_kernel(const char* op, const Tensor& x, const std::vector<bool>& redu
         if (row_reduced) {
           *dst += row_sum(row, len, true);
         } else {
-          kernel::parallel_for(len, len >= kernel::kParallelElements, [&](int64_t j) { dst[j] += row[j]; });
+          kernel::parallel_for(len, kernel::share_elements(len), [&](int64_t j) { dst[j] += row[j]; });
         }
         row_start += len;
       });

@@ -21,6 +21,18 @@ namespace ng::kernel {
 // on the second thread saves more than it costs to wake it.
 constexpr int64_t kParallelElements = int64_t{1} << 15;
 
+// ... when the cores are close. When the pool measured them far apart (cores_far, thread_pool.h: on the test
+// machine, two dies), from kParallelElementsFar on: the worker then pays 340-400 ns per cache line it takes
+// over from the caller. Measured there on the tiny GPT's step at 2 threads, whose activations are [512, 64]
+// (2^15 elements): 2,718 us sharing out from 2^15, 2,633-2,643 from 2^17 (one thread: 2,650-2,700); the
+// MLP's SGD update of its [100, 784] weight (78,400 elements) still gains, so the bound is 2^16.
+constexpr int64_t kParallelElementsFar = int64_t{1} << 16;
+
+// Whether a loop over n elements is worth sharing out (the cores' distance is only asked for large loops).
+inline bool share_elements(int64_t n) {
+  return n >= kParallelElements && (n >= kParallelElementsFar || !cores_far());
+}
+
 // A sum of many elements is cut into pieces of kSumChunk elements, each summed on its own, and the pieces'
 // sums are added in order. The boundaries depend only on the size, never on the thread count, so the
 // result is the same for any number of threads.

@@ -31,4 +31,10 @@ bool in_pool_chunk();
 // 340-400 ns on two. Only the decision to share out a loop may depend on it, never what a loop computes.
 int64_t cores_round_trip_ns();
 
+// The cores are far apart: a measured round trip of kFarRoundTripNs or more (the test machine's two cases,
+// 70-120 and 340-400 ns, lie well on either side). Loops then need more work to be shared out (parallel_for.h,
+// gemm.cpp).
+constexpr int64_t kFarRoundTripNs = 200;
+inline bool cores_far() { return cores_round_trip_ns() >= kFarRoundTripNs; }
+
 }  // namespace ng::kernel

@@ -28,7 +28,7 @@ using detail::ChannelLayout;
 // a row for [N, C] (there it vectorizes), along the H*W positions of one channel for [N, C, H, W].
 // Threads share out the rows n (each element is written by one thread).
 template <class F> void for_each_element(const ChannelLayout& L, F&& f) {
-  const bool threads = L.N * L.C * L.S >= kernel::kParallelElements;
+  const bool threads = kernel::share_elements(L.N * L.C * L.S);
   if (L.S == 1) {
     kernel::parallel_for(L.N, threads, [&](int64_t n) {
       for (int64_t c = 0; c < L.C; ++c) f(c, n * L.C + c);
@@ -55,7 +55,7 @@ template <class Term> void sum_per_channel(const ChannelLayout& L, double* acc, 
       for (int64_t c = 0; c < L.C; ++c) acc[c] += term(c, n * L.C + c);
     return;
   }
-  kernel::parallel_for(L.C, L.N * L.C * L.S >= kernel::kParallelElements, [&](int64_t c) {
+  kernel::parallel_for(L.C, kernel::share_elements(L.N * L.C * L.S), [&](int64_t c) {
     for (int64_t n = 0; n < L.N; ++n) {
       const int64_t block = (n * L.C + c) * L.S;
       acc[c] += kernel::lane_sum(L.S, [&](int64_t s) { return term(c, block + s); });

@@ -37,7 +37,7 @@ template <class T>
 RowStatistics forward_kernel(const T* x, const T* weight, const T* bias, T* y, int64_t R, int64_t H, double eps) {
   RowStatistics stats{std::vector<double>(static_cast<std::size_t>(R)),
                       std::vector<double>(static_cast<std::size_t>(R))};
-  kernel::parallel_for(R, R * H >= kernel::kParallelElements, [&](int64_t r) {
+  kernel::parallel_for(R, kernel::share_elements(R * H), [&](int64_t r) {
     const T* x_row = x + r * H;
     T* y_row = y + r * H;
     // mu = 1/H sum_j x_j
@@ -64,7 +64,7 @@ template <class T> void backward_kernel(const T* g, const T* x, const T* weight,
                                         int64_t H, T* dx, double* dweight, double* dbias) {
   const double inv_H = 1.0 / static_cast<double>(H);
   if (dx)
-    kernel::parallel_for(R, R * H >= kernel::kParallelElements, [&](int64_t r) {
+    kernel::parallel_for(R, kernel::share_elements(R * H), [&](int64_t r) {
       const T *g_row = g + r * H, *x_row = x + r * H;
       T* dx_row = dx + r * H;
       const double mu = stats.mean[r], inv_std = stats.inv_std[r];

@@ -76,7 +76,7 @@ template <class T> void adam_update(T* param, const T* grad, T* exp_avg, T* exp_
   const T beta1 = static_cast<T>(o.beta1), beta2 = static_cast<T>(o.beta2), eps = static_cast<T>(o.eps);
   // Each element on its own, so threads give the same result as one; blocks of 4096 elements.
   constexpr int64_t kBlock = 4096;
-  kernel::parallel_for((n + kBlock - 1) / kBlock, n >= kernel::kParallelElements, [&](int64_t b) {
+  kernel::parallel_for((n + kBlock - 1) / kBlock, kernel::share_elements(n), [&](int64_t b) {
     const int64_t i = b * kBlock;
     adam_update_block(param + i, grad + i, exp_avg + i, exp_avg_sq + i, std::min(kBlock, n - i), shrink, l2, beta1,
                       beta2, eps, step_size, bias_correction2_sqrt);

@@ -41,7 +41,7 @@ template <class T> void sgd_update(T* param, const T* grad, T* buffer, int64_t n
   const T momentum = static_cast<T>(o.momentum);
   const T keep = static_cast<T>(1 - o.dampening);
   // Each element on its own, so threads give the same result as one.
-  kernel::parallel_for(n, n >= kernel::kParallelElements, [&](int64_t i) {
+  kernel::parallel_for(n, kernel::share_elements(n), [&](int64_t i) {
     T g = grad[i] + weight_decay * param[i];  // g = grad + weight_decay * p
     if (buffer) {
       buffer[i] = first_step ? g : momentum * buffer[i] + keep * g;  // b = momentum * b + (1 - dampening) * g
