@@ -85,7 +85,7 @@ template <class T> void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, 
     for (const TileWidth<T>& narrower : tiles.widths)
       if (narrower.cols >= width) tw = narrower;  // the narrowest that holds the panel
     const int64_t panel_cols = tw.cols;           // the tile's columns (>= width)
-    if (width < panel_cols) std::fill_n(b_packed.begin(), kDepth * panel_cols, T(0));  // the padding columns
+    if (width < panel_cols) std::fill_n(b_packed.begin(), std::min(K, kDepth) * panel_cols, T(0));  // the padding
     for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
       const int64_t depth = std::min(kDepth, K - k0);
       const T* A_slice = A + k0 * a_col;

@@ -61,6 +61,7 @@ constexpr std::chrono::microseconds kSpinTime{1000};
 constexpr std::chrono::milliseconds kMeasureEvery{100};
 constexpr int kTrips = 8;
 constexpr std::chrono::microseconds kMaxWait{200};
+constexpr std::chrono::milliseconds kFarValidFor{250};  // how long a "far" reading is believed (cores_far)
 
 thread_local bool t_in_chunk = false;
 
@@ -101,8 +102,11 @@ class Pool {
       call(body, 0, n);
       return;
     }
-    while (static_cast<int>(workers_.size()) < threads - 1) workers_.emplace_back([this] { work(); });
-    measure_round_trip();
+    if (static_cast<int>(workers_.size()) < threads - 1) {  // new workers: not yet running to answer a ping
+      while (static_cast<int>(workers_.size()) < threads - 1) workers_.emplace_back([this] { work(); });
+    } else {
+      measure_round_trip();
+    }
     helpers_allowed_.store(threads - 1, std::memory_order_relaxed);
     n_ = n;
     chunks_ = chunks;
@@ -135,6 +139,7 @@ class Pool {
   }
 
   int64_t round_trip_ns() const { return round_trip_ns_.load(std::memory_order_relaxed); }
+  int64_t measured_at_ns() const { return measured_at_ns_.load(std::memory_order_relaxed); }
 
  private:
   // ping_ odd: the caller's question; the next even number: a worker's answer. Called by the caller, which
@@ -145,6 +150,8 @@ class Pool {
     const auto awake = static_cast<int64_t>(workers_.size()) - sleepers_.load(std::memory_order_seq_cst);
     if (awake < 1 || now - measured_at_ < kMeasureEvery) return;  // no worker to answer, or measured lately
     measured_at_ = now;
+    measured_at_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count(),
+                          std::memory_order_relaxed);
     uint64_t p = ping_.load(std::memory_order_acquire);
     if (p & 1) {  // the last measurement's question went unanswered: answer it here, or see a worker's answer
       ping_.compare_exchange_strong(p, p + 1, std::memory_order_acq_rel);
@@ -154,8 +161,9 @@ class Pool {
     for (int trip = 0; trip < kTrips; ++trip, p += 2) {
       const auto start = Clock::now();
       ping_.store(p + 1, std::memory_order_release);
-      while (ping_.load(std::memory_order_acquire) != p + 2)
-        if (Clock::now() - start > kMaxWait) return;  // no answer: keep the last measurement
+      // (the clock is read every 64 polls only, so that reading it adds little to the trip)
+      for (int polls = 1; ping_.load(std::memory_order_acquire) != p + 2; ++polls)
+        if (polls % 64 == 0 && Clock::now() - start > kMaxWait) return;  // no answer: keep the last measurement
       trips[trip] = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
     }
     std::nth_element(trips, trips + kTrips / 2, trips + kTrips);
@@ -224,6 +232,7 @@ class Pool {
   std::atomic<int> helpers_allowed_{0};
   alignas(64) std::atomic<uint64_t> ping_{0};  // on a cache line of its own: the measurement times its trips
   alignas(64) std::atomic<int64_t> round_trip_ns_{0};
+  std::atomic<int64_t> measured_at_ns_{0};  // steady_clock time of the last measurement's start
   std::chrono::steady_clock::time_point measured_at_{};  // under owner_
   int64_t n_ = 0;  // the loop's size, chunks, function and body, written before claim_ is published
   int64_t chunks_ = 0;
@@ -246,5 +255,25 @@ void pool_run(int64_t n, int64_t chunks, int threads, RangeCall call, void* body
 bool in_pool_chunk() { return t_in_chunk; }
 
 int64_t cores_round_trip_ns() { return Pool::instance().round_trip_ns(); }
+
+namespace {
+std::atomic<int> g_cores_far_override{-1};  // set_cores_far_for_tests: -1 measured, 0 close, 1 far
+}
+
+// Far only on a recent measurement: loops that far cores keep on one thread never reach the pool, which
+// measures only when a loop does. Once the reading is older than kFarValidFor, loops are shared out as on
+// close cores again, the pool measures anew, and the reading follows the machine back to one die.
+bool cores_far() {
+  const int forced = g_cores_far_override.load(std::memory_order_relaxed);
+  if (forced >= 0) return forced == 1;
+  Pool& pool = Pool::instance();
+  if (pool.round_trip_ns() < kFarRoundTripNs) return false;
+  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+  return now_ns - pool.measured_at_ns() < std::chrono::nanoseconds(kFarValidFor).count();
+}
+
+void set_cores_far_for_tests(int far) { g_cores_far_override.store(far, std::memory_order_relaxed); }
 
 }  // namespace ng::kernel
