@@ -128,9 +128,12 @@ template <class T> void max_pool_general(const T* x, const PoolGeometry& geo, Pa
   // pw - (W_out - 1)*sw <= j < pw + W; row i, ih = oh*sh - ph + i in [0, H), for i in [ph - oh*sh, ph + H - oh*sh).
   const int64_t j_first = std::max<int64_t>(0, pw - (W_out - 1) * sw), j_end = std::min(kw, pw + W);
   const int64_t visited = std::min(kh, H) * std::max<int64_t>(0, j_end - j_first);  // per output, at most
-  const int64_t per_thread_min =
-      ng::kernel::kParallelElements / std::max<int64_t>(1, visited);  // no product to overflow
-  ng::kernel::parallel_for(planes, planes * H_out * W_out >= per_thread_min, [&](int64_t plane) {
+  // Shared out from share_elements' bounds on the number of elements read (outputs * visited), compared
+  // as outputs >= bound / visited: no product to overflow.
+  const int64_t per_output = std::max<int64_t>(1, visited), outputs = planes * H_out * W_out;
+  const bool threads = outputs >= ng::kernel::kParallelElements / per_output &&
+                       (outputs >= ng::kernel::kParallelElementsFar / per_output || !ng::kernel::cores_far());
+  ng::kernel::parallel_for(planes, threads, [&](int64_t plane) {
     const T* in = x + plane * H * W;
     for (int64_t oh = 0; oh < H_out; ++oh) {
       T* out = out_planes + (plane * H_out + oh) * W_out;  // this output row, and its indices

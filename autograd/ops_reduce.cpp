@@ -59,7 +59,7 @@ template <class T> double row_sum(const T* row, int64_t len, bool share_pieces) 
     return total;
   }
   std::vector<double> piece_sums(static_cast<std::size_t>(pieces), 0.0);
-  kernel::parallel_for(pieces, true, [&](int64_t p) {
+  kernel::parallel_for(pieces, kernel::share_elements(len), [&](int64_t p) {  // (len >= 2 pieces = 2^15 here)
     const int64_t begin = p * kernel::kSumChunk;
     piece_sums[p] = piece_sum(row, begin, std::min(len, begin + kernel::kSumChunk));
   });
