@@ -52,17 +52,14 @@ constexpr int64_t kMaxRows = 8, kMaxCols = 32;  // the largest tile of any famil
 // float32, best of 101 blocks (the machine was shared), 1 thread -> 2 threads: [64,64]@[64,64] (0.26M)
 // 7.0 -> 5.1 us, [60,100]@[100,100]^T (0.6M) 19.7 -> 17.1 us, [60,784]@[784,100] (4.7M) 110 -> 69 us.
 constexpr int64_t kParallelFlops = int64_t{1} << 18;
-// ... when the two cores are close. When the machine put them far apart (cores_far, thread_pool.h), the worker pays that distance for every line
-// of A, B and C it must fetch from the caller's cache, and a small product loses: on the 2-core test machine
+// ... when the two cores are close. When the machine put them far apart (cores_far, thread_pool.h), the
+// worker pays that distance for every line of A, B and C it must fetch from the caller's cache, and a small
+// product loses: on the 2-core test machine
 // with its cores on two dies (340-400 ns), the MLP step at 2 threads took 210 us sharing out products from
 // 2^18 multiply-adds (its [60,100] @ [100,100] ones, 0.6M, among them), 164-172 us from 2^22 (only the
 // [60,784] @ [784,100] ones, 4.7M), 187 us sharing out none, and 182-186 us on one thread. On one die the
 // small products gain (7.8 -> 4.6 us each).
 constexpr int64_t kParallelFlopsFar = int64_t{1} << 22;
-bool share_product(int64_t M, int64_t N, int64_t K) {
-  const int64_t flops = M * N * K;
-  return flops >= kParallelFlops && (flops >= kParallelFlopsFar || !cores_far());
-}
 
 template <class T> void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row, int64_t a_col,
                                    const T* B, int64_t b_row, int64_t b_col, T* C, bool overwrite, Tiles<T> tiles) {
@@ -76,7 +73,7 @@ template <class T> void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, 
   const int64_t cols = tiles.widths[0].cols, panels = (N + cols - 1) / cols;
   // One parallel region per gemm: a thread takes a panel of C through every k-slice, so the panel stays in
   // its cache from the first slice to the last (and the threads are woken once, not once per slice).
-  parallel_for(panels, share_product(M, N, K), [&](int64_t panel) {
+  parallel_for(panels, worth_sharing(M * N * K, kParallelFlops, kParallelFlopsFar), [&](int64_t panel) {
     thread_local std::vector<T> b_packed;  // one per thread, kept between calls
     b_packed.resize(static_cast<std::size_t>(kDepth * kMaxCols));
     T c_padded[kMaxRows * kMaxCols];

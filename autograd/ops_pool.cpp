@@ -130,9 +130,9 @@ template <class T> void max_pool_general(const T* x, const PoolGeometry& geo, Pa
   const int64_t visited = std::min(kh, H) * std::max<int64_t>(0, j_end - j_first);  // per output, at most
   // Shared out from share_elements' bounds on the number of elements read (outputs * visited), compared
   // as outputs >= bound / visited: no product to overflow.
-  const int64_t per_output = std::max<int64_t>(1, visited), outputs = planes * H_out * W_out;
-  const bool threads = outputs >= ng::kernel::kParallelElements / per_output &&
-                       (outputs >= ng::kernel::kParallelElementsFar / per_output || !ng::kernel::cores_far());
+  const int64_t per_output = std::max<int64_t>(1, visited);
+  const bool threads = ng::kernel::worth_sharing(planes * H_out * W_out, ng::kernel::kParallelElements / per_output,
+                                                 ng::kernel::kParallelElementsFar / per_output);
   ng::kernel::parallel_for(planes, threads, [&](int64_t plane) {
     const T* in = x + plane * H * W;
     for (int64_t oh = 0; oh < H_out; ++oh) {

@@ -28,10 +28,13 @@ constexpr int64_t kParallelElements = int64_t{1} << 15;
 // MLP's SGD update of its [100, 784] weight (78,400 elements) still gains, so the bound is 2^16.
 constexpr int64_t kParallelElementsFar = int64_t{1} << 16;
 
-// Whether a loop over n elements is worth sharing out (the cores' distance is only asked for large loops).
-inline bool share_elements(int64_t n) {
-  return n >= kParallelElements && (n >= kParallelElementsFar || !cores_far());
+// Whether a loop of `work` is worth sharing out: from `close` on when the cores are close, from `far` on when
+// the pool measured them far apart (cores_far). The distance is asked for only when the answer matters.
+inline bool worth_sharing(int64_t work, int64_t close, int64_t far) {
+  return work >= close && (work >= far || !cores_far());
 }
+// ... for a loop over n elements.
+inline bool share_elements(int64_t n) { return worth_sharing(n, kParallelElements, kParallelElementsFar); }
 
 // A sum of many elements is cut into pieces of kSumChunk elements, each summed on its own, and the pieces'
 // sums are added in order. The boundaries depend only on the size, never on the thread count, so the

@@ -65,6 +65,12 @@ constexpr std::chrono::milliseconds kFarValidFor{250};  // how long a "far" read
 
 thread_local bool t_in_chunk = false;
 
+// steady_clock's time in nanoseconds: the measurement's time stamps, kept in one atomic integer.
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 // Marks the thread as running a chunk for as long as it lives (also when a chunk throws).
 struct InChunk {
   InChunk() { t_in_chunk = true; }
@@ -146,12 +152,11 @@ class Pool {
   // owns the pool, so only one measurement runs at a time.
   void measure_round_trip() {
     using Clock = std::chrono::steady_clock;
-    const auto now = Clock::now();
+    const int64_t now = now_ns();
     const auto awake = static_cast<int64_t>(workers_.size()) - sleepers_.load(std::memory_order_seq_cst);
-    if (awake < 1 || now - measured_at_ < kMeasureEvery) return;  // no worker to answer, or measured lately
-    measured_at_ = now;
-    measured_at_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count(),
-                          std::memory_order_relaxed);
+    if (awake < 1 || now - measured_at_ns() < std::chrono::nanoseconds(kMeasureEvery).count())
+      return;  // no worker to answer, or measured lately
+    measured_at_ns_.store(now, std::memory_order_relaxed);
     uint64_t p = ping_.load(std::memory_order_acquire);
     if (p & 1) {  // the last measurement's question went unanswered: answer it here, or see a worker's answer
       ping_.compare_exchange_strong(p, p + 1, std::memory_order_acq_rel);
@@ -232,8 +237,7 @@ class Pool {
   std::atomic<int> helpers_allowed_{0};
   alignas(64) std::atomic<uint64_t> ping_{0};  // on a cache line of its own: the measurement times its trips
   alignas(64) std::atomic<int64_t> round_trip_ns_{0};
-  std::atomic<int64_t> measured_at_ns_{0};  // steady_clock time of the last measurement's start
-  std::chrono::steady_clock::time_point measured_at_{};  // under owner_
+  std::atomic<int64_t> measured_at_ns_{0};  // now_ns() at the last measurement's start
   int64_t n_ = 0;  // the loop's size, chunks, function and body, written before claim_ is published
   int64_t chunks_ = 0;
   RangeCall call_ = nullptr;
@@ -266,12 +270,9 @@ std::atomic<int> g_cores_far_override{-1};  // set_cores_far_for_tests: -1 measu
 bool cores_far() {
   const int forced = g_cores_far_override.load(std::memory_order_relaxed);
   if (forced >= 0) return forced == 1;
-  Pool& pool = Pool::instance();
-  if (pool.round_trip_ns() < kFarRoundTripNs) return false;
-  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                             std::chrono::steady_clock::now().time_since_epoch())
-                             .count();
-  return now_ns - pool.measured_at_ns() < std::chrono::nanoseconds(kFarValidFor).count();
+  const Pool& pool = Pool::instance();
+  return pool.round_trip_ns() >= kFarRoundTripNs &&
+         now_ns() - pool.measured_at_ns() < std::chrono::nanoseconds(kFarValidFor).count();
 }
 
 void set_cores_far_for_tests(int far) { g_cores_far_override.store(far, std::memory_order_relaxed); }
