@@ -1,7 +1,8 @@
 // test_thread_pool.cpp: the pool behind kernel::parallel_for (autograd/thread_pool.h). Every index of a loop
 // runs exactly once, whoever takes its chunk; a loop inside a chunk runs on that thread; an exception from the
 // caller's chunk reaches the caller and leaves the pool usable; loops started from several threads at once
-// are all complete; the pool measures how far apart its cores are. Runs under ThreadSanitizer in CI (.ci/run), which checks the pool's memory ordering.
+// are all complete; the pool measures how far apart its cores are. Runs under ThreadSanitizer in CI
+// (.ci/run), which checks the pool's memory ordering.
 #include <doctest/doctest.h>
 
 #include <atomic>
