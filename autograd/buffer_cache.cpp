@@ -44,6 +44,44 @@ void free_all(Cache& c) {
   c.bytes = 0;
 }
 
+// ---- small buffers: each thread's lists, one per power of two ----
+// Class c holds buffers of 64 << c bytes (c = 0 .. kSmallClasses - 1).
+constexpr int kSmallClasses = 10;
+static_assert((std::size_t{64} << (kSmallClasses - 1)) == kSmallMaxBytes);
+
+int small_class(std::size_t bytes) {  // the smallest class that holds `bytes` (<= kSmallMaxBytes)
+  int c = 0;
+  while ((std::size_t{64} << c) < bytes) ++c;
+  return c;
+}
+
+struct SmallCache {
+  void* kept[kSmallClasses][kSmallPerClass];
+  int count[kSmallClasses] = {};
+  std::size_t bytes = 0;
+  int64_t reused = 0;
+  void free_all() {
+    for (int c = 0; c < kSmallClasses; ++c) {
+      for (int i = 0; i < count[c]; ++i) ::operator delete(kept[c][i], kAlign);
+      count[c] = 0;
+    }
+    bytes = 0;
+  }
+  ~SmallCache();
+};
+// Set when this thread's lists are gone (at its exit): a tensor freed after that, say one held in a static
+// and freed after main, goes straight back to the system. A bool needs no destructor, so it is still there.
+thread_local bool t_small_gone = false;
+SmallCache::~SmallCache() {
+  free_all();
+  t_small_gone = true;
+}
+SmallCache* small_cache() {
+  if (t_small_gone) return nullptr;
+  thread_local SmallCache c;
+  return &c;
+}
+
 // (Never above kMaxBytes: such a buffer could not be kept anyway, and rounding a size near SIZE_MAX up would
 // wrap around.)
 bool kept_size(std::size_t bytes) { return kKeep && bytes >= kMinBytes && bytes <= kMaxBytes; }
@@ -52,7 +90,15 @@ std::size_t rounded(std::size_t bytes) { return (bytes + kPage - 1) / kPage * kP
 }  // namespace
 
 void* take(std::size_t bytes) {
-  if (kept_size(bytes)) {
+  if (kKeep && bytes <= kSmallMaxBytes) {
+    const int c = small_class(bytes);
+    bytes = std::size_t{64} << c;  // allocated at the class's size, so that any size of the class can reuse it
+    if (SmallCache* s = small_cache(); s && s->count[c] > 0) {
+      s->bytes -= bytes;
+      ++s->reused;
+      return s->kept[c][--s->count[c]];
+    }
+  } else if (kept_size(bytes)) {
     bytes = rounded(bytes);
     Cache& c = cache();
     std::lock_guard lock(c.mutex);
@@ -69,7 +115,14 @@ void* take(std::size_t bytes) {
 }
 
 void give_back(void* data, std::size_t bytes) noexcept {
-  if (kept_size(bytes)) {
+  if (kKeep && bytes <= kSmallMaxBytes) {
+    const int c = small_class(bytes);
+    if (SmallCache* s = small_cache(); s && s->count[c] < kSmallPerClass) {
+      s->kept[c][s->count[c]++] = data;
+      s->bytes += std::size_t{64} << c;
+      return;
+    }
+  } else if (kept_size(bytes)) {
     bytes = rounded(bytes);
     Cache& c = cache();
     std::lock_guard lock(c.mutex);
@@ -100,7 +153,18 @@ int64_t reused() {
   return c.reused;
 }
 
+std::size_t small_cached_bytes() {
+  const SmallCache* s = small_cache();
+  return s ? s->bytes : 0;
+}
+
+int64_t small_reused() {
+  const SmallCache* s = small_cache();
+  return s ? s->reused : 0;
+}
+
 void clear() {
+  if (SmallCache* s = small_cache()) s->free_all();
   Cache& c = cache();
   std::lock_guard lock(c.mutex);
   free_all(c);

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <sstream>
+#include <thread>
 
 #include "autograd/buffer_cache.h"
 #include "normgrad.h"
@@ -297,7 +298,7 @@ TEST_CASE("live_storages counts buffers: views share one, and all are freed when
 }
 
 // Reported as skipped under AddressSanitizer, whose build keeps no buffer (so that it sees every free).
-TEST_CASE("a freed large buffer is kept and handed to the next tensor of its size; small ones are not kept" *
+TEST_CASE("a freed large buffer is kept and handed to the next tensor of its size; small ones are not kept there" *
           doctest::skip(!ng::buffer_cache::keeps_buffers())) {
   namespace cache = ng::buffer_cache;
   cache::clear();
@@ -314,9 +315,56 @@ TEST_CASE("a freed large buffer is kept and handed to the next tensor of its siz
   CHECK(cache::cached_bytes() == 0);
   for (double v : again.to_vector()) REQUIRE(v == 0.0);  // zeros() still writes every element
   {
-    ng::Tensor small = ng::zeros({100});  // 400 bytes: malloc's business
+    ng::Tensor small = ng::zeros({100});  // 400 bytes: the thread's small lists' business (next test)
   }
   CHECK(cache::cached_bytes() == 0);
+}
+
+TEST_CASE("a freed small buffer goes to its thread's list of its size class and comes back from there" *
+          doctest::skip(!ng::buffer_cache::keeps_buffers())) {
+  namespace cache = ng::buffer_cache;
+  cache::clear();
+  REQUIRE(cache::small_cached_bytes() == 0);
+  const void* first_data = nullptr;
+  {
+    ng::Tensor small = ng::full({100}, 3.0f);  // 400 bytes: the class of 512
+    first_data = small.data<float>();
+    CHECK(reinterpret_cast<std::uintptr_t>(first_data) % 64 == 0);
+  }
+  CHECK(cache::small_cached_bytes() == 512);
+  const int64_t reused_before = cache::small_reused();
+  {
+    ng::Tensor other_class = ng::zeros({200});  // 800 bytes: the class of 1024, which is empty
+    CHECK(other_class.data<float>() != first_data);
+    CHECK(cache::small_reused() == reused_before);
+  }
+  CHECK(cache::small_cached_bytes() == 512 + 1024);
+  ng::Tensor again = ng::zeros({3, 40});  // 480 bytes: the class of 512 again, so the first buffer
+  CHECK(again.data<float>() == first_data);
+  CHECK(cache::small_reused() == reused_before + 1);
+  CHECK(cache::small_cached_bytes() == 1024);
+  for (double v : again.to_vector()) REQUIRE(v == 0.0);  // zeros() still writes every element over the 3s
+
+  // At most kSmallPerClass of a class are kept; the rest go back to the system.
+  cache::clear();
+  {
+    std::vector<ng::Tensor> many;
+    for (int i = 0; i < cache::kSmallPerClass + 5; ++i) many.push_back(ng::empty({16}));  // 64 bytes each
+  }
+  CHECK(cache::small_cached_bytes() == 64 * cache::kSmallPerClass);
+
+  // A buffer freed on another thread goes to that thread's lists, which are freed when it ends; this
+  // thread's lists do not change.
+  cache::clear();
+  ng::Tensor made_here = ng::ones({10});
+  std::size_t other_thread_bytes = 0;
+  std::thread([&] {
+    made_here = ng::Tensor();  // freed on this thread
+    other_thread_bytes = cache::small_cached_bytes();
+  }).join();
+  CHECK(other_thread_bytes == 64);
+  CHECK(cache::small_cached_bytes() == 0);
+  cache::clear();
 }
 
 TEST_CASE("the buffer cache keeps at most kMaxBytes, then makes room for the sizes in use; clear() empties it" *
