@@ -35,11 +35,9 @@
 #include <vector>
 
 #include "autograd/ops.h"
-#include "data/dataloader.h"
 #include "data/mnist.h"
 #include "examples/common/args.h"
 #include "examples/common/atomic_file.h"
-#include "examples/common/progress.h"
 #include "examples/common/svg_plot.h"
 #include "examples/common/sweep.h"
 #include "examples/common/training.h"
@@ -61,7 +59,7 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 struct Measurement {
   int64_t step;
-  double train_loss, test_acc;  // NaN where nothing was measured
+  double train_loss = kNaN, test_acc = kNaN;  // NaN where nothing was measured
 };
 
 using Run = SweepRun<Measurement>;
@@ -103,9 +101,7 @@ struct Context {
   SweepConfig config;
   ng::data::MNIST train, test;
   std::vector<Run> runs;
-  ProgressLine progress;
-  Clock::time_point start = Clock::now();
-  int64_t steps_planned = 0, steps_done = 0;
+  SweepProgress progress;
 };
 
 std::string metrics_csv(const std::vector<Run>& runs) {
@@ -146,64 +142,14 @@ void write_outputs(const Context& ctx) {
   write_svg(ctx.config.out, "accuracy.svg", accuracy_plot(ctx));
 }
 
-std::string status(const Context& ctx, const Run& run, int64_t step, double mean_loss) {
-  const double elapsed = std::chrono::duration<double>(Clock::now() - ctx.start).count();
-  const double eta =
-      elapsed / static_cast<double>(ctx.steps_done) * static_cast<double>(ctx.steps_planned - ctx.steps_done);
-  const double acc = run.measurements.empty() ? kNaN : run.measurements.back().test_acc;
-  std::string net = model_label(run.batch_norm);
-  net.resize(10, ' ');
-  return net + " lr " + lr_text(run.lr) + "  step " + std::to_string(step) + "/" + std::to_string(ctx.config.steps) +
-         "  loss " + format("%.4f", mean_loss) + "  test acc " + format("%.4f", acc) + "  " +
-         format("%.1f", static_cast<double>(run.steps_done) / run.train_seconds) + " steps/s  ETA " +
-         (elapsed < 1 ? "-" : format_duration(eta));
-}
-
 void train_run(Run& run, Context& ctx) {
-  const SweepConfig& config = ctx.config;
-  ng::manual_seed(config.seed);
+  ng::manual_seed(ctx.config.seed);
   auto net = make_cnn(run.batch_norm);
   ng::optim::SGD sgd(net->parameters(), {.lr = run.lr, .momentum = 0.9});
-  ng::data::DataLoader loader(ctx.train,
-                              {.batch_size = config.batch, .shuffle = true, .seed = config.seed, .drop_last = true});
-  run.measurements.push_back({0, kNaN, test_accuracy(*net, ctx.test)});
-  write_outputs(ctx);
-
-  double loss_sum = 0;  // since the last measurement: its mean is the train_loss reported there
-  int64_t loss_count = 0, step = 0;
-  while (step < config.steps && !run.diverged) {
-    for (const ng::data::Batch& batch : loader) {
-      const auto t0 = Clock::now();
-      const double loss = train_step(*net, sgd, batch);
-      run.train_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
-      ++step, ++run.steps_done, ++ctx.steps_done;
-      if (!std::isfinite(loss)) {  // nothing more to learn from a NaN net: its accuracy is chance from here on
-        run.diverged = true;
-        run.measurements.push_back({step, loss, kNaN});
-        ctx.steps_planned -= config.steps - step;
-        ctx.progress.message(model_label(run.batch_norm) + " lr " + lr_text(run.lr) + ": loss is " +
-                             format("%g", loss) + " at step " + std::to_string(step) +
-                             ", the run diverged; stopping it");
-        break;
-      }
-      loss_sum += loss, ++loss_count;
-      const double mean_loss = loss_sum / static_cast<double>(loss_count);
-      if (step % config.eval_every == 0 || step == config.steps) {
-        run.measurements.push_back({step, mean_loss, test_accuracy(*net, ctx.test)});
-        write_outputs(ctx);
-        loss_sum = 0, loss_count = 0;
-      }
-      ctx.progress.update(status(ctx, run, step, mean_loss),
-                          static_cast<double>(step) / static_cast<double>(config.steps));
-      if (step == config.steps) break;
-    }
-  }
-  write_outputs(ctx);
-  if (run.diverged)
-    ctx.progress.done(model_label(run.batch_norm) + " lr " + lr_text(run.lr) + "  diverged at step " +
-                      std::to_string(step));
-  else
-    ctx.progress.done(status(ctx, run, step, run.measurements.back().train_loss));
+  train_sweep_run<Measurement>(
+      run, ctx.config, *net, sgd, ctx.train, ctx.progress,
+      [&](int64_t step, double train_loss) { return Measurement{step, train_loss, test_accuracy(*net, ctx.test)}; },
+      [&] { write_outputs(ctx); });
 }
 
 // The final accuracy of a run, or NaN when it diverged (a NaN net predicts one class: chance).
@@ -244,12 +190,12 @@ int run_experiment(const SweepConfig& config) {
   Context ctx(config);
   for (double lr : config.learning_rates)
     for (bool batch_norm : config.batch_norm) ctx.runs.push_back({batch_norm, lr, {}});
-  ctx.steps_planned = config.steps * static_cast<int64_t>(ctx.runs.size());
+  ctx.progress.steps_planned = config.steps * static_cast<int64_t>(ctx.runs.size());
   std::printf("bn_cnn: %zu run(s) of %lld steps, test accuracy every %lld steps; data %s, output %s/\n",
               ctx.runs.size(), static_cast<long long>(config.steps), static_cast<long long>(config.eval_every),
               config.data.c_str(), config.out.c_str());
   for (Run& run : ctx.runs) train_run(run, ctx);
-  print_summary(ctx, std::chrono::duration<double>(Clock::now() - ctx.start).count());
+  print_summary(ctx, std::chrono::duration<double>(Clock::now() - ctx.progress.start).count());
   return 0;
 }
 

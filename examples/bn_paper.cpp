@@ -36,13 +36,11 @@
 #include <vector>
 
 #include "autograd/ops.h"
-#include "data/dataloader.h"
 #include "data/mnist.h"
 #include "examples/common/args.h"
 #include "examples/common/atomic_file.h"
 #include "examples/common/paper_mlp.h"
 #include "examples/common/percentile.h"
-#include "examples/common/progress.h"
 #include "examples/common/svg_plot.h"
 #include "examples/common/sweep.h"
 #include "examples/common/training.h"
@@ -60,7 +58,7 @@ constexpr int64_t kProbeImages = 1000;  // the fixed test batch those percentile
 // Everything measured at one step; NaN where nothing was measured (no training loss before step 1).
 struct Measurement {
   int64_t step;
-  double train_loss, test_acc, p15, p50, p85;
+  double train_loss = kNaN, test_acc = kNaN, p15 = kNaN, p50 = kNaN, p85 = kNaN;
 };
 
 using Run = SweepRun<Measurement>;
@@ -94,12 +92,10 @@ struct Context {
   ng::data::MNIST train, test;
   ng::Tensor probe_inputs;  // the first kProbeImages test images
   std::vector<Run> runs;
-  ProgressLine progress;
-  Clock::time_point start = Clock::now();
-  int64_t steps_planned = 0, steps_done = 0;  // over all runs, for the ETA
+  SweepProgress progress;
 };
 
-void measure(Run& run, const PaperMlp& mlp, const Context& ctx, int64_t step, double train_loss) {
+Measurement measure(const PaperMlp& mlp, const Context& ctx, int64_t step, double train_loss) {
   const double acc = test_accuracy(*mlp.net, ctx.test);
   // [kProbeImages, 100] -> the column of the watched unit
   const ng::Tensor pre_activation = last_sigmoid_input(mlp, ctx.probe_inputs);
@@ -109,7 +105,7 @@ void measure(Run& run, const PaperMlp& mlp, const Context& ctx, int64_t step, do
   for (std::size_t i = 0; i < unit_input.size(); ++i)
     unit_input[i] = rows[static_cast<int64_t>(i) * width + kWatchedUnit];
   const std::vector<double> p = percentiles(unit_input, {15, 50, 85});
-  run.measurements.push_back({step, train_loss, acc, p[0], p[1], p[2]});
+  return {step, train_loss, acc, p[0], p[1], p[2]};
 }
 
 std::string metrics_csv(const std::vector<Run>& runs) {
@@ -183,64 +179,13 @@ void write_outputs(const Context& ctx) {
               percentile_plot(run, ctx));
 }
 
-std::string status(const Context& ctx, const Run& run, int64_t step, double mean_loss) {
-  const double elapsed = std::chrono::duration<double>(Clock::now() - ctx.start).count();
-  // The rate so far, evaluations included; in the first second it says little.
-  const double eta =
-      elapsed / static_cast<double>(ctx.steps_done) * static_cast<double>(ctx.steps_planned - ctx.steps_done);
-  const double acc = run.measurements.empty() ? kNaN : run.measurements.back().test_acc;
-  std::string net = model_label(run.batch_norm);
-  net.resize(10, ' ');
-  return net + " lr " + lr_text(run.lr) + "  step " + std::to_string(step) + "/" + std::to_string(ctx.config.steps) +
-         "  loss " + format("%.4f", mean_loss) + "  test acc " + format("%.4f", acc) + "  " +
-         format("%.0f", static_cast<double>(run.steps_done) / run.train_seconds) + " steps/s  ETA " +
-         (elapsed < 1 ? "-" : format_duration(eta));
-}
-
 void train_run(Run& run, Context& ctx) {
-  const SweepConfig& config = ctx.config;
-  PaperMlp mlp = make_paper_mlp(run.batch_norm, config.seed);
+  PaperMlp mlp = make_paper_mlp(run.batch_norm, ctx.config.seed);
   ng::optim::SGD sgd(mlp.net->parameters(), {.lr = run.lr});
-  ng::data::DataLoader loader(ctx.train,
-                              {.batch_size = config.batch, .shuffle = true, .seed = config.seed, .drop_last = true});
-  measure(run, mlp, ctx, 0, kNaN);
-  write_outputs(ctx);
-
-  double loss_sum = 0;  // since the last measurement: its mean is the train_loss reported there
-  int64_t loss_count = 0, step = 0;
-  while (step < config.steps && !run.diverged) {
-    for (const ng::data::Batch& batch : loader) {
-      const auto t0 = Clock::now();
-      const double loss = train_step(*mlp.net, sgd, batch);
-      run.train_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
-      ++step, ++run.steps_done, ++ctx.steps_done;
-      if (!std::isfinite(loss)) {
-        run.diverged = true;
-        run.measurements.push_back({step, loss, kNaN, kNaN, kNaN, kNaN});
-        ctx.steps_planned -= config.steps - step;
-        ctx.progress.message(model_label(run.batch_norm) + " lr " + lr_text(run.lr) + ": loss is " +
-                             format("%g", loss) + " at step " + std::to_string(step) +
-                             ", the run diverged; stopping it");
-        break;
-      }
-      loss_sum += loss, ++loss_count;
-      const double mean_loss = loss_sum / static_cast<double>(loss_count);
-      if (step % config.eval_every == 0 || step == config.steps) {
-        measure(run, mlp, ctx, step, mean_loss);
-        write_outputs(ctx);
-        loss_sum = 0, loss_count = 0;
-      }
-      ctx.progress.update(status(ctx, run, step, mean_loss),
-                          static_cast<double>(step) / static_cast<double>(config.steps));
-      if (step == config.steps) break;
-    }
-  }
-  write_outputs(ctx);
-  if (run.diverged)
-    ctx.progress.done(model_label(run.batch_norm) + " lr " + lr_text(run.lr) + "  diverged at step " +
-                      std::to_string(step));
-  else
-    ctx.progress.done(status(ctx, run, step, run.measurements.back().train_loss));
+  train_sweep_run<Measurement>(
+      run, ctx.config, *mlp.net, sgd, ctx.train, ctx.progress,
+      [&](int64_t step, double train_loss) { return measure(mlp, ctx, step, train_loss); },
+      [&] { write_outputs(ctx); });
 }
 
 void print_summary(const Context& ctx, double wall_seconds) {
@@ -274,12 +219,12 @@ int run_experiment(const SweepConfig& config) {
 
   for (double lr : config.learning_rates)
     for (bool batch_norm : config.batch_norm) ctx.runs.push_back({batch_norm, lr, {}});
-  ctx.steps_planned = config.steps * static_cast<int64_t>(ctx.runs.size());
+  ctx.progress.steps_planned = config.steps * static_cast<int64_t>(ctx.runs.size());
   std::printf("bn_paper: %zu run(s) of %lld steps, measured every %lld steps; data %s, output %s/\n", ctx.runs.size(),
               static_cast<long long>(config.steps), static_cast<long long>(config.eval_every), config.data.c_str(),
               config.out.c_str());
   for (Run& run : ctx.runs) train_run(run, ctx);
-  print_summary(ctx, std::chrono::duration<double>(Clock::now() - ctx.start).count());
+  print_summary(ctx, std::chrono::duration<double>(Clock::now() - ctx.progress.start).count());
   return 0;
 }
 

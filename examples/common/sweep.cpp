@@ -1,4 +1,5 @@
-// sweep.cpp: the options and the run names of bn_paper's and bn_cnn's learning-rate sweeps (sweep.h).
+// sweep.cpp: the options, the run names and the status line of bn_paper's and bn_cnn's learning-rate
+// sweeps (sweep.h; the training loop, a template, is there).
 #include "examples/common/sweep.h"
 
 #include <algorithm>
@@ -57,6 +58,20 @@ bool fashion_mnist_found(const char* program, const std::string& dir) {
                "a folder that holds it.\n",
                program, dir.c_str());
   return false;
+}
+
+std::string sweep_status(const SweepProgress& progress, const SweepConfig& config, bool batch_norm, double lr,
+                         int64_t step, double mean_loss, double test_acc, double steps_per_second) {
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - progress.start).count();
+  // The rate so far, evaluations included; in the first second it says little.
+  const double eta = elapsed / static_cast<double>(progress.steps_done) *
+                     static_cast<double>(progress.steps_planned - progress.steps_done);
+  std::string net = model_label(batch_norm);
+  net.resize(10, ' ');
+  return net + " lr " + lr_text(lr) + "  step " + std::to_string(step) + "/" + std::to_string(config.steps) +
+         "  loss " + format("%.4f", mean_loss) + "  test acc " + format("%.4f", test_acc) + "  " +
+         format(steps_per_second < 100 ? "%.1f" : "%.0f", steps_per_second) + " steps/s  ETA " +
+         (elapsed < 1 ? "-" : format_duration(eta));
 }
 
 }  // namespace examples
