@@ -103,6 +103,8 @@ TEST_CASE("large sums, means and elementwise ops give the same bits on 1 and 2 t
       const ng::Tensor flat = ng::randn({(int64_t{1} << 20) + 7}, dtype) + 0.1;  // 65 pieces of kSumChunk
       const ng::Tensor rows = ng::randn({6, 70001}, dtype);
       const ng::Tensor cube = ng::randn({3, 4, 50000}, dtype);  // long reduced rows, several per output
+      // A convolution's bias gradient: dims 2 and 3 merge into rows of 784, 1,024 of them shared out
+      const ng::Tensor images = ng::randn({64, 16, 28, 28}, dtype);
       const ng::Tensor other = ng::randn({(int64_t{1} << 20) + 7}, dtype);
       return Results{{"sum of all", ng::sum(flat)},
                      {"mean of all", ng::mean(flat)},
@@ -111,6 +113,8 @@ TEST_CASE("large sums, means and elementwise ops give the same bits on 1 and 2 t
                      {"sum of a matrix", ng::sum(rows)},
                      {"sum over dims 0 and 2", ng::sum(cube, {0, 2})},
                      {"mean over dims 0 and 1", ng::mean(cube, {0, 1})},
+                     {"sum over dims 0, 2 and 3", ng::sum(images, {0, 2, 3})},
+                     {"sum over dims 1 and 3", ng::sum(images, {1, 3}, true)},
                      {"add", flat + other},
                      {"mul by a scalar", flat * 1.7},
                      {"div", flat / other},
