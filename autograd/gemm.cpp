@@ -71,12 +71,28 @@ template <class T> void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, 
   // additions in the same order as accumulating onto a C of zeros).
   if (overwrite && K == 0) std::fill_n(C, M * N, T(0));
   const int64_t cols = tiles.widths[0].cols, panels = (N + cols - 1) / cols;
-  // One parallel region per gemm: a thread takes a panel of C through every k-slice, so the panel stays in
-  // its cache from the first slice to the last (and the threads are woken once, not once per slice).
-  parallel_for(panels, worth_sharing(M * N * K, kParallelFlops, kParallelFlopsFar), [&](int64_t panel) {
+  const bool share = worth_sharing(M * N * K, kParallelFlops, kParallelFlopsFar);
+  // With fewer panels than kChunksPerThread per thread, whole panels do not share out evenly: the MLP's
+  // N = 100 is three panels of 32 columns and one of 4, so on two threads one took two full panels and
+  // the other a full one and the narrow one, and waited. Then the rows are cut into one part per thread
+  // too (at a multiple of the tile's height, so that every row goes through the same tile as before: the
+  // same bits), and the work items are (part, panel), the first part of every panel first: a thread takes
+  // its share of the rows of every panel. (A panel of a transposed B is then packed by every thread that
+  // uses it, which is why this is kept to few panels; on one thread nothing changes.)
+  const int count = threads_for(panels * 2, share);
+  const int64_t row_parts = count > 1 && panels < kChunksPerThread * count
+                                ? std::clamp<int64_t>(M / tiles.rows, 1, count)
+                                : 1;
+  const int64_t part_rows = ((M + row_parts - 1) / row_parts + tiles.rows - 1) / tiles.rows * tiles.rows;
+  // One parallel region per gemm: a thread takes a panel of C (or a part of its rows) through every
+  // k-slice, so it stays in its cache from the first slice to the last (and the threads are woken once,
+  // not once per slice).
+  parallel_for(row_parts * panels, share, [&](int64_t item) {
     thread_local std::vector<T> b_packed;  // one per thread, kept between calls
     b_packed.resize(static_cast<std::size_t>(kDepth * kMaxCols));
     T c_padded[kMaxRows * kMaxCols];
+    const int64_t panel = item % panels, i_begin = item / panels * part_rows, i_end = std::min(M, i_begin + part_rows);
+    if (i_begin >= i_end) return;  // (rounding the parts up to whole tiles may leave the last one empty)
     const int64_t j0 = panel * cols, width = std::min(cols, N - j0);  // columns of C in this panel
     TileWidth<T> tw = tiles.widths[0];
     for (const TileWidth<T>& narrower : tiles.widths)
@@ -100,8 +116,8 @@ template <class T> void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, 
         b = b_packed.data();
         ldb = panel_cols;
       }
-      for (int64_t i0 = 0; i0 < M; i0 += tiles.rows) {
-        const int64_t rows = std::min(tiles.rows, M - i0);
+      for (int64_t i0 = i_begin; i0 < i_end; i0 += tiles.rows) {
+        const int64_t rows = std::min(tiles.rows, i_end - i0);
         T* c = C + i0 * N + j0;
         if (width == panel_cols) {
           tw.fns[rows](depth, A_slice + i0 * a_row, a_row, a_col, b, ldb, c, N, store);

@@ -70,11 +70,17 @@ constexpr int64_t kSumChunk = int64_t{1} << 14;
 // what body(i) computes, so the result is the same for any thread count.
 constexpr int64_t kChunksPerThread = 4;
 
-template <class Body> void parallel_for(int64_t n, bool threads, Body&& body) {
-  int count = 1;
+// How many threads parallel_for(n, threads, ...) runs on, called from here (1 inside a chunk already).
+inline int threads_for(int64_t n, bool threads) {
 #ifdef _OPENMP
-  if (threads && n >= 2 && !in_pool_chunk()) count = omp_get_max_threads();
+  if (threads && n >= 2 && !in_pool_chunk()) return omp_get_max_threads();
 #endif
+  (void)n, (void)threads;
+  return 1;
+}
+
+template <class Body> void parallel_for(int64_t n, bool threads, Body&& body) {
+  const int count = threads_for(n, threads);
   if (count < 2) {
     for (int64_t i = 0; i < n; ++i) body(i);
     return;

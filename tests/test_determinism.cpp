@@ -133,7 +133,13 @@ TEST_CASE("matmul and its gradients give the same bits on 1 and 2 threads, on sh
     const ng::Tensor c = ng::matmul(a, b);
     const ng::Tensor g = ng::randn({203, 301});
     const auto grads = ng::grad({c}, {a, b}, {g});
-    return Results{{"a @ b", c.detach()}, {"d/da", grads[0]}, {"d/db", grads[1]}};
+    // Few panels of columns (N = 100: three of 32 and one of 4), so gemm cuts the rows among the threads
+    // too (61 rows: 32 + 29); linear multiplies by W^T, a transposed B that each thread packs itself.
+    const ng::Tensor x = ng::randn({61, 300}).requires_grad_(), w = ng::randn({100, 300}).requires_grad_();
+    const ng::Tensor y = ng::linear(x, w, ng::Tensor());
+    const auto linear_grads = ng::grad({y}, {x, w}, {ng::randn({61, 100})});
+    return Results{{"a @ b", c.detach()},       {"d/da", grads[0]},          {"d/db", grads[1]},
+                   {"x @ w^T", y.detach()},     {"d/dx", linear_grads[0]},   {"d/dw", linear_grads[1]}};
   });
 }
 
