@@ -35,7 +35,9 @@ template <class T, int64_t Rows, int64_t Vecs, int Bytes> struct WideTile {
 // _mm512_undefined_ps placeholder, GCC bug 105593, fixed in GCC 13; the pragma keeps the build quiet.)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)  // (clang has no such warning, and would warn about the unknown name)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 void transpose16(const float* in, int64_t ldi, float* out, int64_t ldo) {
   __m512 r[16], t[16];
   for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(in + i * ldi);
