@@ -1,4 +1,5 @@
-// buffer_cache.cpp: the cache of large freed buffers behind Storage (see buffer_cache.h).
+// buffer_cache.cpp: the kept buffers behind Storage (see buffer_cache.h): large ones in one cache for all
+// threads, small ones in each thread's lists.
 #include "buffer_cache.h"
 
 #include <mutex>
@@ -69,8 +70,10 @@ struct SmallCache {
   }
   ~SmallCache();
 };
-// Set when this thread's lists are gone (at its exit): a tensor freed after that, say one held in a static
-// and freed after main, goes straight back to the system. A bool needs no destructor, so it is still there.
+// Set when this thread's lists are gone (at its exit): a tensor freed after that, say one held in a
+// thread_local made before the lists, goes straight back to the system. A bool needs no destructor, so it
+// is still there. (A static destroyed after main on the main thread finds the lists gone too, unless the
+// main thread never had any: then its buffer makes them, and stays in them until the process ends.)
 thread_local bool t_small_gone = false;
 SmallCache::~SmallCache() {
   free_all();

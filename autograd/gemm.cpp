@@ -72,17 +72,18 @@ template <class T> void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, 
   if (overwrite && K == 0) std::fill_n(C, M * N, T(0));
   const int64_t cols = tiles.widths[0].cols, panels = (N + cols - 1) / cols;
   const bool share = worth_sharing(M * N * K, kParallelFlops, kParallelFlopsFar);
-  // With fewer panels than kChunksPerThread per thread, whole panels do not share out evenly: the MLP's
-  // N = 100 is three panels of 32 columns and one of 4, so on two threads one took two full panels and
-  // the other a full one and the narrow one, and waited. Then the rows are cut into one part per thread
-  // too (at a multiple of the tile's height, so that every row goes through the same tile as before: the
-  // same bits), and the work items are (part, panel), the first part of every panel first: a thread takes
-  // its share of the rows of every panel. (A panel of a transposed B is then packed by every thread that
-  // uses it, which is why this is kept to few panels; on one thread nothing changes.)
-  const int count = threads_for(panels * 2, share);
-  const int64_t row_parts = count > 1 && panels < kChunksPerThread * count
-                                ? std::clamp<int64_t>(M / tiles.rows, 1, count)
-                                : 1;
+  // With fewer panels than kChunksPerThread per thread, whole panels do not share out evenly: with the
+  // AVX-512 tiles (32 columns) the MLP's N = 100 is three full panels and one of 4 columns, so on two
+  // threads one took two full panels and the other a full one and the narrow one, and waited. Then the
+  // rows are cut into one part per thread too (at a multiple of the tile's height, so that every row goes
+  // through the same tile as before: the same bits), and the work items are (part, panel), the first part
+  // of every panel first; on two threads the caller takes the first part of every panel and the worker
+  // the second (the caller takes items from the front, the workers from the back). A panel of a
+  // transposed B is then packed by every thread that uses it, which is why this is kept to few panels; on
+  // one thread nothing changes.
+  const int count = threads_for(panels * 2, share);  // (the items are at least 2 per panel when cut)
+  const int64_t row_parts =
+      count > 1 && panels < kChunksPerThread * count ? std::clamp<int64_t>(M / tiles.rows, 1, count) : 1;
   const int64_t part_rows = ((M + row_parts - 1) / row_parts + tiles.rows - 1) / tiles.rows * tiles.rows;
   // One parallel region per gemm: a thread takes a panel of C (or a part of its rows) through every
   // k-slice, so it stays in its cache from the first slice to the last (and the threads are woken once,
@@ -150,7 +151,8 @@ bool gemm_wide_available() {
 #endif
 }
 
-template <class T> void transpose_copy(int64_t rows, int64_t cols, const T* src, int64_t ld_src, T* dst, int64_t ld_dst) {
+template <class T>
+void transpose_copy(int64_t rows, int64_t cols, const T* src, int64_t ld_src, T* dst, int64_t ld_dst) {
 #ifdef NG_GEMM_AVX512
   if (!kReferenceKernels && gemm_wide_available())
     if (const PackTransposedFn<T> pack = wide_tiles<T>().pack_transposed) {

@@ -41,7 +41,8 @@ bool gemm_wide_available();  // the CPU has AVX-512 and the build has the wide k
 // dst[c*ld_dst + r] = src[r*ld_src + c] for r < rows, c < cols: a matrix copied transposed, with the AVX-512
 // family's 16 x 16 register transpose where the CPU has it (float), else element by element. A copy: the
 // same values either way.
-template <class T> void transpose_copy(int64_t rows, int64_t cols, const T* src, int64_t ld_src, T* dst, int64_t ld_dst);
+template <class T>
+void transpose_copy(int64_t rows, int64_t cols, const T* src, int64_t ld_src, T* dst, int64_t ld_dst);
 const char* gemm_kernel_name();
 
 }  // namespace ng::kernel

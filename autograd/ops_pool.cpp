@@ -68,8 +68,8 @@ PoolGeometry pool_geometry(const char* op, const Tensor& x, Pair kernel, Pair st
 // wins), then the first of them in row-major order that equals it (or is a NaN), i.e. the first
 // maximum. Written as selects, with the int64 positions apart from the comparisons, so that the loop
 // is vectorized; COUNT is fixed at compile time (whole vectors, no scalar remainder).
-template <int64_t COUNT, class T> void max_pool_2x2_windows(const T* upper, const T* lower, int64_t W, int64_t top,
-                                                            T* out, int64_t* indices) {
+template <int64_t COUNT, class T>
+void max_pool_2x2_windows(const T* upper, const T* lower, int64_t W, int64_t top, T* out, int64_t* indices) {
   for (int64_t ow = 0; ow < COUNT; ++ow) {
     const T a = upper[2 * ow], b = upper[2 * ow + 1], c = lower[2 * ow], d = lower[2 * ow + 1];
     T best = a;  // strict >: a tie keeps the first; a NaN wins (v != v) and stays (best == best fails)

@@ -48,7 +48,15 @@ Shape reduced_shape(const Shape& shape, const std::vector<bool>& reduced, bool k
 // (A plain left-to-right loop waits for each addition before the next, about 4 cycles per element: a
 // convolution's bias gradient, the sum of G [64, 16, 28, 28] over all but the channels, took 0.8 ms of the
 // small CNN's 4 ms training step that way.)
+// (Rows shorter than kLaneSumFrom are added one by one, without lane_sum's fixed cost of eight partial sums:
+// the order still depends on the length only.)
+constexpr int64_t kLaneSumFrom = 32;
 template <class T> double piece_sum(const T* row, int64_t begin, int64_t end) {
+  if (end - begin < kLaneSumFrom) {
+    double s = 0;
+    for (int64_t j = begin; j < end; ++j) s += row[j];
+    return s;
+  }
   return kernel::lane_sum(end - begin, [&](int64_t j) { return static_cast<double>(row[begin + j]); });
 }
 
@@ -90,12 +98,17 @@ MergedDims merge_dims(const Shape& shape, const std::vector<bool>& reduced) {
   return m;
 }
 
+// The last dim kept: threads share out the columns in pieces of this many (16 doubles of the sums are two
+// cache lines, so two threads seldom write into one line).
+constexpr int64_t kColumnsPerPiece = 16;
+
 // x: any shape -> out: reduced_shape(x, reduced, keepdim), out = scale * (sum over the reduced dims).
 // On the merged dims (merge_dims), x is rows along its last dim. Threads:
 //   - the last dim reduced: each row is summed on its own (the rows shared out, or the pieces of a single
-//     long row, row_sum), and the rows' sums are then added into their output elements in row order;
-//   - the last dim kept (a sum over leading dims): each row is added onto its output row, whose columns
-//     are shared out when long.
+//     long row, row_sum): into its output element when it is the only reduced dim, else into an array of
+//     the rows' sums, which are then added into their output elements in row order;
+//   - the last dim kept (a sum over leading dims, as a linear layer's bias gradient): each row is added
+//     onto its output row; threads share out the columns, each walking every row for its own.
 // In every case each output element receives the same additions in the same order whatever the thread count.
 Tensor sum_kernel(const char* op, const Tensor& x, const std::vector<bool>& reduced, bool keepdim, double scale) {
   Tensor out = empty(reduced_shape(x.shape(), reduced, keepdim), x.dtype());
@@ -108,7 +121,11 @@ Tensor sum_kernel(const char* op, const Tensor& x, const std::vector<bool>& redu
       const MergedDims m = merge_dims(x.shape(), reduced);
       const int64_t len = m.shape.back(), rows = x.numel() / len;
       const auto out_strides = kernel::broadcast_strides(reduced_shape(m.shape, m.reduced, true), m.shape);
-      if (m.reduced.back()) {
+      if (m.reduced.back() && rows == out.numel()) {  // only the last dim reduced: each row is its own output
+        double* sums = acc.data();
+        kernel::parallel_for(rows, kernel::share_elements(x.numel()),
+                             [&](int64_t r) { sums[r] = row_sum(px + r * len, len, rows == 1); });
+      } else if (m.reduced.back()) {
         std::vector<double> row_sums(static_cast<std::size_t>(rows));
         if (rows == 1)
           row_sums[0] = row_sum(px, len, true);
@@ -119,17 +136,29 @@ Tensor sum_kernel(const char* op, const Tensor& x, const std::vector<bool>& redu
         kernel::for_each_row<1>(m.shape, {out_strides.data()},
                                 [&](const std::array<int64_t, 1>& off, int64_t) { acc[off[0]] += row_sums[r++]; });
       } else {
-        int64_t row_start = 0;
-        kernel::for_each_row<1>(m.shape, {out_strides.data()}, [&](const std::array<int64_t, 1>& off, int64_t) {
-          const T* row = px + row_start;
-          double* dst = acc.data() + off[0];
-          kernel::parallel_for(len, kernel::share_elements(len), [&](int64_t j) { dst[j] += row[j]; });
-          row_start += len;
-        });
+        // Columns [j0, j1) of every row added onto their output row, the rows in order.
+        const auto add_columns = [&](int64_t j0, int64_t j1) {
+          int64_t row_start = 0;
+          kernel::for_each_row<1>(m.shape, {out_strides.data()}, [&](const std::array<int64_t, 1>& off, int64_t) {
+            const T* row = px + row_start;
+            double* dst = acc.data() + off[0];
+            for (int64_t j = j0; j < j1; ++j) dst[j] += row[j];
+            row_start += len;
+          });
+        };
+        const int64_t pieces = (len + kColumnsPerPiece - 1) / kColumnsPerPiece;
+        if (kernel::threads_for(pieces, kernel::share_elements(x.numel())) > 1) {  // (on one thread: whole rows)
+          kernel::parallel_for(pieces, true, [&](int64_t piece) {
+            add_columns(piece * kColumnsPerPiece, std::min(len, (piece + 1) * kColumnsPerPiece));
+          });
+        } else {
+          add_columns(0, len);
+        }
       }
     }
     T* po = out.mutable_data<T>();
-    for (int64_t i = 0; i < out.numel(); ++i) po[i] = static_cast<T>(acc[i] * scale);
+    const int64_t outputs = out.numel();  // (a call into tensor.cpp: not once per element)
+    for (int64_t i = 0; i < outputs; ++i) po[i] = static_cast<T>(acc[i] * scale);
   });
   return out;
 }

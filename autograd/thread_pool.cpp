@@ -225,7 +225,8 @@ class Pool {
       }
       if (!joined) continue;
       const InChunk in_chunk;
-      for (int64_t c; (c = take_chunk(seen, false)) >= 0;) run_chunk(c);  // a worker's chunk must not throw (as in OpenMP)
+      for (int64_t c; (c = take_chunk(seen, false)) >= 0;)
+        run_chunk(c);  // a worker's chunk must not throw (as in OpenMP)
     }
   }
 

@@ -148,7 +148,9 @@ void train_run(Run& run, Context& ctx) {
   ng::optim::SGD sgd(net->parameters(), {.lr = run.lr, .momentum = 0.9});
   train_sweep_run<Measurement>(
       run, ctx.config, *net, sgd, ctx.train, ctx.progress,
-      [&](int64_t step, double train_loss) { return Measurement{step, train_loss, test_accuracy(*net, ctx.test)}; },
+      [&](int64_t step, double train_loss) {
+        return Measurement{step, train_loss, test_accuracy(*net, ctx.test)};
+      },
       [&] { write_outputs(ctx); });
 }
 

@@ -322,8 +322,9 @@ TEST_CASE("max_pool2d's stride defaults to the kernel size") {
   check_close(ng::avg_pool2d(x, {2, 3}), ng::avg_pool2d(x, {2, 3}, {2, 3}), 0, "avg_pool2d default stride");
 }
 
-TEST_CASE("max_pool2d's 2x2 stride-2 path equals the loop definition on odd sizes and short rows, in float32 and "
-          "float64") {
+TEST_CASE(
+    "max_pool2d's 2x2 stride-2 path equals the loop definition on odd sizes and short rows, in float32 and "
+    "float64") {
   // Odd H and W leave a last row and column that no window covers. Rows of fewer than 8 windows (9 / 2 = 4;
   // 14 / 2 = 7, as an MNIST CNN's second pool) read past their end, except the last rows of x.
   ng::manual_seed(12);

@@ -133,13 +133,14 @@ TEST_CASE("matmul and its gradients give the same bits on 1 and 2 threads, on sh
     const ng::Tensor c = ng::matmul(a, b);
     const ng::Tensor g = ng::randn({203, 301});
     const auto grads = ng::grad({c}, {a, b}, {g});
-    // Few panels of columns (N = 100: three of 32 and one of 4), so gemm cuts the rows among the threads
-    // too (61 rows: 32 + 29); linear multiplies by W^T, a transposed B that each thread packs itself.
+    // Few panels of columns in the product x @ w^T (N = 100: with the AVX-512 tiles three of 32 columns
+    // and one of 4, with AVX2's seven), so gemm cuts its rows among the threads too (61 rows: 32 + 29, or
+    // 36 + 25 with AVX2's 6-row tiles); w^T is a transposed B, which each thread packs itself.
     const ng::Tensor x = ng::randn({61, 300}).requires_grad_(), w = ng::randn({100, 300}).requires_grad_();
     const ng::Tensor y = ng::linear(x, w, ng::Tensor());
     const auto linear_grads = ng::grad({y}, {x, w}, {ng::randn({61, 100})});
-    return Results{{"a @ b", c.detach()},       {"d/da", grads[0]},          {"d/db", grads[1]},
-                   {"x @ w^T", y.detach()},     {"d/dx", linear_grads[0]},   {"d/dw", linear_grads[1]}};
+    return Results{{"a @ b", c.detach()},   {"d/da", grads[0]},        {"d/db", grads[1]},
+                   {"x @ w^T", y.detach()}, {"d/dx", linear_grads[0]}, {"d/dw", linear_grads[1]}};
   });
 }
 

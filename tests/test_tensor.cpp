@@ -367,6 +367,18 @@ TEST_CASE("a freed small buffer goes to its thread's list of its size class and 
   cache::clear();
 }
 
+TEST_CASE("a small tensor freed at its thread's exit, after the thread's small lists are gone, is freed all the same") {
+  const int64_t before = ng::live_storages();
+  std::thread([] {
+    // Made before the thread's small lists (its first small tensor makes them), so destroyed after them:
+    // the tensor in it is freed when its thread has no lists left.
+    thread_local std::vector<ng::Tensor> held;
+    held.reserve(1);
+    held.push_back(ng::ones({10}));
+  }).join();
+  CHECK(ng::live_storages() == before);
+}
+
 TEST_CASE("the buffer cache keeps at most kMaxBytes, then makes room for the sizes in use; clear() empties it" *
           doctest::skip(!ng::buffer_cache::keeps_buffers())) {
   namespace cache = ng::buffer_cache;
