@@ -48,11 +48,12 @@ void free_all(Cache& c) {
 // ---- small buffers: each thread's lists, one per power of two ----
 // Class c holds buffers of 64 << c bytes (c = 0 .. kSmallClasses - 1).
 constexpr int kSmallClasses = 10;
-static_assert((std::size_t{64} << (kSmallClasses - 1)) == kSmallMaxBytes);
+static_assert(kSmallMaxBytes == std::size_t{64} << (kSmallClasses - 1));
 
+constexpr std::size_t class_bytes(int c) { return std::size_t{64} << c; }
 int small_class(std::size_t bytes) {  // the smallest class that holds `bytes` (<= kSmallMaxBytes)
   int c = 0;
-  while ((std::size_t{64} << c) < bytes) ++c;
+  while (class_bytes(c) < bytes) ++c;
   return c;
 }
 
@@ -95,7 +96,7 @@ std::size_t rounded(std::size_t bytes) { return (bytes + kPage - 1) / kPage * kP
 void* take(std::size_t bytes) {
   if (kKeep && bytes <= kSmallMaxBytes) {
     const int c = small_class(bytes);
-    bytes = std::size_t{64} << c;  // allocated at the class's size, so that any size of the class can reuse it
+    bytes = class_bytes(c);  // allocated at the class's size, so that any size of the class can reuse it
     if (SmallCache* s = small_cache(); s && s->count[c] > 0) {
       s->bytes -= bytes;
       ++s->reused;
@@ -122,7 +123,7 @@ void give_back(void* data, std::size_t bytes) noexcept {
     const int c = small_class(bytes);
     if (SmallCache* s = small_cache(); s && s->count[c] < kSmallPerClass) {
       s->kept[c][s->count[c]++] = data;
-      s->bytes += std::size_t{64} << c;
+      s->bytes += class_bytes(c);
       return;
     }
   } else if (kept_size(bytes)) {

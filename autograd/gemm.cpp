@@ -87,6 +87,7 @@ template <class T> void gemm_tiled(int64_t M, int64_t N, int64_t K, const T* A, 
   const int64_t row_parts = count > 1 && panels < kChunksPerThread * count && !cores_far()
                                 ? std::clamp<int64_t>(M / tiles.rows, 1, count)
                                 : 1;
+  // part_rows = ceil(M / row_parts), rounded up to a multiple of the tile's height
   const int64_t part_rows = ((M + row_parts - 1) / row_parts + tiles.rows - 1) / tiles.rows * tiles.rows;
   // One parallel region per gemm: a thread takes a panel of C (or a part of its rows) through every
   // k-slice, so it stays in its cache from the first slice to the last (and the threads are woken once,

@@ -67,10 +67,12 @@ PoolGeometry pool_geometry(const char* op, const Tensor& x, Pair kernel, Pair st
 // the first one's two rows, `top` its flat position in the plane: first the maximum of the four (a NaN
 // wins), then the first of them in row-major order that equals it (or is a NaN), i.e. the first
 // maximum. Written as selects, with the int64 positions apart from the comparisons, so that the loop
-// is vectorized; COUNT is fixed at compile time (whole vectors, no scalar remainder).
-template <int64_t COUNT, class T>
+// is vectorized; always kPoolBlock windows, a count fixed at compile time (whole vectors, no scalar
+// remainder).
+constexpr int64_t kPoolBlock = 8;
+template <class T>
 void max_pool_2x2_windows(const T* upper, const T* lower, int64_t W, int64_t top, T* out, int64_t* indices) {
-  for (int64_t ow = 0; ow < COUNT; ++ow) {
+  for (int64_t ow = 0; ow < kPoolBlock; ++ow) {
     const T a = upper[2 * ow], b = upper[2 * ow + 1], c = lower[2 * ow], d = lower[2 * ow + 1];
     T best = a;  // strict >: a tie keeps the first; a NaN wins (v != v) and stays (best == best fails)
     best = (b > best || b != b) && best == best ? b : best;
@@ -87,11 +89,10 @@ void max_pool_2x2_windows(const T* upper, const T* lower, int64_t W, int64_t top
 }
 
 // x: [planes, H, W] -> out, indices: [planes, H_out, W_out], 2x2 windows with stride 2.
-// A row of windows is done in blocks of 8, the last block shifted back to end at the row's end (it
+// A row of windows is done in blocks of kPoolBlock, the last block shifted back to end at the row's end (it
 // recomputes a few windows, with the same result): rows are short (14 windows for MNIST's 28 / 2), and
 // the fixed-size blocks spare them a scalar remainder loop, which would take as long as the vectors.
 template <class T> void max_pool_2x2(const T* x, const PoolGeometry& geo, T* out, int64_t* indices) {
-  constexpr int64_t block = 8;
   const int64_t H = geo.H, W = geo.W, H_out = geo.H_out, W_out = geo.W_out, planes = geo.N * geo.C;
   kernel::parallel_for(planes, kernel::share_elements(planes * H * W), [&](int64_t plane) {
     for (int64_t oh = 0; oh < H_out; ++oh) {
@@ -100,29 +101,29 @@ template <class T> void max_pool_2x2(const T* x, const PoolGeometry& geo, T* out
       const T* lower = upper + W;
       T* out_row = out + (plane * H_out + oh) * W_out;
       int64_t* indices_row = indices + (plane * H_out + oh) * W_out;
-      if (W_out < block) {
+      if (W_out < kPoolBlock) {
         // Fewer windows than a block (the second pool of an MNIST CNN has 7 per row): a whole block is
         // computed into `best` and `at`, of which the first W_out are kept. Its reads run past the row's
         // end into the next rows of x (the extra windows' results are dropped), except for the last rows
         // of x, which are copied into a block's room first. The same formulas on vectors, where a loop over
         // 7 windows ran one window at a time, and took longer than the first pool's 4 times as many windows.
-        T best[block];
-        int64_t at[block];
-        if (upper - x + W + 2 * block <= planes * H * W) {
-          max_pool_2x2_windows<block>(upper, lower, W, top, best, at);
+        T best[kPoolBlock];
+        int64_t at[kPoolBlock];
+        if (upper - x + W + 2 * kPoolBlock <= planes * H * W) {
+          max_pool_2x2_windows(upper, lower, W, top, best, at);
         } else {
-          T up[2 * block] = {}, low[2 * block] = {};
+          T up[2 * kPoolBlock] = {}, low[2 * kPoolBlock] = {};
           std::copy_n(upper, 2 * W_out, up);
           std::copy_n(lower, 2 * W_out, low);
-          max_pool_2x2_windows<block>(up, low, W, top, best, at);
+          max_pool_2x2_windows(up, low, W, top, best, at);
         }
         for (int64_t k = 0; k < W_out; ++k) out_row[k] = best[k], indices_row[k] = at[k];
         continue;
       }
-      for (int64_t start = 0; start < W_out; start += block) {
-        const int64_t first = std::min(start, W_out - block);
-        max_pool_2x2_windows<block>(upper + 2 * first, lower + 2 * first, W, top + 2 * first, out_row + first,
-                                    indices_row + first);
+      for (int64_t start = 0; start < W_out; start += kPoolBlock) {
+        const int64_t first = std::min(start, W_out - kPoolBlock);
+        max_pool_2x2_windows(upper + 2 * first, lower + 2 * first, W, top + 2 * first, out_row + first,
+                             indices_row + first);
       }
     }
   });

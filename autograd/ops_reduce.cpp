@@ -120,26 +120,31 @@ Tensor sum_kernel(const char* op, const Tensor& x, const std::vector<bool>& redu
     } else if (x.numel() > 0) {
       const MergedDims m = merge_dims(x.shape(), reduced);
       const int64_t len = m.shape.back(), rows = x.numel() / len;
-      const auto out_strides = kernel::broadcast_strides(reduced_shape(m.shape, m.reduced, true), m.shape);
-      if (m.reduced.back() && rows == out.numel()) {  // only the last dim reduced: each row is its own output
-        double* sums = acc.data();
+      // Where each row goes: the output's offset for every row, walked by for_each_row.
+      const auto out_strides = [&] {
+        return kernel::broadcast_strides(reduced_shape(m.shape, m.reduced, true), m.shape);
+      };
+      if (m.reduced.back()) {
+        // Each row's sum: into its output element when the last dim is the only reduced one (one row per
+        // output), else into row_sums, which are then added into their outputs in row order.
+        const bool own_output = rows == out.numel();
+        std::vector<double> row_sums(static_cast<std::size_t>(own_output ? 0 : rows));
+        double* sums = own_output ? acc.data() : row_sums.data();
+        const bool one_row = rows == 1;  // (then row_sum may share out the pieces of that row)
         kernel::parallel_for(rows, kernel::share_elements(x.numel()),
-                             [&](int64_t r) { sums[r] = row_sum(px + r * len, len, rows == 1); });
-      } else if (m.reduced.back()) {
-        std::vector<double> row_sums(static_cast<std::size_t>(rows));
-        if (rows == 1)
-          row_sums[0] = row_sum(px, len, true);
-        else
-          kernel::parallel_for(rows, kernel::share_elements(x.numel()),
-                               [&](int64_t r) { row_sums[r] = row_sum(px + r * len, len, false); });
-        int64_t r = 0;
-        kernel::for_each_row<1>(m.shape, {out_strides.data()},
-                                [&](const std::array<int64_t, 1>& off, int64_t) { acc[off[0]] += row_sums[r++]; });
+                             [&](int64_t r) { sums[r] = row_sum(px + r * len, len, one_row); });
+        if (!own_output) {
+          const auto strides = out_strides();
+          int64_t r = 0;
+          kernel::for_each_row<1>(m.shape, {strides.data()},
+                                  [&](const std::array<int64_t, 1>& off, int64_t) { acc[off[0]] += row_sums[r++]; });
+        }
       } else {
         // Columns [j0, j1) of every row added onto their output row, the rows in order.
+        const auto strides = out_strides();
         const auto add_columns = [&](int64_t j0, int64_t j1) {
           int64_t row_start = 0;
-          kernel::for_each_row<1>(m.shape, {out_strides.data()}, [&](const std::array<int64_t, 1>& off, int64_t) {
+          kernel::for_each_row<1>(m.shape, {strides.data()}, [&](const std::array<int64_t, 1>& off, int64_t) {
             const T* row = px + row_start;
             double* dst = acc.data() + off[0];
             for (int64_t j = j0; j < j1; ++j) dst[j] += row[j];

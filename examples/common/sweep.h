@@ -89,9 +89,8 @@ void train_sweep_run(SweepRun<Measurement>& run, const SweepConfig& config, ng::
                      const std::function<void()>& write_outputs) {
   using Clock = std::chrono::steady_clock;
   const std::string name = model_label(run.batch_norm) + " lr " + lr_text(run.lr);
-  const auto status = [&](int64_t step, double mean_loss) {
-    const double acc = run.measurements.empty() ? std::nan("") : run.measurements.back().test_acc;
-    return sweep_status(progress, config, run.batch_norm, run.lr, step, mean_loss, acc,
+  const auto status = [&](int64_t step, double mean_loss) {  // (after the first measurement, at step 0)
+    return sweep_status(progress, config, run.batch_norm, run.lr, step, mean_loss, run.measurements.back().test_acc,
                         static_cast<double>(run.steps_done) / run.train_seconds);
   };
   ng::data::DataLoader loader(train,
